@@ -1,0 +1,24 @@
+"""The embedded local stack (NATS, PostgreSQL, SeaweedFS) and the service launcher, on loopback only."""
+
+from lc2backup.devstack.errors import StackError
+from lc2backup.devstack.nats import NatsServer
+from lc2backup.devstack.ports import free_port
+from lc2backup.devstack.postgres import PostgresServer
+from lc2backup.devstack.processes import ManagedProcess
+from lc2backup.devstack.seaweed import SeaweedS3
+from lc2backup.devstack.services import SERVICE_MODULES, ServiceProcess, ServiceSet
+from lc2backup.devstack.stack import PROJECTION_DATABASE, LocalStack
+
+__all__ = [
+    "PROJECTION_DATABASE",
+    "SERVICE_MODULES",
+    "LocalStack",
+    "ManagedProcess",
+    "NatsServer",
+    "PostgresServer",
+    "SeaweedS3",
+    "ServiceProcess",
+    "ServiceSet",
+    "StackError",
+    "free_port",
+]

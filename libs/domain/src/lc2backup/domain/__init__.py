@@ -1,0 +1,69 @@
+"""The backup domain: the BackupRequest spec, the events of a backup, the pure fold, artefact layout.
+
+Pure: nothing here does I/O, so its tests need no servers.
+"""
+
+from lc2backup.domain import events
+from lc2backup.domain.commands import (
+    MAX_COMMAND_BYTES,
+    CommandUnreadable,
+    Intake,
+    RequestBackup,
+    backup_id_for_request,
+    backup_id_for_resource,
+    manifest_problems,
+    read_command,
+)
+from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, registry
+from lc2backup.domain.layout import BackupLayout, source_uri
+from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
+from lc2backup.domain.spec import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    PROVIDERS,
+    BackupRequestSpec,
+    DatabaseSpec,
+    DocumentLibrarySpec,
+    Problem,
+    SpecInvalid,
+    parse_spec,
+)
+from lc2backup.domain.state import TERMINAL, BackupState, Phase, evolve, fold, initial
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "EVENT_TYPES",
+    "GENERATED_FOLDERS",
+    "KIND",
+    "MAX_COMMAND_BYTES",
+    "PROVIDERS",
+    "TERMINAL",
+    "BackupLayout",
+    "BackupRequestSpec",
+    "BackupState",
+    "CommandUnreadable",
+    "DatabaseSpec",
+    "DocumentLibrarySpec",
+    "Intake",
+    "Phase",
+    "Problem",
+    "RequestBackup",
+    "RequestSource",
+    "SpecInvalid",
+    "TransferCounters",
+    "backup_id_for_request",
+    "backup_id_for_resource",
+    "events",
+    "evolve",
+    "fold",
+    "generated_prefixes",
+    "initial",
+    "is_generated",
+    "manifest_problems",
+    "parse_spec",
+    "read_command",
+    "registry",
+    "source_uri",
+]

@@ -1,0 +1,177 @@
+"""Every event of a backup's life. Payloads only: ids, times and causality live in the envelope.
+
+The database branch (snapshot -> export) and the document-library branch (transfer) run in parallel;
+``metadata`` ends the backup. Events that can repeat (progress, retries) carry a counter in their
+dedupe key so that each one has its own deterministic id.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from lc2backup.domain.spec import BackupRequestSpec, Problem
+from lc2backup.eventing.events import DomainEvent, EventRegistry, WireModel
+
+SourceKind = Literal["nats", "api", "kubernetes"]
+
+
+class RequestSource(WireModel):
+    """Where the request came from; for Kubernetes, the CR it belongs to."""
+
+    kind: SourceKind
+    command_id: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+
+
+class BackupRequested(DomainEvent):
+    event_type: ClassVar[str] = "BackupRequested"
+    spec: BackupRequestSpec
+    source: RequestSource
+
+
+class BackupRejected(DomainEvent):
+    event_type: ClassVar[str] = "BackupRejected"
+    problems: list[Problem] = Field(min_length=1)
+    source: RequestSource
+    project_id: str | None = None
+    environment: str | None = None
+
+
+class DatabaseSnapshotStarted(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseSnapshotStarted"
+    snapshot_id: str
+    instance_id: str
+
+
+class DatabaseSnapshotCompleted(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseSnapshotCompleted"
+    snapshot_id: str
+    location: str | None = None  # ARN / resource name of the snapshot
+    size_bytes: int | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+
+
+class DatabaseExportStarted(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseExportStarted"
+    operation_id: str
+    location: str
+    format: str
+    restorable: bool = Field(description="False for analytics exports (RDS Parquet): restore from the snapshot")
+
+
+class DatabaseExportProgressed(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseExportProgressed"
+    report: int = Field(ge=1)
+    bytes_written: int | None = None
+    estimated_total_bytes: int | None = None
+    percent: int | None = Field(default=None, ge=0, le=100)
+
+    def dedupe_key(self) -> str:
+        return f"{self.event_type}/{self.report}"
+
+
+class DatabaseExportCompleted(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseExportCompleted"
+    location: str
+    format: str
+    restorable: bool
+    size_bytes: int | None = None
+    sha256: str | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    extracted_gb: float | None = None
+
+
+class DatabaseBranchFailed(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseBranchFailed"
+    step: Literal["snapshot", "export"]
+    reason: str
+
+
+class DocumentLibraryTransferStarted(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryTransferStarted"
+    job_id: str
+    method: str
+    source: str
+    destination: str
+    exclude_generated_files: bool
+    excluded_prefixes: list[str] = Field(default_factory=list)
+
+
+class TransferCounters(WireModel):
+    objects_found: int = 0
+    objects_copied: int = 0
+    bytes_copied: int = 0
+    objects_excluded: int = 0
+    bytes_excluded: int = 0
+    objects_vanished: int = 0  # deleted from the source between listing and copy (a live store)
+    listing_complete: bool = False
+
+
+class DocumentLibraryTransferProgressed(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryTransferProgressed"
+    report: int = Field(ge=1)
+    attempt: int = Field(default=1, ge=1)
+    counters: TransferCounters
+
+    def dedupe_key(self) -> str:
+        return f"{self.event_type}/{self.report}"
+
+
+class DocumentLibraryTransferCompleted(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryTransferCompleted"
+    counters: TransferCounters
+    manifest_location: str | None = None
+
+
+class DocumentLibraryTransferFailed(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryTransferFailed"
+    reason: str
+
+
+class BackupMetadataWritten(DomainEvent):
+    event_type: ClassVar[str] = "BackupMetadataWritten"
+    location: str
+    size_bytes: int
+    sha256: str
+
+
+class BackupSucceeded(DomainEvent):
+    event_type: ClassVar[str] = "BackupSucceeded"
+    metadata_location: str
+
+
+class BackupFailed(DomainEvent):
+    event_type: ClassVar[str] = "BackupFailed"
+    branch: Literal["database", "documentLibrary", "metadata", "backup"]
+    reason: str
+
+
+EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    BackupRequested,
+    BackupRejected,
+    DatabaseSnapshotStarted,
+    DatabaseSnapshotCompleted,
+    DatabaseExportStarted,
+    DatabaseExportProgressed,
+    DatabaseExportCompleted,
+    DatabaseBranchFailed,
+    DocumentLibraryTransferStarted,
+    DocumentLibraryTransferProgressed,
+    DocumentLibraryTransferCompleted,
+    DocumentLibraryTransferFailed,
+    BackupMetadataWritten,
+    BackupSucceeded,
+    BackupFailed,
+)
+
+
+def registry() -> EventRegistry:
+    """The registry of every backup event (add upcasters here when a schema version is bumped)."""
+    return EventRegistry(EVENT_TYPES)

@@ -1,0 +1,57 @@
+"""Where a backup's artefacts go: everything under ``<destinationBucket>/<destinationPrefix><backupId>/``.
+
+```
+<destinationPrefix><backupId>/
+  database/<databaseName>.<ext>         the dump / export (or the export's folder on AWS/GCP)
+  documentlibrary/<key relative to sourcePrefix>
+  documentlibrary.manifest.jsonl        one JSON line per copied object: key, size, etag
+  metadata.json                         written once, last
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lc2backup.domain.spec import BackupRequestSpec
+
+SCHEMES = {"aws": "s3", "local": "s3", "gcp": "gs", "azure": "https"}
+
+
+@dataclass(frozen=True)
+class BackupLayout:
+    bucket: str
+    root: str
+    scheme: str = "s3"
+
+    @classmethod
+    def of(cls, spec: BackupRequestSpec, backup_id: str) -> BackupLayout:
+        dl = spec.document_library
+        return cls(dl.destination_bucket, f"{dl.destination_prefix}{backup_id}/", SCHEMES[spec.provider])
+
+    def database_key(self, database: str, extension: str) -> str:
+        return f"{self.root}database/{database}.{extension}"
+
+    @property
+    def database_prefix(self) -> str:
+        return f"{self.root}database/"
+
+    @property
+    def document_library_prefix(self) -> str:
+        return f"{self.root}documentlibrary/"
+
+    @property
+    def manifest_key(self) -> str:
+        return f"{self.root}documentlibrary.manifest.jsonl"
+
+    @property
+    def metadata_key(self) -> str:
+        return f"{self.root}metadata.json"
+
+    def uri(self, key: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{key}"
+
+
+def source_uri(spec: BackupRequestSpec) -> str:
+    dl = spec.document_library
+    return f"{SCHEMES[spec.provider]}://{dl.source_bucket}/{dl.source_prefix}"

@@ -1,0 +1,87 @@
+"""Event envelope, JetStream event store, durable consumer runner and dead letters.
+
+Import the names below; modules are private unless named here.
+"""
+
+from lc2backup.eventing.aggregates import Recorded, Repository
+from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
+from lc2backup.eventing.deadletters import DeadLetters
+from lc2backup.eventing.errors import (
+    AppendError,
+    ConcurrencyError,
+    ConflictRetriesExhausted,
+    DecodeError,
+    EventingError,
+    HandlerOutcome,
+    PoisonMessage,
+    RetryLater,
+    TopologyError,
+    UnknownEventType,
+)
+from lc2backup.eventing.events import (
+    DomainEvent,
+    Envelope,
+    EventRegistry,
+    RecordedEvent,
+    TraceContext,
+    WireModel,
+    decode_envelope,
+    encode_envelope,
+    event_id,
+)
+from lc2backup.eventing.reading import Batch, DirectReader, StoredMessage
+from lc2backup.eventing.store import (
+    BACKUP_HEADER,
+    TYPE_HEADER,
+    AppendResult,
+    Causation,
+    EventStore,
+    History,
+)
+from lc2backup.eventing.topology import ConsumerSpec, Topology, ensure_consumer, ensure_streams
+from lc2backup.eventing.tracing import consuming_span, current_trace_context
+
+__all__ = [
+    "BACKUP_HEADER",
+    "TYPE_HEADER",
+    "AppendError",
+    "AppendResult",
+    "Batch",
+    "Causation",
+    "ConcurrencyError",
+    "ConflictRetriesExhausted",
+    "ConsumerRunner",
+    "ConsumerSpec",
+    "DeadLetterHook",
+    "DeadLetters",
+    "DecodeError",
+    "DirectReader",
+    "DomainEvent",
+    "Envelope",
+    "EventRegistry",
+    "EventStore",
+    "EventingError",
+    "Handler",
+    "HandlerOutcome",
+    "History",
+    "PoisonMessage",
+    "Recorded",
+    "RecordedEvent",
+    "Repository",
+    "RetryLater",
+    "RetryPolicy",
+    "RunnerStats",
+    "StoredMessage",
+    "Topology",
+    "TopologyError",
+    "TraceContext",
+    "UnknownEventType",
+    "WireModel",
+    "consuming_span",
+    "current_trace_context",
+    "decode_envelope",
+    "encode_envelope",
+    "ensure_consumer",
+    "ensure_streams",
+    "event_id",
+]

@@ -1,0 +1,69 @@
+"""The eventing error tree. Third-party (nats-py) errors are translated at one boundary, with the cause chained.
+
+EventingError
+ ├── DecodeError              a message that is not a valid envelope / command (poison: dead-lettered)
+ ├── UnknownEventType         an envelope whose type this build does not know (poison)
+ ├── ConcurrencyError         the backup's subject moved on under us (reload, re-decide, retry)
+ │    └── ConflictRetriesExhausted   still conflicting after the bounded number of attempts
+ ├── AppendError              the append's outcome is unknown or the server refused it (retryable)
+ ├── TopologyError            a stream or consumer could not be created or updated
+ └── HandlerOutcome           raised by handlers to steer the consumer runner
+      ├── RetryLater          nak with a delay: a transient failure, or a poll that is not done yet
+      └── PoisonMessage       dead-letter with a reason and terminate: never retried
+"""
+
+from __future__ import annotations
+
+
+class EventingError(Exception):
+    """Base of every error raised by lc2backup.eventing."""
+
+
+class DecodeError(EventingError):
+    """The bytes are not a valid envelope (or command): not JSON, not UTF-8, wrong shape, too large."""
+
+
+class UnknownEventType(EventingError):
+    """The envelope names an event type (or schema version) this build cannot read."""
+
+
+class ConcurrencyError(EventingError):
+    """``Nats-Expected-Last-Subject-Sequence`` did not match: someone appended first."""
+
+    def __init__(self, subject: str, expected: int, detail: str = "") -> None:
+        super().__init__(f"{subject}: expected last sequence {expected} is stale {detail}".strip())
+        self.subject = subject
+        self.expected = expected
+
+
+class ConflictRetriesExhausted(ConcurrencyError):
+    """Reload, re-decide and retry did not get an append through within the bound."""
+
+
+class AppendError(EventingError):
+    """The append failed for a reason other than a conflict; its outcome may be unknown."""
+
+
+class TopologyError(EventingError):
+    """A stream or consumer could not be created or brought to the configured shape."""
+
+
+class HandlerOutcome(EventingError):
+    """Base of the exceptions a handler raises to tell the runner what to do with the message."""
+
+
+class RetryLater(HandlerOutcome):
+    """Negatively acknowledge the message; it comes back after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float = 1.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class PoisonMessage(HandlerOutcome):
+    """The message can never be processed: record it in the dead-letter stream and terminate it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,208 @@
+"""The event store: one JetStream stream, one subject per backup, guarded appends, one-round-trip loads.
+
+Append protocol (see ``reference/eventsourcing.md`` §4.3):
+
+* every event carries ``Nats-Msg-Id`` = its deterministic id, so a retried append is a harmless duplicate;
+* every event carries ``Nats-Expected-Last-Subject-Sequence`` = the sequence the decision was made on, so
+  a concurrent writer makes the append fail with 10071 and the caller reloads, re-decides and retries;
+* an outcome-unknown failure (timeout, 10158 "in process", 503) is retried with the same id and expectation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import APIError
+
+from lc2backup.eventing.errors import AppendError, ConcurrencyError, ConflictRetriesExhausted
+from lc2backup.eventing.events import (
+    DomainEvent,
+    Envelope,
+    EventRegistry,
+    RecordedEvent,
+    decode_envelope,
+    encode_envelope,
+    event_id,
+)
+from lc2backup.eventing.reading import DirectReader, StoredMessage
+from lc2backup.eventing.topology import Topology
+from lc2backup.eventing.tracing import current_trace_context
+
+_CONFLICT_CODES = {10071, 10164}
+_UNKNOWN_OUTCOME_CODES = {10158, 10163}
+TYPE_HEADER = "Lc2-Event-Type"
+BACKUP_HEADER = "Lc2-Backup-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A backup's events in order, and the stream sequence of the last one (0: no events yet)."""
+
+    backup_id: str
+    events: tuple[RecordedEvent, ...]
+    version: int
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.events[0].envelope.correlation_id if self.events else None
+
+
+@dataclass(frozen=True, slots=True)
+class Causation:
+    """Why we are appending: the message being handled, and the workflow it belongs to."""
+
+    causation_id: str | None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    version: int
+    appended: tuple[RecordedEvent, ...]
+    duplicates: int = 0
+    history: History | None = None  # what ``execute`` decided on
+
+    def events(self) -> tuple[RecordedEvent, ...]:
+        """The backup's whole history after this append (for ``execute`` results)."""
+        before = self.history.events if self.history else ()
+        return before + self.appended
+
+
+Decide = Callable[[History], Sequence[DomainEvent]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventStore:
+    def __init__(
+        self,
+        nc: NatsClient,
+        registry: EventRegistry,
+        *,
+        producer: str,
+        topology: Topology | None = None,
+        publish_timeout: float = 5.0,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream(timeout=publish_timeout)
+        self.registry = registry
+        self.producer = producer
+        self.topology = topology or Topology()
+        self._reader = DirectReader(nc, self.topology.events_stream)
+        self._clock = clock
+
+    @property
+    def reader(self) -> DirectReader:
+        return self._reader
+
+    def decode(self, message: StoredMessage) -> RecordedEvent:
+        envelope = decode_envelope(message.data)
+        return RecordedEvent(envelope, self.registry.decode_payload(envelope), message.sequence)
+
+    async def load(self, backup_id: str) -> History:
+        messages = await self._reader.read_all(self.topology.event_subject(backup_id))
+        events = tuple(self.decode(m) for m in messages)
+        return History(backup_id, events, events[-1].sequence if events else 0)
+
+    def envelope(self, backup_id: str, event: DomainEvent, causation: Causation, correlation: str) -> Envelope:
+        return Envelope(
+            id=event_id(backup_id, event.dedupe_key()),
+            type=event.event_type,
+            schema_version=event.schema_version,
+            backup_id=backup_id,
+            occurred_at=self._clock(),
+            correlation_id=correlation,
+            causation_id=causation.causation_id,
+            producer=self.producer,
+            trace=current_trace_context(),
+            data=event.model_dump(mode="json", by_alias=True),
+        )
+
+    async def append(
+        self,
+        backup_id: str,
+        events: Sequence[DomainEvent],
+        *,
+        expected_version: int,
+        causation: Causation,
+        correlation_id: str | None = None,
+    ) -> AppendResult:
+        """Append in order, each guarded by the sequence of the one before. Raises ConcurrencyError."""
+        subject = self.topology.event_subject(backup_id)
+        correlation = correlation_id or causation.correlation_id or backup_id
+        expected = expected_version
+        appended: list[RecordedEvent] = []
+        duplicates = 0
+        for event in events:
+            envelope = self.envelope(backup_id, event, causation, correlation)
+            ack = await self._publish(subject, envelope, expected)
+            duplicates += bool(ack.duplicate)
+            expected = ack.seq
+            appended.append(RecordedEvent(envelope, event, ack.seq))
+        return AppendResult(expected, tuple(appended), duplicates)
+
+    async def _publish(self, subject: str, envelope: Envelope, expected: int, attempts: int = 5) -> PubAck:
+        headers = {
+            "Nats-Msg-Id": str(envelope.id),
+            "Nats-Expected-Last-Subject-Sequence": str(expected),
+            TYPE_HEADER: envelope.type,
+            BACKUP_HEADER: envelope.backup_id,
+        }
+        if envelope.trace.traceparent:
+            headers["traceparent"] = envelope.trace.traceparent
+        body = encode_envelope(envelope)
+        last: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                return await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
+            except APIError as exc:
+                if exc.err_code in _CONFLICT_CODES:
+                    raise ConcurrencyError(subject, expected, exc.description or "") from exc
+                if exc.err_code not in _UNKNOWN_OUTCOME_CODES and exc.code != 503:
+                    raise AppendError(f"append to {subject} refused: {exc.description}") from exc
+                last = exc
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError) as exc:
+                last = exc
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0) + random.random() * 0.05)
+        raise AppendError(f"append to {subject} failed after {attempts} attempts: {last!r}") from last
+
+    async def execute(
+        self, backup_id: str, decide: Decide, *, causation: Causation, max_attempts: int = 8
+    ) -> AppendResult:
+        """Load, decide, append; on a conflict reload and decide again (bounded, jittered)."""
+        for attempt in range(max_attempts):
+            history = await self.load(backup_id)
+            events = decide(history)
+            if not events:
+                return AppendResult(history.version, (), history=history)
+            try:
+                result = await self.append(
+                    backup_id,
+                    events,
+                    expected_version=history.version,
+                    causation=causation,
+                    correlation_id=history.correlation_id,
+                )
+            except ConcurrencyError:
+                await asyncio.sleep(random.random() * 0.01 * (attempt + 1))
+                continue
+            return AppendResult(result.version, result.appended, result.duplicates, history)
+        raise ConflictRetriesExhausted(self.topology.event_subject(backup_id), -1, f"after {max_attempts} attempts")
+
+    async def stream_last_sequence(self) -> int:
+        info = await self._js.stream_info(self.topology.events_stream)
+        return int(info.state.last_seq)
+
+    async def close(self) -> None:
+        await self._reader.close()

@@ -1,0 +1,162 @@
+"""Streams, subjects and consumers, created idempotently at start-up by every service that needs them.
+
+A long-running cloud operation is polled through the service's own delivery of the event that started it
+(``BackupRequested``): the handler naks it with a delay until the operation ends or its deadline passes, so
+the poll is durable (the server redelivers it to whichever instance runs) and exactly one exists per backup.
+
+Subjects (documented in ``contracts/asyncapi.yaml``):
+
+* ``lc2.backup.evt.<backupId>``          the event log: one subject per backup (stream LC2_BACKUP_EVENTS)
+* ``lc2.backup.cmd.request``             commands from users and the API (stream LC2_BACKUP_COMMANDS)
+* ``lc2.backup.dlq.<service>``           dead letters with the reason (stream LC2_BACKUP_DLQ)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import APIError, NotFoundError
+
+from lc2backup.eventing.errors import TopologyError
+
+DAY = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names and durability of every stream. Storage, replicas and deny-delete/purge are configuration."""
+
+    events_stream: str = "LC2_BACKUP_EVENTS"
+    commands_stream: str = "LC2_BACKUP_COMMANDS"
+    dlq_stream: str = "LC2_BACKUP_DLQ"
+    prefix: str = "lc2.backup"
+    storage: StorageType = StorageType.FILE
+    replicas: int = 1
+    deny_delete: bool = True
+    deny_purge: bool = True
+    duplicate_window: float = 120.0
+    max_event_bytes: int = 256 * 1024
+    max_command_bytes: int = 1024 * 1024
+    dlq_max_age: float = 30 * DAY
+
+    def event_subject(self, backup_id: str) -> str:
+        return f"{self.prefix}.evt.{backup_id}"
+
+    @property
+    def all_events(self) -> str:
+        return f"{self.prefix}.evt.>"
+
+    @property
+    def request_subject(self) -> str:
+        return f"{self.prefix}.cmd.request"
+
+    def dlq_subject(self, service: str) -> str:
+        return f"{self.prefix}.dlq.{service}"
+
+    def backup_id_of(self, subject: str) -> str:
+        return subject.rsplit(".", 1)[-1]
+
+    def stream_configs(self) -> list[StreamConfig]:
+        return [
+            StreamConfig(
+                name=self.events_stream,
+                subjects=[self.all_events],
+                retention=RetentionPolicy.LIMITS,
+                deny_delete=self.deny_delete,
+                deny_purge=self.deny_purge,
+                allow_direct=True,
+                duplicate_window=self.duplicate_window,
+                max_msg_size=self.max_event_bytes,
+                description="LC2 Backup event log: one subject per backup, the source of truth",
+                storage=self.storage,
+                num_replicas=self.replicas,
+            ),
+            StreamConfig(
+                name=self.commands_stream,
+                subjects=[f"{self.prefix}.cmd.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                duplicate_window=self.duplicate_window,
+                max_msg_size=self.max_command_bytes,
+                discard=DiscardPolicy.NEW,
+                description="LC2 Backup commands (BackupRequest intake)",
+                storage=self.storage,
+                num_replicas=self.replicas,
+            ),
+            StreamConfig(
+                name=self.dlq_stream,
+                subjects=[f"{self.prefix}.dlq.>"],
+                retention=RetentionPolicy.LIMITS,
+                max_age=self.dlq_max_age,
+                description="LC2 Backup dead letters: the message and the reason it was refused",
+                storage=self.storage,
+                num_replicas=self.replicas,
+            ),
+        ]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer. Retry policy lives here and in the handler's RetryLater delays."""
+
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait: float = 30.0
+    max_deliver: int = -1
+    max_ack_pending: int = 10_000
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+    description: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=self.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            deliver_policy=self.deliver_policy,
+            description=self.description or None,
+        )
+
+
+_UPDATABLE = ("deny_delete", "deny_purge", "duplicate_window", "max_msg_size", "max_age", "description")
+
+
+async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
+    """Create every stream, or bring an existing one to the configured (updatable) settings."""
+    for config in topology.stream_configs():
+        assert config.name is not None
+        try:
+            info = await js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except APIError as exc:
+                if exc.err_code != 10058:  # created concurrently by another service: fine
+                    raise TopologyError(f"cannot create stream {config.name}: {exc.description}") from exc
+            continue
+        current = info.config
+        if any(getattr(current, name) != getattr(config, name) for name in _UPDATABLE):
+            try:
+                await js.update_stream(config)
+            except APIError as exc:
+                raise TopologyError(f"cannot update stream {config.name}: {exc.description}") from exc
+
+
+async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    try:
+        await js.add_consumer(spec.stream, spec.config())
+    except APIError as exc:
+        raise TopologyError(f"cannot create consumer {spec.durable} on {spec.stream}: {exc.description}") from exc

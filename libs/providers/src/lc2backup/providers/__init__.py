@@ -1,0 +1,50 @@
+"""Provider interfaces (database snapshot/export, document-library transfer, artefact store) and the
+implementations, one subpackage per cloud. No SDK type crosses these interfaces.
+"""
+
+from lc2backup.providers.base import (
+    ArtifactStore,
+    BackupJob,
+    DatabaseBackupProvider,
+    DocumentTransferProvider,
+    ExportProgress,
+    ExportRef,
+    ExportStatus,
+    PutOnceResult,
+    SnapshotRef,
+    SnapshotStatus,
+    TransferProgress,
+    TransferRef,
+    TransferStatus,
+)
+from lc2backup.providers.errors import (
+    OperationAborted,
+    PermanentProviderError,
+    ProviderError,
+    ProviderNotConfigured,
+    TransientProviderError,
+)
+from lc2backup.providers.s3 import S3Settings, s3_client
+
+__all__ = [
+    "ArtifactStore",
+    "BackupJob",
+    "DatabaseBackupProvider",
+    "DocumentTransferProvider",
+    "ExportProgress",
+    "ExportRef",
+    "ExportStatus",
+    "OperationAborted",
+    "PermanentProviderError",
+    "ProviderError",
+    "ProviderNotConfigured",
+    "PutOnceResult",
+    "S3Settings",
+    "SnapshotRef",
+    "SnapshotStatus",
+    "TransferProgress",
+    "TransferRef",
+    "TransferStatus",
+    "TransientProviderError",
+    "s3_client",
+]

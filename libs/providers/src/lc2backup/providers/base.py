@@ -1,0 +1,116 @@
+"""Provider interfaces: one per capability. Implementations live in one module per cloud.
+
+Database branch: ``start_snapshot`` / ``check_snapshot`` then ``start_export`` / ``check_export``. Cloud
+providers start a managed operation under a deterministic name and ``check_*`` polls it once; the local
+provider moves the bytes itself inside ``check_export`` (reporting progress), since there is no managed
+service to poll. Transfers follow the same start/check shape. No SDK type crosses these interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    backup_id: str
+    spec: BackupRequestSpec
+    layout: BackupLayout
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    snapshot_id: str
+
+
+@dataclass(frozen=True)
+class SnapshotStatus:
+    done: bool
+    error: str | None = None
+    location: str | None = None
+    size_bytes: int | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    percent: int | None = None
+
+
+@dataclass(frozen=True)
+class ExportRef:
+    operation_id: str
+    location: str
+    format: str
+    restorable: bool
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    done: bool
+    error: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    percent: int | None = None
+    bytes_written: int | None = None
+    estimated_total_bytes: int | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    extracted_gb: float | None = None
+
+
+ExportProgress = Callable[[ExportStatus], Awaitable[None]]
+
+
+class DatabaseBackupProvider(Protocol):
+    name: str
+
+    async def start_snapshot(self, job: BackupJob) -> SnapshotRef: ...
+
+    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus: ...
+
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef: ...
+
+    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus: ...
+
+
+@dataclass(frozen=True)
+class TransferRef:
+    job_id: str
+    method: str
+    source: str
+    destination: str
+    excluded_prefixes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TransferStatus:
+    done: bool
+    counters: TransferCounters
+    error: str | None = None
+    manifest_location: str | None = None
+
+
+TransferProgress = Callable[[TransferCounters], Awaitable[None]]
+
+
+class DocumentTransferProvider(Protocol):
+    name: str
+
+    async def start_transfer(self, job: BackupJob) -> TransferRef: ...
+
+    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus: ...
+
+
+@dataclass(frozen=True)
+class PutOnceResult:
+    created: bool
+    location: str
+    existing: bytes | None = None  # the body already there when ``created`` is False
+
+
+class ArtifactStore(Protocol):
+    name: str
+
+    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult: ...

@@ -1,0 +1,124 @@
+"""The local provider (dev, k3d, CI): pg_dump into an S3-compatible store and S3 server-side copies.
+
+It is the only provider that moves bytes itself (the dump), always with memory bounded by a part size.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+from lc2backup.providers.base import (
+    BackupJob,
+    ExportProgress,
+    ExportRef,
+    ExportStatus,
+    PutOnceResult,
+    SnapshotRef,
+    SnapshotStatus,
+    TransferProgress,
+    TransferRef,
+    TransferStatus,
+)
+from lc2backup.providers.errors import PermanentProviderError
+from lc2backup.providers.local.copying import S3Copier
+from lc2backup.providers.local.dumping import EXTENSION, FORMAT, DumpTarget, PgDumper
+from lc2backup.providers.s3 import MIB, S3Client, put_once
+
+
+class LocalSettings(BaseModel):
+    """``databases`` maps a BackupRequest's ``database.instanceId`` to a DSN; the DSN never leaves this process."""
+
+    databases: dict[str, SecretStr] = Field(default_factory=dict)
+    pg_dump: str = "pg_dump"
+    compress: int = Field(default=1, ge=0, le=9)
+    part_size_mib: int = Field(default=8, ge=5, le=512)
+    copy_workers: int = Field(default=64, ge=1, le=512)
+    progress_interval_seconds: float = 2.0
+    single_copy_limit_bytes: int = 5 * 1024 * MIB
+    multipart_part_size_bytes: int = 512 * MIB
+
+
+class LocalDatabaseProvider:
+    name = "local"
+
+    def __init__(self, client: S3Client, settings: LocalSettings) -> None:
+        self._client = client
+        self._settings = settings
+        self._dumper = PgDumper(
+            pg_dump=settings.pg_dump,
+            compress=settings.compress,
+            part_size=settings.part_size_mib * MIB,
+            progress_interval=settings.progress_interval_seconds,
+        )
+
+    async def start_snapshot(self, job: BackupJob) -> SnapshotRef:
+        raise PermanentProviderError("the local provider has no managed snapshots: use database.type: dump")
+
+    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
+        raise PermanentProviderError("the local provider has no managed snapshots")
+
+    def _target(self, job: BackupJob) -> DumpTarget:
+        db = job.spec.database
+        dsn = self._settings.databases.get(db.instance_id)
+        if dsn is None:
+            known = ", ".join(sorted(self._settings.databases)) or "none"
+            raise PermanentProviderError(
+                f"database instance {db.instance_id!r} is not configured for the local provider "
+                f"(configured: {known}; set LC2_LOCAL__DATABASES)"
+            )
+        return DumpTarget.parse(dsn.get_secret_value(), db.database_name)
+
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef:
+        target = self._target(job)
+        key = job.layout.database_key(target.database, EXTENSION)
+        return ExportRef(operation_id=key, location=job.layout.uri(key), format=FORMAT, restorable=True)
+
+    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus:
+        return await self._dumper.dump(self._client, job, ref, self._target(job), progress)
+
+
+class LocalTransferProvider:
+    name = "local"
+
+    def __init__(self, client: S3Client, settings: LocalSettings) -> None:
+        self._client = client
+        self._copier = S3Copier(
+            workers=settings.copy_workers,
+            progress_interval=settings.progress_interval_seconds,
+            single_copy_limit=settings.single_copy_limit_bytes,
+            multipart_part_size=settings.multipart_part_size_bytes,
+        )
+
+    async def start_transfer(self, job: BackupJob) -> TransferRef:
+        dl = job.spec.document_library
+        return TransferRef(
+            job_id=f"local-copy-{job.backup_id}",
+            method="s3-copy-object",
+            source=f"s3://{dl.source_bucket}/{dl.source_prefix}",
+            destination=job.layout.uri(job.layout.document_library_prefix),
+            excluded_prefixes=await self._copier.excluded_prefixes(self._client, job),
+        )
+
+    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
+        return await self._copier.copy(self._client, job, progress)
+
+
+class S3ArtifactStore:
+    name = "s3"
+
+    def __init__(self, client: S3Client, scheme: str = "s3") -> None:
+        self._client = client
+        self._scheme = scheme
+
+    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult:
+        created, existing = await put_once(self._client, bucket, key, body, content_type)
+        return PutOnceResult(created=created, location=f"{self._scheme}://{bucket}/{key}", existing=existing)
+
+
+__all__ = [
+    "FORMAT",
+    "LocalDatabaseProvider",
+    "LocalSettings",
+    "LocalTransferProvider",
+    "S3ArtifactStore",
+]

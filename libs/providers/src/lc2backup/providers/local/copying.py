@@ -1,0 +1,239 @@
+"""Server-side copy of a document library between S3 buckets: list, filter, copy in parallel, manifest.
+
+No object bytes pass through the process (CopyObject / UploadPartCopy). Memory is bounded: the listing
+feeds a bounded queue, and the manifest (one JSON line per copied object) is streamed by a multipart
+upload. Progress is reported every ``progress_interval`` seconds and once at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from lc2backup.domain import TransferCounters, generated_prefixes, is_generated
+from lc2backup.providers.base import BackupJob, TransferProgress, TransferStatus
+from lc2backup.providers.errors import PermanentProviderError, ProviderError, TransientProviderError
+from lc2backup.providers.s3 import (
+    MIB,
+    SINGLE_COPY_LIMIT,
+    MultipartWriter,
+    S3Client,
+    copy_server_side,
+    error_code,
+    translate,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Item:
+    key: str
+    size: int
+    etag: str
+
+
+class _Counting:
+    def __init__(self) -> None:
+        self.objects_found = self.objects_copied = self.bytes_copied = 0
+        self.objects_excluded = self.bytes_excluded = self.objects_vanished = 0
+        self.listing_complete = False
+
+    def snapshot(self) -> TransferCounters:
+        return TransferCounters(
+            objects_found=self.objects_found,
+            objects_copied=self.objects_copied,
+            bytes_copied=self.bytes_copied,
+            objects_excluded=self.objects_excluded,
+            bytes_excluded=self.bytes_excluded,
+            objects_vanished=self.objects_vanished,
+            listing_complete=self.listing_complete,
+        )
+
+
+async def discover_company_ids(client: S3Client, bucket: str, prefix: str) -> list[str]:
+    """Top-level folders that look like Liferay company ids (a metadata-only listing)."""
+    ids: set[str] = set()
+    try:
+        paginator = client.get_paginator("list_objects_v2")
+        for area in ("", "_deleted/", "_new/"):
+            async for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}{area}", Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(prefix) + len(area) :].rstrip("/")
+                    if name.isdigit():
+                        ids.add(name)
+    except Exception as exc:
+        raise translate(exc, f"list s3://{bucket}/{prefix}", bucket) from exc
+    return sorted(ids)
+
+
+class S3Copier:
+    def __init__(
+        self,
+        *,
+        workers: int = 64,
+        progress_interval: float = 2.0,
+        manifest_part_size: int = 8 * MIB,
+        single_copy_limit: int = SINGLE_COPY_LIMIT,
+        multipart_part_size: int = 512 * MIB,
+        object_attempts: int = 4,
+    ) -> None:
+        self._workers = workers
+        self._progress_interval = progress_interval
+        self._manifest_part_size = manifest_part_size
+        self._single_copy_limit = single_copy_limit
+        self._multipart_part_size = multipart_part_size
+        self._object_attempts = object_attempts
+
+    async def excluded_prefixes(self, client: S3Client, job: BackupJob) -> list[str]:
+        dl = job.spec.document_library
+        if not dl.exclude_generated_files:
+            return []
+        return generated_prefixes(
+            dl.source_prefix, await discover_company_ids(client, dl.source_bucket, dl.source_prefix)
+        )
+
+    async def copy(self, client: S3Client, job: BackupJob, progress: TransferProgress) -> TransferStatus:
+        dl = job.spec.document_library
+        counts = _Counting()
+        queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=self._workers * 4)
+        manifest = MultipartWriter(
+            client,
+            job.layout.bucket,
+            job.layout.manifest_key,
+            part_size=self._manifest_part_size,
+            content_type="application/x-ndjson",
+        )
+        manifest_lock = asyncio.Lock()
+
+        async def lister() -> None:
+            try:
+                paginator = client.get_paginator("list_objects_v2")
+                async for page in paginator.paginate(Bucket=dl.source_bucket, Prefix=dl.source_prefix):
+                    for obj in page.get("Contents", []):
+                        key, size = obj["Key"], int(obj["Size"])
+                        counts.objects_found += 1
+                        if dl.exclude_generated_files and is_generated(key[len(dl.source_prefix) :]):
+                            counts.objects_excluded += 1
+                            counts.bytes_excluded += size
+                            continue
+                        await queue.put(_Item(key, size, str(obj["ETag"])))
+            except ProviderError:
+                raise
+            except Exception as exc:
+                raise translate(exc, f"list s3://{dl.source_bucket}/{dl.source_prefix}", dl.source_bucket) from exc
+            counts.listing_complete = True
+            for _ in range(self._workers):
+                await queue.put(None)
+
+        async def worker() -> None:
+            while (item := await queue.get()) is not None:
+                relative = item.key[len(dl.source_prefix) :]
+                etag = await self._copy_one(client, job, item, job.layout.document_library_prefix + relative)
+                if etag is None:
+                    counts.objects_vanished += 1
+                    continue
+                counts.objects_copied += 1
+                counts.bytes_copied += item.size
+                line = json.dumps({"key": relative, "size": item.size, "etag": etag.strip('"')}) + "\n"
+                async with manifest_lock:
+                    await manifest.write(line.encode())
+
+        async def reporter() -> None:
+            while True:
+                await asyncio.sleep(self._progress_interval)
+                await progress(counts.snapshot())
+
+        started = time.monotonic()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(lister())
+                workers = [group.create_task(worker()) for _ in range(self._workers)]
+                report = group.create_task(reporter())
+                await asyncio.gather(*workers)
+                report.cancel()
+            await manifest.close()
+        except BaseException as exc:
+            await manifest.abort()
+            raise _first_cause(exc) from None
+        final = counts.snapshot()
+        await progress(final)
+        log.info(
+            "copied %d objects (%d bytes), excluded %d, in %.1fs",
+            final.objects_copied,
+            final.bytes_copied,
+            final.objects_excluded,
+            time.monotonic() - started,
+        )
+        return TransferStatus(done=True, counters=final, manifest_location=job.layout.uri(job.layout.manifest_key))
+
+    async def _copy_one(self, client: S3Client, job: BackupJob, item: _Item, dst_key: str) -> str | None:
+        """Copy one object; None if it vanished from the source. Retries transient failures per object."""
+        dl = job.spec.document_library
+        etag = item.etag
+        for attempt in range(1, self._object_attempts + 1):
+            try:
+                result = await copy_server_side(
+                    client,
+                    src_bucket=dl.source_bucket,
+                    src_key=item.key,
+                    dst_bucket=job.layout.bucket,
+                    dst_key=dst_key,
+                    size=item.size,
+                    etag=etag,
+                    single_copy_limit=self._single_copy_limit,
+                    part_size=self._multipart_part_size,
+                )
+                return result.etag
+            except PermanentProviderError as exc:
+                cause = exc.__cause__
+                code = error_code(cause) if isinstance(cause, ClientError) else ""
+                if code in ("NoSuchKey", "404"):
+                    return None
+                if code in ("PreconditionFailed", "412"):  # changed since listing: copy the current version
+                    current = await self._current_etag(client, dl.source_bucket, item.key)
+                    if current is None:
+                        return None
+                    etag = current
+                    continue
+                raise
+            except TransientProviderError:
+                if attempt == self._object_attempts:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise TransientProviderError(f"copy of {item.key} kept changing at the source")
+
+    @staticmethod
+    async def _current_etag(client: S3Client, bucket: str, key: str) -> str | None:
+        try:
+            head = await client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
+        return str(head["ETag"])
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    """TaskGroup wraps failures in an ExceptionGroup; surface the first real one (provider errors first)."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = list(_leaves(exc))
+        for leaf in leaves:
+            if isinstance(leaf, ProviderError):
+                return leaf
+        return leaves[0] if leaves else exc
+    return exc
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

@@ -1,0 +1,176 @@
+"""The local provider's database export: ``pg_dump`` streamed straight into the backup bucket.
+
+Format: PostgreSQL custom format (``pg_dump -Fc``, zlib level configurable, default 1), written with a
+multipart upload whose memory is two parts, never the database size. Restore with
+``pg_restore --dbname=<target> <file>`` (single job: a dump streamed through a pipe has no data offsets, so
+``pg_restore -j`` is not available for it).
+
+Idempotency: the object key is derived from the backup id. When the upload is complete a ``<key>.sha256``
+sidecar is written (``sha256sum -c`` format); a dump whose sidecar exists is not taken again after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from lc2backup.providers.base import BackupJob, ExportProgress, ExportRef, ExportStatus
+from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
+from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, translate
+
+log = logging.getLogger(__name__)
+
+FORMAT = "postgresql-custom"
+EXTENSION = "dump"
+READ_CHUNK = 1 * MIB
+
+
+@dataclass(frozen=True)
+class DumpTarget:
+    dsn: str  # without password
+    password: str | None
+    database: str
+
+    @classmethod
+    def parse(cls, dsn: str, database: str | None) -> DumpTarget:
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise PermanentProviderError(f"local database DSN must be postgresql://, got {parts.scheme}://")
+        db = database or parts.path.lstrip("/") or "postgres"
+        netloc = parts.hostname or "127.0.0.1"
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        if parts.username:
+            netloc = f"{parts.username}@{netloc}"
+        clean = urlunsplit((parts.scheme, netloc, f"/{db}", parts.query, ""))
+        return cls(clean, parts.password, db)
+
+
+_PERMANENT_MARKERS = (
+    "does not exist",
+    "authentication failed",
+    "permission denied",
+    "no pg_hba.conf entry",
+    "password authentication",
+    "role ",
+)
+
+
+class PgDumper:
+    def __init__(
+        self, *, pg_dump: str = "pg_dump", compress: int = 1, part_size: int = 8 * MIB, progress_interval: float = 2.0
+    ) -> None:
+        self._pg_dump = pg_dump
+        self._compress = compress
+        self._part_size = part_size
+        self._progress_interval = progress_interval
+
+    async def server_facts(self, target: DumpTarget) -> tuple[str, int]:
+        """Engine version and database size (for the progress estimate)."""
+        try:
+            conn = await asyncpg.connect(target.dsn, password=target.password, timeout=10)
+        except (TimeoutError, OSError) as exc:
+            raise TransientProviderError(f"database {target.database} unreachable: {type(exc).__name__}") from exc
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise PermanentProviderError(f"database {target.database} does not exist") from exc
+        except asyncpg.PostgresError as exc:
+            raise PermanentProviderError(f"database {target.database}: {exc}") from exc
+        try:
+            version = await conn.fetchval("SHOW server_version")
+            size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        finally:
+            await conn.close()
+        return str(version).split()[0], int(size)
+
+    async def existing(self, client: S3Client, bucket: str, key: str) -> ExportStatus | None:
+        try:
+            head = await client.head_object(Bucket=bucket, Key=key)
+            sidecar = await client.get_object(Bucket=bucket, Key=f"{key}.sha256")
+            async with sidecar["Body"] as stream:
+                line = (await stream.read()).decode()
+        except Exception:
+            return None
+        sha = line.split()[0] if line.split() else ""
+        meta = head.get("Metadata", {})
+        return ExportStatus(
+            done=True,
+            size_bytes=int(head["ContentLength"]),
+            sha256=sha,
+            engine="postgresql",
+            engine_version=meta.get("lc2-engine-version"),
+        )
+
+    async def dump(
+        self, client: S3Client, job: BackupJob, ref: ExportRef, target: DumpTarget, progress: ExportProgress
+    ) -> ExportStatus:
+        bucket, key = job.layout.bucket, ref.operation_id
+        done = await self.existing(client, bucket, key)
+        if done is not None:
+            log.info("dump s3://%s/%s already complete; not dumping again", bucket, key)
+            return done
+        version, db_size = await self.server_facts(target)
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        if target.password:
+            env["PGPASSWORD"] = target.password
+        argv = [
+            self._pg_dump,
+            "--format=custom",
+            f"--compress={self._compress}",
+            "--no-password",
+            f"--dbname={target.dsn}",
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        stderr_task = asyncio.create_task(proc.stderr.read())
+        writer = MultipartWriter(
+            client,
+            bucket,
+            key,
+            part_size=self._part_size,
+            metadata={"lc2-backup-id": job.backup_id, "lc2-format": FORMAT, "lc2-engine-version": version},
+        )
+        last_report = time.monotonic()
+        try:
+            while chunk := await proc.stdout.read(READ_CHUNK):
+                await writer.write(chunk)
+                if time.monotonic() - last_report >= self._progress_interval:
+                    last_report = time.monotonic()
+                    await progress(ExportStatus(done=False, bytes_written=writer.size, estimated_total_bytes=db_size))
+            code = await proc.wait()
+            stderr = (await stderr_task).decode(errors="replace").strip()
+            if code != 0:
+                message = f"pg_dump of {target.database} failed (exit {code}): {stderr[-500:]}"
+                if any(m in stderr for m in _PERMANENT_MARKERS):
+                    raise PermanentProviderError(message)
+                raise TransientProviderError(message)
+            await writer.close()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(BaseException):
+                await proc.wait()
+            stderr_task.cancel()
+            await writer.abort()
+            raise
+        sha = writer.sha256.hexdigest()
+        await self._mark_complete(client, bucket, key, sha)
+        return ExportStatus(done=True, size_bytes=writer.size, sha256=sha, engine="postgresql", engine_version=version)
+
+    @staticmethod
+    async def _mark_complete(client: S3Client, bucket: str, key: str, sha: str) -> None:
+        name = key.rsplit("/", 1)[-1]
+        try:
+            await client.put_object(
+                Bucket=bucket, Key=f"{key}.sha256", Body=f"{sha}  {name}\n".encode(), ContentType="text/plain"
+            )
+        except Exception as exc:
+            raise translate(exc, f"s3://{bucket}/{key}.sha256", bucket) from exc

@@ -1,0 +1,34 @@
+"""Service runtime: settings, lifecycle and ordered shutdown, logging with redaction, tracing, health."""
+
+from lc2backup.runtime.connections import connect_nats
+from lc2backup.runtime.health import HealthServer, ReadinessCheck
+from lc2backup.runtime.lifecycle import TaskGroupStopper, run
+from lc2backup.runtime.logs import configure_logging
+from lc2backup.runtime.redaction import redact
+from lc2backup.runtime.scaffold import ServiceScaffold, scaffold
+from lc2backup.runtime.settings import (
+    ConsumerSettings,
+    HealthSettings,
+    NatsSettings,
+    ServiceSettings,
+    StreamSettings,
+)
+from lc2backup.runtime.telemetry import configure_tracing
+
+__all__ = [
+    "ConsumerSettings",
+    "HealthServer",
+    "HealthSettings",
+    "NatsSettings",
+    "ReadinessCheck",
+    "ServiceScaffold",
+    "ServiceSettings",
+    "StreamSettings",
+    "TaskGroupStopper",
+    "configure_logging",
+    "configure_tracing",
+    "connect_nats",
+    "redact",
+    "run",
+    "scaffold",
+]

@@ -1,0 +1,1 @@
+"""PostgreSQL projection of every event and the projection API."""

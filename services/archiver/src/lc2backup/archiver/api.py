@@ -1,0 +1,340 @@
+"""The projection API (FastAPI): list, get and audit backups; request a new one.
+
+Reads come from the PostgreSQL projection; ``POST /api/v1/backups`` validates with the same model as every
+other entry point and publishes the same command as NATS users do (the backup id is returned at once; the
+backup appears in the projection a moment later). Errors are JSON: 404 ``{"detail"}``, 422
+``{"detail", "problems": [{field, message, type}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client as NatsClient
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from lc2backup.archiver import queries
+from lc2backup.archiver.archiving import Projector
+from lc2backup.domain import (
+    BackupRequestSpec,
+    BackupState,
+    Phase,
+    Problem,
+    RequestSource,
+    SpecInvalid,
+    backup_id_for_request,
+    parse_spec,
+)
+from lc2backup.eventing import Topology
+
+API_PREFIX = "/api/v1"
+MAX_PAGE_SIZE = 200
+UUID_PATTERN = r"^[0-9a-fA-F-]{36}$"
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class SourceOut(ApiModel):
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+
+
+class BackupSummary(ApiModel):
+    backup_id: str
+    project_id: str | None
+    environment: str | None
+    provider: str | None
+    state: Phase
+    database_state: str
+    document_library_state: str
+    requested_at: datetime | None
+    start_time: datetime | None
+    completion_time: datetime | None
+    updated_at: datetime
+    message: str | None
+    metadata_location: str | None
+    source: SourceOut
+    objects_copied: int | None
+    bytes_copied: int | None
+    objects_excluded: int | None
+    database_export_bytes: int | None
+    version: int = Field(description="Stream sequence of the last event applied to this backup")
+    event_count: int
+
+
+class BackupDetail(BackupSummary):
+    status: BackupState = Field(description="The full folded state, including each branch")
+
+
+class BackupList(ApiModel):
+    items: list[BackupSummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class EventOut(ApiModel):
+    seq: int
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    occurred_at: datetime
+    correlation_id: str | None
+    causation_id: str | None
+    producer: str
+    traceparent: str | None
+    data: dict[str, Any]
+
+
+class EventList(ApiModel):
+    backup_id: str
+    items: list[EventOut]
+
+
+class Accepted(ApiModel):
+    backup_id: str
+    status: str = "Accepted"
+    location: str
+
+
+class ErrorOut(ApiModel):
+    detail: str
+    problems: list[Problem] | None = None
+
+
+def _summary(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "backup_id": row["backup_id"],
+        "project_id": row["project_id"],
+        "environment": row["environment"],
+        "provider": row["provider"],
+        "state": row["state"],
+        "database_state": row["database_state"],
+        "document_library_state": row["document_library_state"],
+        "requested_at": row["requested_at"],
+        "start_time": row["start_time"],
+        "completion_time": row["completion_time"],
+        "updated_at": row["updated_at"],
+        "message": row["message"],
+        "metadata_location": row["metadata_location"],
+        "source": SourceOut(kind=row["source_kind"], namespace=row["cr_namespace"], name=row["cr_name"]),
+        "objects_copied": row["dl_object_count"],
+        "bytes_copied": row["dl_total_size_bytes"],
+        "objects_excluded": row["dl_excluded_count"],
+        "database_export_bytes": row["db_export_size_bytes"],
+        "version": row["last_seq"],
+        "event_count": row["event_count"],
+    }
+
+
+@dataclass
+class ApiResources:
+    pool: asyncpg.Pool
+    nc: NatsClient
+    topology: Topology
+    projector: Projector | None = None
+
+
+def _res(request: Request) -> ApiResources:
+    resources: ApiResources = request.app.state.resources
+    return resources
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No backup with this id"}}
+INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut, "description": "Invalid input, with every problem and its field"}}
+
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"], responses={503: {"description": "A dependency is not ready"}})
+async def readyz(request: Request, response: Response) -> dict[str, Any]:
+    res = _res(request)
+    checks: dict[str, bool] = {"nats": res.nc.is_connected}
+    try:
+        await res.pool.fetchval("SELECT 1", timeout=2)
+        checks["postgres"] = True
+    except Exception:
+        checks["postgres"] = False
+    if res.projector is not None:
+        checks["projection"] = res.projector.ready
+    ready = all(checks.values())
+    response.status_code = 200 if ready else 503
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if res.projector is not None:
+        body["projectionPosition"] = res.projector.position
+    return body
+
+
+@router.get(f"{API_PREFIX}/backups", response_model=BackupList, tags=["backups"], responses=INVALID)
+async def list_backups(
+    request: Request,
+    project_id: Annotated[str | None, Query(alias="projectId", max_length=63)] = None,
+    environment: Annotated[str | None, Query(max_length=63)] = None,
+    state: Annotated[Phase | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> BackupList:
+    """Newest first; filter by project, environment and state; follow ``nextCursor`` for more."""
+    try:
+        page = await queries.list_backups(
+            _res(request).pool,
+            project_id=project_id,
+            environment=environment,
+            state=state,
+            limit=limit,
+            cursor=cursor,
+        )
+    except queries.BadCursor as exc:
+        raise Unprocessable([Problem(field="query.cursor", message=str(exc), type="value_error")]) from exc
+    return BackupList(items=[BackupSummary(**_summary(r)) for r in page.rows], next_cursor=page.next_cursor)
+
+
+@router.get(f"{API_PREFIX}/backups/{{backup_id}}", response_model=BackupDetail, tags=["backups"], responses=NOT_FOUND)
+async def get_backup(request: Request, backup_id: Annotated[str, Path(max_length=64)]) -> BackupDetail:
+    """One backup with its full state: both branches, their operations, counters and timings."""
+    row = await queries.get_backup(_res(request).pool, backup_id)
+    if row is None:
+        raise HTTPException(404, f"backup {backup_id} not found")
+    return BackupDetail(**_summary(row), status=BackupState.model_validate_json(row["state_doc"]))
+
+
+@router.get(
+    f"{API_PREFIX}/backups/{{backup_id}}/events", response_model=EventList, tags=["backups"], responses=NOT_FOUND
+)
+async def get_events(request: Request, backup_id: Annotated[str, Path(max_length=64)]) -> EventList:
+    """The backup's audit trail: every event in order, with its envelope."""
+    rows = await queries.backup_events(_res(request).pool, backup_id)
+    if not rows:
+        raise HTTPException(404, f"backup {backup_id} not found")
+    items = [
+        EventOut(
+            seq=r["seq"],
+            event_id=r["event_id"],
+            type=r["type"],
+            schema_version=r["schema_version"],
+            occurred_at=r["occurred_at"],
+            correlation_id=r["correlation_id"],
+            causation_id=r["causation_id"],
+            producer=r["producer"],
+            traceparent=r["traceparent"],
+            data=json.loads(r["payload"]),
+        )
+        for r in rows
+    ]
+    return EventList(backup_id=backup_id, items=items)
+
+
+@router.post(f"{API_PREFIX}/backups", status_code=202, response_model=Accepted, tags=["backups"], responses=INVALID)
+async def request_backup(
+    request: Request,
+    response: Response,
+    spec: BackupRequestSpec,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> Accepted:
+    """Request a backup (the same command NATS users publish). Send ``Idempotency-Key`` to make retries safe."""
+    try:
+        checked = parse_spec(spec.model_dump(mode="json", by_alias=True))
+    except SpecInvalid as invalid:
+        raise Unprocessable(invalid.problems) from invalid
+    backup_id = backup_id_for_request(f"api:{idempotency_key}") if idempotency_key else str(uuid.uuid4())
+    res = _res(request)
+    command = {
+        "backupId": backup_id,
+        "requestId": idempotency_key or backup_id,
+        "spec": checked.model_dump(mode="json", by_alias=True),
+        "source": RequestSource(kind="api", command_id=idempotency_key or backup_id).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        ),
+    }
+    await res.nc.jetstream().publish(
+        res.topology.request_subject,
+        json.dumps(command).encode(),
+        stream=res.topology.commands_stream,
+        headers={"Nats-Msg-Id": f"api:{backup_id}"},
+    )
+    location = f"{API_PREFIX}/backups/{backup_id}"
+    response.headers["Location"] = location
+    return Accepted(backup_id=backup_id, location=location)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        Problem(
+            field=".".join(str(p) for p in err["loc"]).replace("body", "spec", 1),
+            message=str(err["msg"]),
+            type=str(err["type"]),
+        )
+        for err in exc.errors()
+    ]
+    return JSONResponse(
+        status_code=422, content=ErrorOut(detail="invalid request", problems=problems).model_dump(mode="json")
+    )
+
+
+async def _unprocessable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unprocessable)
+    body = ErrorOut(detail="invalid request", problems=exc.problems)
+    return JSONResponse(status_code=422, content=body.model_dump(mode="json"))
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)})
+
+
+OpenResources = Callable[[], AbstractAsyncContextManager[ApiResources]]
+
+
+def create_app(resources: ApiResources | None = None, *, open_resources: OpenResources | None = None) -> FastAPI:
+    """``resources`` are shared with the archiver process; ``open_resources`` lets the app own them."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if resources is not None:
+            app.state.resources = resources
+            yield
+            return
+        assert open_resources is not None, "create_app needs resources or open_resources"
+        async with open_resources() as opened:
+            app.state.resources = opened
+            yield
+
+    app = FastAPI(
+        title="LC2 Backup projection API",
+        version="1.0.0",
+        description="Backups of Liferay environments, projected from the event log. "
+        "Every backup's state is a fold over its events; this API serves that projection.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Unprocessable, _unprocessable)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.include_router(router)
+    return app
+
+
+class Unprocessable(Exception):
+    """Input that passed the schema but not our rules (cross-field checks, a forged cursor)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("invalid request")
+        self.problems = problems

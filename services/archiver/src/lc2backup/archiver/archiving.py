@@ -1,0 +1,111 @@
+"""The projector: catch up from the checkpoint with batched reads of the stream, then wait for new events.
+
+No consumer state on the server: the PostgreSQL checkpoint is the only position, so the projection can be
+dropped and replayed at will. A core subscription on the event subjects only wakes the loop up; a periodic
+re-read covers a missed wake-up. While PostgreSQL is down the loop pauses (``ready`` is False) and resumes
+from the checkpoint when it returns: nothing is lost, because nothing was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+from nats.aio.client import Client as NatsClient
+
+from lc2backup.archiver.projection import apply_batch, checkpoint
+from lc2backup.eventing import DirectReader, EventingError, EventRegistry, Topology
+
+log = logging.getLogger(__name__)
+
+
+class Projector:
+    def __init__(
+        self,
+        nc: NatsClient,
+        pool: asyncpg.Pool,
+        registry: EventRegistry,
+        topology: Topology,
+        batch_size: int = 1000,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self._nc = nc
+        self._pool = pool
+        self._registry = registry
+        self._topology = topology
+        self._reader = DirectReader(nc, topology.events_stream)
+        self._batch = batch_size
+        self._idle = idle_poll
+        self.ready = False
+        self.position = 0
+        self.applied = 0
+        self.unreadable = 0
+        self.last_error: str | None = None
+
+    async def catch_up(self) -> int:
+        """Apply everything the stream holds now; returns the number of events applied."""
+        applied = 0
+        async with self._pool.acquire() as conn:
+            position = await checkpoint(conn)
+            while True:
+                page = await self._reader.read(self._topology.all_events, position + 1, self._batch)
+                if not page.messages:
+                    break
+                result = await apply_batch(conn, self._registry, page.messages)
+                for message, reason in result.poison:  # kept in the stream; skipped here, loudly
+                    self.unreadable += 1
+                    log.error("event seq=%d cannot be projected: %s", message.sequence, reason)
+                applied += result.events
+                position = max(result.checkpoint, page.messages[-1].sequence)
+                self.position = position
+                if not page.more:
+                    break
+        self.applied += applied
+        return applied
+
+    async def run(self, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+
+        async def on_event(_msg: object) -> None:
+            wake.set()
+
+        sub = await self._nc.subscribe(self._topology.all_events, cb=on_event)
+        delay = 0.5
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    started = time.monotonic()
+                    count = await self.catch_up()
+                    self.ready, self.last_error, delay = True, None, 0.5
+                    if count:
+                        log.debug("projected %d events in %.3fs", count, time.monotonic() - started)
+                        continue
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, EventingError) as exc:
+                    self.ready, self.last_error = False, f"{type(exc).__name__}: {exc}"
+                    log.warning("projection paused: %s; retrying in %.1fs", self.last_error, delay)
+                    await _wait(stop, delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                await _wait_any(stop, wake, self._idle)
+        finally:
+            await sub.unsubscribe()
+            await self._reader.close()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()

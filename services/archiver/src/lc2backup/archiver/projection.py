@@ -1,0 +1,197 @@
+"""Applying events to PostgreSQL exactly once: one transaction per batch holds the rows and the checkpoint.
+
+The checkpoint row is locked (``FOR UPDATE``) for the batch, events at or below it are skipped, and the
+new checkpoint is written in the same transaction, so a crash anywhere leaves either the whole batch or
+none of it, and a second archiver replica simply waits and skips.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Executor = asyncpg.Connection | PoolConnectionProxy
+
+from lc2backup.archiver.schema import PROJECTION
+from lc2backup.domain import BackupState, evolve, initial
+from lc2backup.eventing import EventingError, EventRegistry, RecordedEvent, StoredMessage, decode_envelope
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "seq",
+    "backup_id",
+    "event_id",
+    "type",
+    "schema_version",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "producer",
+    "traceparent",
+    "payload",
+)
+BACKUP_COLUMNS = (
+    "backup_id",
+    "cr_name",
+    "cr_namespace",
+    "cr_uid",
+    "source_kind",
+    "project_id",
+    "environment",
+    "provider",
+    "state",
+    "database_state",
+    "document_library_state",
+    "requested_at",
+    "start_time",
+    "completion_time",
+    "db_snapshot_id",
+    "db_snapshot_size_bytes",
+    "db_engine",
+    "db_engine_version",
+    "db_export_location",
+    "db_export_format",
+    "db_export_size_bytes",
+    "db_export_sha256",
+    "dl_source_bucket",
+    "dl_destination_bucket",
+    "dl_destination_prefix",
+    "dl_object_count",
+    "dl_total_size_bytes",
+    "dl_excluded_count",
+    "dl_excluded_bytes",
+    "dl_manifest_path",
+    "metadata_location",
+    "message",
+    "retention_days",
+    "created_at",
+    "updated_at",
+    "archived_at",
+    "last_seq",
+    "event_count",
+    "state_doc",
+)
+_UPSERT = (
+    f"INSERT INTO backups ({', '.join(BACKUP_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i}' for i in range(1, len(BACKUP_COLUMNS) + 1))}) "
+    f"ON CONFLICT (backup_id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in BACKUP_COLUMNS[1:])
+)
+
+
+@dataclass(frozen=True)
+class Applied:
+    events: int
+    skipped: int
+    poison: list[tuple[StoredMessage, str]]
+    checkpoint: int
+
+
+def backup_row(s: BackupState) -> tuple[object, ...]:
+    spec, src, db, dl = s.spec, s.source, s.database, s.document_library
+    export, snap = db.export, db.snapshot
+    created = s.requested_at or s.updated_at
+    return (
+        s.backup_id,
+        src.name if src else None,
+        src.namespace if src else None,
+        src.uid if src else None,
+        src.kind if src else None,
+        s.project_id,
+        s.environment,
+        spec.provider if spec else None,
+        s.state,
+        db.state,
+        dl.state,
+        s.requested_at,
+        s.start_time,
+        s.completion_time,
+        snap.snapshot_id if snap else None,
+        snap.size_bytes if snap else None,
+        db.engine,
+        db.engine_version,
+        export.location if export else None,
+        export.format if export else None,
+        export.size_bytes if export else None,
+        export.sha256 if export else None,
+        spec.document_library.source_bucket if spec else None,
+        spec.document_library.destination_bucket if spec else None,
+        spec.document_library.destination_prefix if spec else None,
+        dl.counters.objects_copied,
+        dl.counters.bytes_copied,
+        dl.counters.objects_excluded,
+        dl.counters.bytes_excluded,
+        dl.transfer.manifest_location if dl.transfer else None,
+        s.metadata_location,
+        s.message,
+        spec.retention_days if spec else None,
+        created,
+        s.updated_at,
+        s.completion_time if s.terminal else None,
+        s.version,
+        s.event_count,
+        s.model_dump_json(by_alias=True),
+    )
+
+
+def _decode(registry: EventRegistry, message: StoredMessage) -> RecordedEvent:
+    envelope = decode_envelope(message.data)
+    return RecordedEvent(envelope, registry.decode_payload(envelope), message.sequence)
+
+
+async def apply_batch(conn: Executor, registry: EventRegistry, batch: Sequence[StoredMessage]) -> Applied:
+    poison: list[tuple[StoredMessage, str]] = []
+    async with conn.transaction():
+        checkpoint = await conn.fetchval(
+            "SELECT last_seq FROM projection_checkpoint WHERE name = $1 FOR UPDATE", PROJECTION
+        )
+        fresh = [m for m in batch if m.sequence > checkpoint]
+        if not fresh:
+            return Applied(0, len(batch), [], checkpoint)
+        recorded: list[RecordedEvent] = []
+        for message in fresh:
+            try:
+                recorded.append(_decode(registry, message))
+            except EventingError as exc:
+                poison.append((message, str(exc)))
+        ids = sorted({r.envelope.backup_id for r in recorded})
+        states: dict[str, BackupState] = {}
+        for row in await conn.fetch("SELECT backup_id, state_doc FROM backups WHERE backup_id = ANY($1)", ids):
+            states[row["backup_id"]] = BackupState.model_validate_json(row["state_doc"])
+        for r in recorded:
+            bid = r.envelope.backup_id
+            states[bid] = evolve(states.get(bid) or initial(bid), r.event, r.envelope.occurred_at, r.sequence)
+        await conn.copy_records_to_table(
+            "backup_events",
+            columns=EVENT_COLUMNS,
+            records=[
+                (
+                    r.sequence,
+                    r.envelope.backup_id,
+                    r.envelope.id,
+                    r.envelope.type,
+                    r.envelope.schema_version,
+                    r.envelope.occurred_at,
+                    r.envelope.correlation_id,
+                    r.envelope.causation_id,
+                    r.envelope.producer,
+                    r.envelope.trace.traceparent,
+                    json.dumps(r.envelope.data),
+                )
+                for r in recorded
+            ],
+        )
+        await conn.executemany(_UPSERT, [backup_row(states[bid]) for bid in ids])
+        last = fresh[-1].sequence
+        await conn.execute("UPDATE projection_checkpoint SET last_seq = $2 WHERE name = $1", PROJECTION, last)
+    return Applied(len(recorded), len(batch) - len(fresh), poison, last)
+
+
+async def checkpoint(conn: Executor | asyncpg.Pool) -> int:
+    value = await conn.fetchval("SELECT last_seq FROM projection_checkpoint WHERE name = $1", PROJECTION)
+    return int(value or 0)

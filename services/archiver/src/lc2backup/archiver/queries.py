@@ -1,0 +1,91 @@
+"""Read queries of the projection API: filters and keyset (cursor) pagination, all parameterised."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+SUMMARY_COLUMNS = (
+    "backup_id, project_id, environment, provider, state, database_state, document_library_state, "
+    "requested_at, start_time, completion_time, created_at, updated_at, message, metadata_location, "
+    "cr_namespace, cr_name, source_kind, dl_object_count, dl_total_size_bytes, dl_excluded_count, "
+    "db_export_size_bytes, last_seq, event_count"
+)
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(created_at: datetime, backup_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), backup_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, backup_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(backup_id)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor("cursor is not one this API returned") from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[asyncpg.Record]
+    next_cursor: str | None
+
+
+async def list_backups(
+    pool: asyncpg.Pool,
+    *,
+    project_id: str | None,
+    environment: str | None,
+    state: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    where: list[str] = []
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if project_id is not None:
+        where.append(f"project_id = {param(project_id)}")
+    if environment is not None:
+        where.append(f"environment = {param(environment)}")
+    if state is not None:
+        where.append(f"state = {param(state)}")
+    if cursor is not None:
+        created, backup_id = decode_cursor(cursor)
+        where.append(f"(created_at, backup_id) < ({param(created)}, {param(backup_id)})")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = (
+        f"SELECT {SUMMARY_COLUMNS} FROM backups {clause} "
+        f"ORDER BY created_at DESC, backup_id DESC LIMIT {param(limit + 1)}"
+    )
+    rows = await pool.fetch(sql, *args)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["backup_id"]) if more and rows else None
+    return Page(rows, next_cursor)
+
+
+async def get_backup(pool: asyncpg.Pool, backup_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(f"SELECT {SUMMARY_COLUMNS}, state_doc FROM backups WHERE backup_id = $1", backup_id)
+
+
+async def backup_events(pool: asyncpg.Pool, backup_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT seq, event_id, type, schema_version, occurred_at, correlation_id, causation_id, producer, "
+        "traceparent, payload FROM backup_events WHERE backup_id = $1 ORDER BY seq",
+        backup_id,
+    )

@@ -1,0 +1,1 @@
+"""Command intake (NATS, Kubernetes) and BackupRequest status."""

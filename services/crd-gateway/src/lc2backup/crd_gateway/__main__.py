@@ -1,0 +1,16 @@
+"""``lc2backup-crd-gateway``: Settings() -> service.run(settings)."""
+
+from __future__ import annotations
+
+from lc2backup.crd_gateway import service
+from lc2backup.crd_gateway.settings import Settings
+from lc2backup.runtime import run
+
+
+def main() -> None:
+    settings = Settings()
+    run(lambda stop: service.run(settings, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Database branch: snapshot and export."""

@@ -1,0 +1,36 @@
+"""db-export's composition root: providers from settings, one durable consumer on the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from lc2backup.db_export.handlers import DatabaseBranch
+from lc2backup.db_export.settings import Settings
+from lc2backup.domain import registry
+from lc2backup.providers import DatabaseBackupProvider, s3_client
+from lc2backup.providers.local import LocalDatabaseProvider
+from lc2backup.runtime import TaskGroupStopper, scaffold
+
+NAME = "db-export"
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
+        providers: dict[str, DatabaseBackupProvider] = {}
+        if "local" in settings.providers:
+            client = await stack.enter_async_context(s3_client(settings.s3))
+            providers["local"] = LocalDatabaseProvider(client, settings.local)
+        branch = DatabaseBranch(
+            parts.store,
+            providers,
+            poll_interval=settings.poll_interval_seconds,
+            deadline=timedelta(hours=settings.deadline_hours),
+            max_concurrent_dumps=settings.max_concurrent_dumps,
+        )
+        events = parts.consumer(parts.topology.events_stream, "db-export", parts.topology.all_events)
+        group = TaskGroupStopper(stop)
+        group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))
+        async with parts.serving_health():
+            await group.wait()

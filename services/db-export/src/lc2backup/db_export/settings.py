@@ -1,0 +1,17 @@
+"""db-export settings (``LC2_*``; see the README's configuration table)."""
+
+from __future__ import annotations
+
+from lc2backup.providers import S3Settings
+from lc2backup.providers.local import LocalSettings
+from lc2backup.runtime import HealthSettings, ServiceSettings
+
+
+class Settings(ServiceSettings):
+    health: HealthSettings = HealthSettings(port=8082)
+    s3: S3Settings = S3Settings()
+    local: LocalSettings = LocalSettings()
+    providers: list[str] = ["local"]
+    poll_interval_seconds: float = 15.0
+    deadline_hours: float = 12.0
+    max_concurrent_dumps: int = 2

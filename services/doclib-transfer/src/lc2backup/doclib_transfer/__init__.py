@@ -1,0 +1,1 @@
+"""Document-library branch: server-side transfer."""

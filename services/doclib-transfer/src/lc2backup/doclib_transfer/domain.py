@@ -1,0 +1,55 @@
+"""The document-library branch as pure decisions over the backup's state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from lc2backup.domain import BackupState, TransferCounters
+from lc2backup.domain.events import (
+    DocumentLibraryTransferCompleted,
+    DocumentLibraryTransferFailed,
+    DocumentLibraryTransferProgressed,
+    DocumentLibraryTransferStarted,
+)
+from lc2backup.eventing import DomainEvent
+
+StepKind = Literal["start", "check", "finished", "timed_out"]
+
+
+def next_step(state: BackupState, now: datetime, deadline: timedelta) -> tuple[StepKind, str]:
+    dl = state.document_library
+    if state.terminal or not state.exists or state.spec is None or dl.state in ("Completed", "Failed"):
+        return "finished", ""
+    if dl.started_at is not None and now - dl.started_at > deadline:
+        return "timed_out", f"transfer did not finish within {deadline}"
+    return ("start", "") if dl.state == "Pending" else ("check", "")
+
+
+def _running(state: BackupState) -> bool:
+    return not state.terminal and state.document_library.state == "TransferInProgress"
+
+
+def record_started(state: BackupState, event: DocumentLibraryTransferStarted) -> list[DomainEvent]:
+    if state.terminal or state.document_library.state != "Pending":
+        return []
+    return [event]
+
+
+def record_progress(state: BackupState, counters: TransferCounters, attempt: int) -> list[DomainEvent]:
+    dl = state.document_library
+    if not _running(state) or (dl.counters == counters and dl.attempt == attempt):
+        return []
+    return [DocumentLibraryTransferProgressed(report=dl.progress_reports + 1, attempt=attempt, counters=counters)]
+
+
+def record_completed(state: BackupState, counters: TransferCounters, manifest: str | None) -> list[DomainEvent]:
+    if not _running(state):
+        return []
+    return [DocumentLibraryTransferCompleted(counters=counters, manifest_location=manifest)]
+
+
+def record_failure(state: BackupState, reason: str) -> list[DomainEvent]:
+    if state.terminal or state.document_library.state in ("Completed", "Failed"):
+        return []
+    return [DocumentLibraryTransferFailed(reason=reason)]

@@ -1,0 +1,1 @@
+"""Completes a backup: metadata.json written once, then BackupSucceeded."""

@@ -1,0 +1,138 @@
+"""Completing a backup: metadata.json once both branches are done, then BackupSucceeded; or BackupFailed
+with the failing branch's reason as soon as one branch fails.
+
+``metadata_document`` depends only on the event log (no wall clock), so a retried write produces the same
+bytes and the create-only put can tell "already written by us" from "someone else's file".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from lc2backup.domain import BackupLayout, BackupState
+from lc2backup.domain.events import BackupFailed, BackupMetadataWritten, BackupSucceeded
+from lc2backup.eventing import DomainEvent
+
+METADATA_SCHEMA_VERSION = 1
+PRODUCER = {"name": "lc2backup", "version": "0.1.0"}
+Action = Literal["nothing", "write_metadata", "succeed", "fail"]
+
+
+def next_action(state: BackupState) -> Action:
+    if state.terminal or not state.exists:
+        return "nothing"
+    if state.database.state == "Failed" or state.document_library.state == "Failed":
+        return "fail"
+    if state.database.state == "Completed" and state.document_library.state == "Completed":
+        return "write_metadata" if state.metadata_location is None else "succeed"
+    return "nothing"
+
+
+def record_failed(state: BackupState) -> list[DomainEvent]:
+    if next_action(state) != "fail":
+        return []
+    if state.database.state == "Failed":
+        return [BackupFailed(branch="database", reason=state.database.failure or "database branch failed")]
+    reason = state.document_library.failure or "document library branch failed"
+    return [BackupFailed(branch="documentLibrary", reason=reason)]
+
+
+def record_metadata_written(state: BackupState, location: str, size: int, sha256: str) -> list[DomainEvent]:
+    if next_action(state) != "write_metadata":
+        return []
+    return [BackupMetadataWritten(location=location, size_bytes=size, sha256=sha256)]
+
+
+def record_succeeded(state: BackupState) -> list[DomainEvent]:
+    if next_action(state) != "succeed" or state.metadata_location is None:
+        return []
+    return [BackupSucceeded(metadata_location=state.metadata_location)]
+
+
+def record_metadata_failure(state: BackupState, reason: str) -> list[DomainEvent]:
+    if state.terminal:
+        return []
+    return [BackupFailed(branch="metadata", reason=reason)]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def metadata_document(state: BackupState) -> dict[str, Any]:
+    spec = state.spec
+    assert spec is not None
+    db, dl = state.database, state.document_library
+    finished = max(t for t in (db.completed_at, dl.completed_at) if t is not None)
+    layout = BackupLayout.of(spec, state.backup_id)
+    export = db.export
+    transfer = dl.transfer
+    return {
+        "schemaVersion": METADATA_SCHEMA_VERSION,
+        "backupId": state.backup_id,
+        "projectId": spec.project_id,
+        "environment": spec.environment,
+        "provider": spec.provider,
+        "tags": {"projectId": spec.project_id, "environment": spec.environment, **spec.tags},
+        "source": state.source.model_dump(mode="json", by_alias=True, exclude_none=True) if state.source else None,
+        "requestedAt": _iso(state.requested_at),
+        "startedAt": _iso(state.start_time),
+        "completedAt": _iso(finished),
+        "durationSeconds": _seconds(state.start_time, finished),
+        "retentionDays": spec.retention_days,
+        "expiresAt": (finished + timedelta(days=spec.retention_days)).isoformat(),
+        "location": layout.uri(layout.root),
+        "database": {
+            "type": spec.database.type,
+            "instanceId": spec.database.instance_id,
+            "databaseName": spec.database.database_name,
+            "databasesIgnored": spec.database.databases_to_ignore,
+            "engine": db.engine,
+            "engineVersion": db.engine_version,
+            "snapshot": db.snapshot.model_dump(mode="json", by_alias=True) if db.snapshot else None,
+            "export": {
+                "location": export.location,
+                "format": export.format,
+                "restorable": export.restorable,
+                "sizeBytes": export.size_bytes,
+                "sha256": export.sha256,
+                "extractedGb": export.extracted_gb,
+            }
+            if export
+            else None,
+            "startedAt": _iso(db.started_at),
+            "completedAt": _iso(db.completed_at),
+            "durationSeconds": _seconds(db.started_at, db.completed_at),
+        },
+        "documentLibrary": {
+            "source": transfer.source if transfer else None,
+            "destination": transfer.destination if transfer else None,
+            "method": transfer.method if transfer else None,
+            "jobId": transfer.job_id if transfer else None,
+            "excludeGeneratedFiles": spec.document_library.exclude_generated_files,
+            "excludedPrefixes": transfer.excluded_prefixes if transfer else [],
+            **dl.counters.model_dump(mode="json", by_alias=True),
+            "manifest": transfer.manifest_location if transfer else None,
+            "startedAt": _iso(dl.started_at),
+            "completedAt": _iso(dl.completed_at),
+            "durationSeconds": _seconds(dl.started_at, dl.completed_at),
+        },
+        "producer": PRODUCER,
+    }
+
+
+def render(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def belongs_to(existing: bytes, backup_id: str) -> bool:
+    try:
+        return bool(json.loads(existing).get("backupId") == backup_id)
+    except (ValueError, AttributeError):
+        return False

@@ -1,0 +1,12 @@
+"""metadata settings (``LC2_*``; see the README's configuration table)."""
+
+from __future__ import annotations
+
+from lc2backup.providers import S3Settings
+from lc2backup.runtime import HealthSettings, ServiceSettings
+
+
+class Settings(ServiceSettings):
+    health: HealthSettings = HealthSettings(port=8084)
+    s3: S3Settings = S3Settings()
+    providers: list[str] = ["local"]

@@ -1,0 +1,1 @@
+"""The lc2backup command line."""

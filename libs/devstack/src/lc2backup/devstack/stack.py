@@ -39,7 +39,9 @@ class LocalStack:
         self.directory.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         servers: dict[str, NatsServer | PostgresServer | SeaweedS3] = {
-            "s3": self.s3, "nats": self.nats, "postgres": self.postgres,
+            "s3": self.s3,
+            "nats": self.nats,
+            "postgres": self.postgres,
         }
         errors: list[Exception] = []
         try:

@@ -153,7 +153,9 @@ def _res(request: Request) -> ApiResources:
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No backup with this id"}}
-INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut, "description": "Invalid input, with every problem and its field"}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "Invalid input, with every problem and its field"}
+}
 
 
 router = APIRouter()

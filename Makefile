@@ -1,0 +1,67 @@
+# LC2 Backup — every target bootstraps what it needs: a fresh machine only needs python3 and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+PYTEST_ARGS ?=
+
+.PHONY: help install test test-fast lint format typecheck imports demo up down status contracts bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
+	$(UV) sync --all-packages --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with every package of the workspace (uv, from PyPI)
+
+test: install ## Run every test (unit, integration, e2e) against real local servers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install ## Only the tests that need no service processes (-m "not e2e")
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check) and import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install ## mypy --strict over libs, services and tools
+	$(BIN)/mypy libs/*/src services/*/src tools/*/src
+
+demo: install ## Back up a Liferay-like environment on the embedded local stack, end to end
+	$(BIN)/lc2backup demo
+
+up: install ## Start the local stack and the five services in the background (state in .lc2/)
+	$(BIN)/lc2backup dev up --detach
+
+down: install ## Stop what 'make up' started
+	$(BIN)/lc2backup dev down
+
+status: install ## Show the running local stack
+	$(BIN)/lc2backup dev status
+
+contracts: install ## Regenerate contracts/ (event schemas, asyncapi.yaml, openapi.json, CRD)
+	$(BIN)/python -m lc2backup.cli.contracts write
+
+bench: install ## Run the benchmark suite and write bench/results/latest.json
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtual environments and local state
+	rm -rf $(VENV) $(TOOLS) .lc2 .pytest_cache .mypy_cache .ruff_cache

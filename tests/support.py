@@ -1,0 +1,106 @@
+"""Test helpers shared by the suites: a running system of five services, API polling, spec builders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lc2backup.devstack import LocalStack, NatsServer, ServiceSet
+
+TERMINAL = {"Succeeded", "Failed", "Rejected"}
+
+
+def local_spec(
+    source: str,
+    destination: str,
+    *,
+    instance: str = "liferay-test",
+    database: str = "lportal",
+    prefix: str = "backups/",
+    **overrides: Any,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "projectId": "retail",
+        "environment": "dev",
+        "provider": "local",
+        "database": {"type": "dump", "instanceId": instance, "databaseName": database},
+        "documentLibrary": {
+            "sourceBucket": source,
+            "destinationBucket": destination,
+            "destinationPrefix": prefix,
+            "excludeGeneratedFiles": True,
+        },
+        "retentionDays": 7,
+    }
+    spec.update(overrides)
+    return spec
+
+
+@dataclass
+class System:
+    stack: LocalStack
+    nats: NatsServer
+    env: dict[str, str]
+    log_dir: Path
+    source_dsn: str
+    projection_dsn: str
+    services: ServiceSet | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.services = ServiceSet({**self.env, **self.extra_env}, self.log_dir)
+        self.services.start()
+
+    def stop(self) -> None:
+        if self.services is not None:
+            self.services.stop()
+
+    @property
+    def source_database(self) -> str:
+        return self.source_dsn.rsplit("/", 1)[-1]
+
+    def spec(self, source: str, destination: str, **overrides: Any) -> dict[str, Any]:
+        return local_spec(source, destination, database=self.source_database, **overrides)
+
+    @property
+    def api(self) -> str:
+        assert self.services is not None
+        return self.services.api_url
+
+    def logs(self) -> str:
+        return "\n".join(f"==== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.log_dir.glob("*.log")))
+
+    async def get(self, backup_id: str) -> dict[str, Any] | None:
+        async with httpx.AsyncClient(base_url=self.api, timeout=5) as client:
+            resp = await client.get(f"/api/v1/backups/{backup_id}")
+            if resp.status_code == 404:
+                return None
+            resp.raise_for_status()
+            doc: dict[str, Any] = resp.json()
+            return doc
+
+    async def events(self, backup_id: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.api, timeout=5) as client:
+            resp = await client.get(f"/api/v1/backups/{backup_id}/events")
+            resp.raise_for_status()
+            items: list[dict[str, Any]] = resp.json()["items"]
+            return items
+
+    async def wait_for(self, backup_id: str, states: set[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll the projection API until the backup reaches one of ``states`` (default: any terminal)."""
+        wanted = states or TERMINAL
+        deadline = time.monotonic() + timeout
+        doc: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            doc = await self.get(backup_id)
+            if doc is not None and doc["state"] in wanted:
+                return doc
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"backup {backup_id} not in {wanted} after {timeout}s: {json.dumps(doc)}\n{self.logs()}")

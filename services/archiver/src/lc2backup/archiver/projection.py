@@ -13,11 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
-Executor = asyncpg.Connection | PoolConnectionProxy
-
-from lc2backup.archiver.schema import PROJECTION
+from lc2backup.archiver.schema import PROJECTION, Executor
 from lc2backup.domain import BackupState, evolve, initial
 from lc2backup.eventing import EventingError, EventRegistry, RecordedEvent, StoredMessage, decode_envelope
 

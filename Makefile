@@ -33,10 +33,11 @@ test: install ## Run every test (unit, integration, e2e) against real local serv
 test-fast: install ## Only the tests that need no service processes (-m "not e2e")
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check) and import-linter
+lint: install ## ruff (lint + format check), import-linter, contracts drift
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python -m lc2backup.contracts check
 
 format: install ## Format and autofix with ruff
 	$(BIN)/ruff format .
@@ -58,7 +59,7 @@ status: install ## Show the running local stack
 	$(BIN)/lc2backup dev status
 
 contracts: install ## Regenerate contracts/ (event schemas, asyncapi.yaml, openapi.json, CRD)
-	$(BIN)/python -m lc2backup.cli.contracts write
+	$(BIN)/python -m lc2backup.contracts write
 
 bench: install ## Run the benchmark suite and write bench/results/latest.json
 	$(BIN)/python -m bench

@@ -7,7 +7,7 @@ dedupe key so that each one has its own deterministic id.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -51,8 +51,8 @@ class DatabaseSnapshotStarted(DomainEvent):
 class DatabaseSnapshotCompleted(DomainEvent):
     event_type: ClassVar[str] = "DatabaseSnapshotCompleted"
     snapshot_id: str
-    location: str | None = None  # ARN / resource name of the snapshot
-    size_bytes: int | None = None
+    location: str | None = Field(default=None, description="ARN or resource name of the snapshot")
+    size_bytes: Count | None = None
     engine: str | None = None
     engine_version: str | None = None
 
@@ -68,8 +68,8 @@ class DatabaseExportStarted(DomainEvent):
 class DatabaseExportProgressed(DomainEvent):
     event_type: ClassVar[str] = "DatabaseExportProgressed"
     report: int = Field(ge=1)
-    bytes_written: int | None = None
-    estimated_total_bytes: int | None = None
+    bytes_written: Count | None = None
+    estimated_total_bytes: Count | None = None
     percent: int | None = Field(default=None, ge=0, le=100)
 
     def dedupe_key(self) -> str:
@@ -81,8 +81,8 @@ class DatabaseExportCompleted(DomainEvent):
     location: str
     format: str
     restorable: bool
-    size_bytes: int | None = None
-    sha256: str | None = None
+    size_bytes: Count | None = None
+    sha256: Sha256 | None = None
     engine: str | None = None
     engine_version: str | None = None
     extracted_gb: float | None = None
@@ -104,13 +104,17 @@ class DocumentLibraryTransferStarted(DomainEvent):
     excluded_prefixes: list[str] = Field(default_factory=list)
 
 
+Count = Annotated[int, Field(ge=0)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class TransferCounters(WireModel):
-    objects_found: int = 0
-    objects_copied: int = 0
-    bytes_copied: int = 0
-    objects_excluded: int = 0
-    bytes_excluded: int = 0
-    objects_vanished: int = 0  # deleted from the source between listing and copy (a live store)
+    objects_found: Count = 0
+    objects_copied: Count = 0
+    bytes_copied: Count = 0
+    objects_excluded: Count = Field(default=0, description="Generated files skipped (thumbnails, previews, adaptive)")
+    bytes_excluded: Count = 0
+    objects_vanished: Count = Field(default=0, description="Deleted from the source between listing and copy")
     listing_complete: bool = False
 
 
@@ -138,8 +142,8 @@ class DocumentLibraryTransferFailed(DomainEvent):
 class BackupMetadataWritten(DomainEvent):
     event_type: ClassVar[str] = "BackupMetadataWritten"
     location: str
-    size_bytes: int
-    sha256: str
+    size_bytes: Count
+    sha256: Sha256
 
 
 class BackupSucceeded(DomainEvent):

@@ -99,7 +99,13 @@ def _dir(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
-# The CEL twins of these rules live in the CRD (contracts/crds); keep the messages in step.
+# The CEL twins of these rules live in the CRD (contracts/crds); keep the messages in step. The overlap rule
+# compares prefixes the way ``normalised`` stores them (with a trailing '/'), exactly like the Python check.
+def _cel_dir(field: str) -> str:
+    ref = f"self.documentLibrary.{field}"
+    return f"(has({ref}) ? ({ref} == '' || {ref}.endsWith('/') ? {ref} : {ref} + '/') : '')"
+
+
 CEL_RULES = [
     (
         "self.provider != 'local' || self.database.type == 'dump'",
@@ -107,8 +113,8 @@ CEL_RULES = [
     ),
     (
         "self.documentLibrary.sourceBucket != self.documentLibrary.destinationBucket"
-        " || !self.documentLibrary.destinationPrefix.startsWith(self.documentLibrary.sourcePrefix)"
-        " && !self.documentLibrary.sourcePrefix.startsWith(self.documentLibrary.destinationPrefix)",
+        f" || (!{_cel_dir('destinationPrefix')}.startsWith({_cel_dir('sourcePrefix')})"
+        f" && !{_cel_dir('sourcePrefix')}.startsWith({_cel_dir('destinationPrefix')}))",
         "documentLibrary destination overlaps its source: use another bucket or a prefix outside the source",
     ),
 ]
@@ -130,7 +136,7 @@ def cross_field_problems(spec: BackupRequestSpec) -> list[Problem]:
 class Problem(BaseModel):
     """One reason a request was refused, with the path of the field (``spec.database.instanceId``)."""
 
-    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
     field: str
     message: str

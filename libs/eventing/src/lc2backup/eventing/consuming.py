@@ -7,7 +7,9 @@ message with ``in_progress`` heartbeats. Messages are pulled with our own pull r
 ``fetch()``: a message is dispatched the moment it arrives instead of when a batch fills or expires.
 
 Shutdown is ordered: ``stop`` is set → no new pulls → in-flight handlers get ``grace`` seconds → the rest
-are cancelled and their messages nak'ed for immediate redelivery → the inbox is unsubscribed.
+are cancelled and their messages nak'ed for immediate redelivery → until our last pull request expires on
+the server (at most ``pull_expires``), anything it still delivers is nak'ed too → the inbox is unsubscribed.
+Without that last step a message delivered to an abandoned pull request would wait out ``ack_wait``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 
 from lc2backup.eventing.deadletters import DeadLetters
-from lc2backup.eventing.errors import PoisonMessage, RetryLater
+from lc2backup.eventing.errors import DecodeError, PoisonMessage, RetryLater, UnknownEventType
 from lc2backup.eventing.topology import ConsumerSpec, ensure_consumer
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ class ConsumerRunner:
         dead_letters: DeadLetters,
         concurrency: int = 16,
         retry: RetryPolicy | None = None,
-        pull_expires: float = 5.0,
+        pull_expires: float = 2.0,
         grace: float = 20.0,
         on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
@@ -77,8 +80,8 @@ class ConsumerRunner:
         self._grace = grace
         self._on_dead_letter = on_dead_letter
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pull_deadline = 0.0
         self.stats = RunnerStats()
-        self.last_pull_ok = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_consumer(self._js, self.spec)
@@ -96,13 +99,20 @@ class ConsumerRunner:
         finally:
             stopper.cancel()
             await self._finish_in_flight()
+            await self._hand_back(queue)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-            while not queue.empty():  # pulled but never started: hand back at once
-                msg = queue.get_nowait()
-                if msg is not None:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
+
+    async def _hand_back(self, queue: asyncio.Queue[Msg | None]) -> None:
+        """Nak whatever our outstanding pull request still brings until the server expires it."""
+        while (remaining := self._pull_deadline - time.monotonic()) > 0 or not queue.empty():
+            try:
+                msg = await asyncio.wait_for(queue.get(), max(remaining, 0.01))
+            except TimeoutError:
+                return
+            if msg is not None and (msg.headers or {}).get("Status") is None:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
 
     @staticmethod
     async def _wake_on_stop(stop: asyncio.Event, queue: asyncio.Queue[Msg | None]) -> None:
@@ -119,6 +129,7 @@ class ConsumerRunner:
             await asyncio.sleep(1.0)
             return
         deadline = time.monotonic() + self._expires + 1.0
+        self._pull_deadline = deadline
         received = 0
         while received < batch and not stop.is_set():
             remaining = deadline - time.monotonic()
@@ -127,24 +138,32 @@ class ConsumerRunner:
             try:
                 msg = await asyncio.wait_for(queue.get(), remaining)
             except TimeoutError:
+                await self._check_consumer()  # no answer at all: the consumer may be gone
                 return
             if msg is None:
                 return
             status = (msg.headers or {}).get("Status")
             if status is None:
                 received += 1
-                self.last_pull_ok = time.monotonic()
                 task = asyncio.create_task(self._handle(msg), name=f"{self.spec.durable}-handle")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 continue
-            self.last_pull_ok = time.monotonic()
             if status == "100":  # idle heartbeat
                 continue
             if status == "409" and "Deleted" in str((msg.headers or {}).get("Description", "")):
                 log.warning("consumer %s was deleted; recreating it", self.spec.durable)
                 await ensure_consumer(self._js, self.spec)
             return  # 404 no messages, 408 expired, 409 limits: this pull request is over
+
+    async def _check_consumer(self) -> None:
+        try:
+            await self._js.consumer_info(self.spec.stream, self.spec.durable)
+        except NotFoundError:
+            log.warning("consumer %s is missing; recreating it", self.spec.durable)
+            await ensure_consumer(self._js, self.spec)
+        except Exception as exc:  # disconnected or JetStream restarting: the next pull retries
+            log.warning("consumer %s not reachable: %r", self.spec.durable, exc)
 
     async def _heartbeat(self, msg: Msg) -> None:
         interval = max(self.spec.ack_wait / 3, 0.5)
@@ -162,6 +181,8 @@ class ConsumerRunner:
             await self._settle(msg.nak(delay=retry.delay))
         except PoisonMessage as poison:
             await self._dead_letter(msg, poison.reason)
+        except (DecodeError, UnknownEventType) as unreadable:  # retrying cannot make these readable
+            await self._dead_letter(msg, f"unreadable: {unreadable}")
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await msg.nak()

@@ -168,6 +168,9 @@ class EventStore:
                 return await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
             except APIError as exc:
                 if exc.err_code in _CONFLICT_CODES:
+                    mine = await self._already_appended(subject, expected, headers["Nats-Msg-Id"])
+                    if mine is not None:
+                        return mine
                     raise ConcurrencyError(subject, expected, exc.description or "") from exc
                 if exc.err_code not in _UNKNOWN_OUTCOME_CODES and exc.code != 503:
                     raise AppendError(f"append to {subject} refused: {exc.description}") from exc
@@ -176,6 +179,18 @@ class EventStore:
                 last = exc
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0) + random.random() * 0.05)
         raise AppendError(f"append to {subject} failed after {attempts} attempts: {last!r}") from last
+
+    async def _already_appended(self, subject: str, expected: int, msg_id: str) -> PubAck | None:
+        """Is the conflicting message our own earlier attempt (a lost ack)? Then the append is done.
+
+        nats-server checks the expected sequence before the Nats-Msg-Id dedupe on a single-replica stream,
+        so a retry of an append that did land comes back as a conflict; the stored id tells them apart.
+        """
+        page = await self._reader.read(subject, expected + 1, batch=256)
+        for message in page.messages:
+            if message.headers.get("Nats-Msg-Id") == msg_id:
+                return PubAck(stream=self.topology.events_stream, seq=message.sequence, duplicate=True)
+        return None
 
     async def execute(
         self, backup_id: str, decide: Decide, *, causation: Causation, max_attempts: int = 8

@@ -104,8 +104,8 @@ def record_failure(state: BackupState, step: Literal["snapshot", "export"], reas
 
 
 def failing_step(state: BackupState) -> Literal["snapshot", "export"]:
+    """The step a failure belongs to: the snapshot until it is available, the export after."""
     db = state.database
     wants_snapshot = state.spec is not None and state.spec.database.type == "snapshot"
-    if db.state == "SnapshotInProgress" or (db.state == "Pending" and wants_snapshot):
-        return "snapshot"
-    return "export"
+    snapshot_done = db.snapshot is not None and db.snapshot.status == "available"
+    return "snapshot" if wants_snapshot and not snapshot_done and db.export is None else "export"

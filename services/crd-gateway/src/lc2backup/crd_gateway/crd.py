@@ -1,0 +1,225 @@
+"""The BackupRequest CustomResourceDefinition, generated from the pydantic spec so the two cannot drift.
+
+``openAPIV3Schema.spec`` is ``BackupRequestSpec.model_json_schema(by_alias=True)`` made structural: ``$ref``
+inlined, ``anyOf [X, null]`` turned into ``nullable``, and what Kubernetes rejects removed (``title``,
+``additionalProperties: false``, ``$defs``, ``patternProperties``, ``propertyNames``, ``default: null``). The
+cross-field rules of ``CEL_RULES`` become ``x-kubernetes-validations``; a transition rule makes the spec
+immutable once created (one BackupRequest is one backup).
+
+What the schema cannot say, and where it is enforced instead:
+
+* unknown fields: pydantic forbids them; the API server prunes them, or rejects them under kubectl's
+  default ``--validate=strict``;
+* tag keys (pattern, 1-63 characters): structural schemas have no ``propertyNames`` and a CEL ``matches``
+  over unbounded map keys is too costly for the API server's budget, so crd-gateway rejects them (the CR
+  ends ``Rejected`` with the reason).
+
+``contracts/crds/`` and ``deploy/k8s/base/crd.yaml`` hold the rendered YAML; a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, get_args
+
+import yaml
+
+from lc2backup.domain import API_GROUP, API_VERSION, KIND, BackupRequestSpec
+from lc2backup.domain.spec import CEL_RULES
+from lc2backup.domain.state import Phase
+
+PLURAL = "backuprequests"
+SINGULAR = "backuprequest"
+SHORT_NAMES = ["br"]
+CRD_NAME = f"{PLURAL}.{API_GROUP}"
+CONTRACT_PATH = f"contracts/crds/{CRD_NAME}.yaml"
+DEPLOY_PATH = "deploy/k8s/base/crd.yaml"
+
+IMMUTABLE_MESSAGE = "spec is immutable: one BackupRequest is one backup; create a new BackupRequest instead"
+_DROP = {"title", "$defs", "propertyNames", "patternProperties"}
+_PHASES: list[str] = list(get_args(Phase))
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline ``$ref`` and strip what a structural schema may not contain."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return _resolve({**target, **extra}, defs)
+    any_of = node.get("anyOf")
+    if isinstance(any_of, list) and {"type": "null"} in any_of and len(any_of) == 2:
+        (other,) = [option for option in any_of if option != {"type": "null"}]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        return _resolve({**other, **rest, "nullable": True}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP or (key == "additionalProperties" and value is False):
+            continue
+        if key == "default" and value is None:
+            continue
+        out[key] = value if key in ("enum", "required", "default") else _resolve(value, defs)
+    if "patternProperties" in node:  # a map: the value schema stays, the key pattern moves to the gateway
+        (value_schema,) = node["patternProperties"].values()
+        out["additionalProperties"] = _resolve(value_schema, defs)
+    return out
+
+
+def spec_schema() -> dict[str, Any]:
+    """The spec's structural schema with its CEL rules (also used by the schema-parity test)."""
+    raw = BackupRequestSpec.model_json_schema(by_alias=True)
+    schema: dict[str, Any] = _resolve(raw, raw.get("$defs", {}))
+    schema["x-kubernetes-validations"] = [{"rule": rule, "message": message} for rule, message in CEL_RULES] + [
+        {"rule": "self == oldSelf", "message": IMMUTABLE_MESSAGE}
+    ]
+    return schema
+
+
+def _open_object(description: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "x-kubernetes-preserve-unknown-fields": True,
+        "properties": properties,
+    }
+
+
+def _string(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
+CONDITION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+    "properties": {
+        "type": _string("Ready, Failed or SpecChangeRefused"),
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "reason": _string("CamelCase reason"),
+        "message": _string("Human-readable detail"),
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+    },
+}
+
+
+def status_schema() -> dict[str, Any]:
+    """Top-level fields are typed; the branch details may grow, so they keep unknown fields."""
+    return {
+        "type": "object",
+        "description": "A projection of the backup's event log, written by crd-gateway",
+        "properties": {
+            "backupId": _string("The backup this BackupRequest became (uuid5 of the CR's uid)"),
+            "state": {"type": "string", "enum": _PHASES, "description": "Overall state of the backup"},
+            "message": _string("What is happening now, or every reason it was rejected or failed"),
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "specGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "The metadata.generation the backup was requested with",
+            },
+            "lastEventSequence": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "Stream sequence of the last event this status reflects",
+            },
+            "startTime": {"type": "string", "format": "date-time"},
+            "completionTime": {"type": "string", "format": "date-time"},
+            "metadataLocation": _string("URI of metadata.json, written last"),
+            "failedBranch": _string("database, documentLibrary, metadata or backup"),
+            "problems": {
+                "type": "array",
+                "description": "Every reason the request was rejected",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                    },
+                },
+            },
+            "database": _open_object(
+                "Database branch: snapshot and export",
+                state={"type": "string"},
+                snapshot=_open_object("The managed snapshot"),
+                exportOperation=_open_object("The export / dump into object storage"),
+            ),
+            "documentLibrary": _open_object(
+                "Document-library branch: the server-side transfer",
+                state={"type": "string"},
+                transferJob=_open_object("The transfer job"),
+                counters=_open_object("Objects and bytes found, copied and excluded"),
+            ),
+            "conditions": {
+                "type": "array",
+                "items": CONDITION_SCHEMA,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+        },
+    }
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "State", "type": "string", "jsonPath": ".status.state"},
+    {"name": "Provider", "type": "string", "jsonPath": ".spec.provider"},
+    {"name": "Project", "type": "string", "jsonPath": ".spec.projectId"},
+    {"name": "Environment", "type": "string", "jsonPath": ".spec.environment"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+]
+
+
+def crd_manifest() -> dict[str, Any]:
+    """The CustomResourceDefinition as a dict (apiextensions.k8s.io/v1)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME, "labels": {"app.kubernetes.io/part-of": "lc2backup"}},
+        "spec": {
+            "group": API_GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": ["lc2backup"],
+            },
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A request to back up one Liferay environment (database and document library)",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    """The rendered CRD, as checked into ``contracts/crds/`` and ``deploy/k8s/base/``."""
+    header = "# Generated from lc2backup.domain.BackupRequestSpec by lc2backup.crd_gateway.crd: do not edit.\n"
+    return header + yaml.safe_dump(crd_manifest(), sort_keys=False, width=120)

@@ -1,0 +1,180 @@
+"""Real messages built from the models: at least one per event type (all fields, and only the required ones).
+
+A new event type without a sample here fails ``test_every_event_type_has_a_sample``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lc2backup.domain import BackupRequestSpec, Problem, RequestSource, TransferCounters
+from lc2backup.domain import events as ev
+from lc2backup.eventing import DomainEvent
+
+BACKUP_ID = "3f9c1f4e-8f0b-5c1e-9a57-0d2b6c7e4a11"
+
+LOCAL_SPEC: dict[str, Any] = {
+    "projectId": "retail",
+    "environment": "prd",
+    "provider": "local",
+    "database": {"type": "dump", "instanceId": "liferay-db", "databaseName": "lportal"},
+    "documentLibrary": {
+        "sourceBucket": "retail-prd-doclib",
+        "sourcePrefix": "document_library/",
+        "destinationBucket": "retail-backups",
+        "destinationPrefix": "retail/prd/",
+        "excludeGeneratedFiles": True,
+    },
+    "retentionDays": 14,
+    "tags": {"team": "platform", "cost-center/id": "42"},
+}
+AWS_SPEC: dict[str, Any] = {
+    "projectId": "shop",
+    "environment": "uat",
+    "provider": "aws",
+    "database": {"type": "snapshot", "instanceId": "shop-uat-mysql", "databasesToIgnore": ["sys", "tmp_import"]},
+    "documentLibrary": {"sourceBucket": "shop-uat-doclib", "destinationBucket": "shop-backups"},
+}
+
+COUNTERS = TransferCounters(
+    objects_found=1200,
+    objects_copied=800,
+    bytes_copied=52_428_800,
+    objects_excluded=300,
+    bytes_excluded=1_048_576,
+    objects_vanished=2,
+    listing_complete=True,
+)
+EXCLUDED = ["document_library/20097/0/document_thumbnail/", "document_library/20097/0/adaptive/"]
+SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+EXPORT = f"s3://retail-backups/retail/prd/{BACKUP_ID}/database/lportal.dump"
+
+
+def spec(raw: dict[str, Any]) -> BackupRequestSpec:
+    return BackupRequestSpec.model_validate(raw)
+
+
+EVENT_SAMPLES: dict[type[DomainEvent], list[DomainEvent]] = {
+    ev.BackupRequested: [
+        ev.BackupRequested(
+            spec=spec(LOCAL_SPEC),
+            source=RequestSource(kind="kubernetes", namespace="liferay", name="nightly", uid="b1e2", generation=3),
+        ),
+        ev.BackupRequested(spec=spec(AWS_SPEC), source=RequestSource(kind="nats")),
+    ],
+    ev.BackupRejected: [
+        ev.BackupRejected(
+            problems=[
+                Problem(field="spec.database.instanceId", message="Field required", type="missing"),
+                Problem(field="spec.environment", message="must be a DNS label"),
+            ],
+            source=RequestSource(kind="api", command_id="idem-1"),
+            project_id="retail",
+            environment="PRD!",
+        ),
+        ev.BackupRejected(
+            problems=[Problem(field="spec", message="must be an object")], source=RequestSource(kind="nats")
+        ),
+    ],
+    ev.DatabaseSnapshotStarted: [
+        ev.DatabaseSnapshotStarted(snapshot_id="lc2-3f9c1f4e-snapshot", instance_id="shop-uat")
+    ],
+    ev.DatabaseSnapshotCompleted: [
+        ev.DatabaseSnapshotCompleted(
+            snapshot_id="lc2-3f9c1f4e-snapshot",
+            location="arn:aws:rds:eu-west-1:123456789012:snapshot:lc2-3f9c1f4e-snapshot",
+            size_bytes=21_474_836_480,
+            engine="mysql",
+            engine_version="8.0.39",
+        ),
+        ev.DatabaseSnapshotCompleted(snapshot_id="lc2-3f9c1f4e-snapshot"),
+    ],
+    ev.DatabaseExportStarted: [
+        ev.DatabaseExportStarted(
+            operation_id="lc2-3f9c1f4e-export", location=EXPORT, format="parquet", restorable=False
+        )
+    ],
+    ev.DatabaseExportProgressed: [
+        ev.DatabaseExportProgressed(report=1, bytes_written=1024, estimated_total_bytes=4096, percent=25),
+        ev.DatabaseExportProgressed(report=2),
+    ],
+    ev.DatabaseExportCompleted: [
+        ev.DatabaseExportCompleted(
+            location=EXPORT,
+            format="pg_dump-custom",
+            restorable=True,
+            size_bytes=4096,
+            sha256=SHA,
+            engine="postgres",
+            engine_version="16.4",
+            extracted_gb=0.5,
+        ),
+        ev.DatabaseExportCompleted(location=EXPORT, format="parquet", restorable=False),
+    ],
+    ev.DatabaseBranchFailed: [ev.DatabaseBranchFailed(step="export", reason="pg_dump exited with status 1")],
+    ev.DocumentLibraryTransferStarted: [
+        ev.DocumentLibraryTransferStarted(
+            job_id="lc2-3f9c1f4e-doclib",
+            method="s3-copy",
+            source="s3://retail-prd-doclib/document_library/",
+            destination=f"s3://retail-backups/retail/prd/{BACKUP_ID}/document_library/",
+            exclude_generated_files=True,
+            excluded_prefixes=EXCLUDED,
+        ),
+        ev.DocumentLibraryTransferStarted(
+            job_id="j", method="local", source="/a", destination="/b", exclude_generated_files=False
+        ),
+    ],
+    ev.DocumentLibraryTransferProgressed: [
+        ev.DocumentLibraryTransferProgressed(report=3, attempt=2, counters=COUNTERS),
+        ev.DocumentLibraryTransferProgressed(report=1, counters=TransferCounters()),
+    ],
+    ev.DocumentLibraryTransferCompleted: [
+        ev.DocumentLibraryTransferCompleted(counters=COUNTERS, manifest_location=f"s3://retail-backups/{BACKUP_ID}/m"),
+        ev.DocumentLibraryTransferCompleted(counters=TransferCounters()),
+    ],
+    ev.DocumentLibraryTransferFailed: [ev.DocumentLibraryTransferFailed(reason="AccessDenied on retail-prd-doclib")],
+    ev.BackupMetadataWritten: [
+        ev.BackupMetadataWritten(location=f"s3://retail-backups/{BACKUP_ID}/metadata.json", size_bytes=2048, sha256=SHA)
+    ],
+    ev.BackupSucceeded: [ev.BackupSucceeded(metadata_location=f"s3://retail-backups/{BACKUP_ID}/metadata.json")],
+    ev.BackupFailed: [ev.BackupFailed(branch="documentLibrary", reason="AccessDenied on retail-prd-doclib")],
+}
+
+# Payloads pydantic refuses; the schema must refuse them too (type, wire data).
+INVALID_PAYLOADS: list[tuple[type[DomainEvent], dict[str, Any]]] = [
+    (ev.DatabaseExportProgressed, {"report": 0}),
+    (ev.DatabaseExportProgressed, {"report": 1, "percent": 101}),
+    (ev.DatabaseSnapshotStarted, {"snapshotId": "s"}),
+    (ev.BackupSucceeded, {"metadataLocation": "s3://b/k", "unknown": 1}),
+    (ev.BackupFailed, {"branch": "network", "reason": "down"}),
+    (ev.BackupRejected, {"problems": [], "source": {"kind": "nats"}}),
+    (ev.BackupRequested, {"spec": LOCAL_SPEC | {"projectId": "Retail"}, "source": {"kind": "nats"}}),
+    (ev.BackupRequested, {"spec": LOCAL_SPEC | {"tags": {"-bad-key": "x"}}, "source": {"kind": "nats"}}),
+    (ev.BackupRequested, {"spec": LOCAL_SPEC | {"retentionDays": 0}, "source": {"kind": "nats"}}),
+    (ev.BackupRequested, {"spec": LOCAL_SPEC, "source": {"kind": "email"}}),
+]
+
+COMMANDS: dict[str, dict[str, Any]] = {
+    "spec only": {"spec": LOCAL_SPEC},
+    "all fields": {
+        "backupId": BACKUP_ID,
+        "requestId": "nightly-2025-01-31",
+        "spec": AWS_SPEC,
+        "source": {"kind": "nats", "commandId": "nightly-2025-01-31"},
+    },
+    "manifest": {
+        "apiVersion": "backup.liferay.cloud/v1alpha1",
+        "kind": "BackupRequest",
+        "metadata": {"name": "nightly", "namespace": "liferay", "labels": {"app": "lc2"}},
+        "spec": LOCAL_SPEC,
+        "status": {"phase": "Pending"},
+    },
+}
+INVALID_COMMANDS: dict[str, dict[str, Any]] = {
+    "no spec": {"requestId": "r"},
+    "unknown field": {"spec": LOCAL_SPEC, "priority": "high"},
+    "bad spec": {"spec": LOCAL_SPEC | {"provider": "ibm"}},
+    "wrong kind": {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "Backup", "spec": LOCAL_SPEC},
+    "manifest without spec": {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest"},
+}

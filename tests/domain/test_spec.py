@@ -1,0 +1,114 @@
+"""BackupRequest validation: every problem with its field path; the same rules for every entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lc2backup.domain import SpecInvalid, parse_spec, read_command
+from lc2backup.domain.commands import CommandUnreadable
+
+
+def valid(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "projectId": "retail", "environment": "prd", "provider": "aws",
+        "database": {"type": "snapshot", "instanceId": "retail-prd-db"},
+        "documentLibrary": {"sourceBucket": "retail-prd-liferay-dl", "destinationBucket": "liferay-backups",
+                            "destinationPrefix": "retail/prd/20251109/", "excludeGeneratedFiles": True},
+        "retentionDays": 30,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def problems(raw: Any) -> dict[str, str]:
+    with pytest.raises(SpecInvalid) as info:
+        parse_spec(raw)
+    return {p.field: p.message for p in info.value.problems}
+
+
+def test_the_original_documents_example_is_accepted() -> None:
+    spec = parse_spec(valid())
+    assert spec.document_library.source_prefix == "" and spec.retention_days == 30
+
+
+def test_prefixes_are_normalised_to_end_with_a_slash() -> None:
+    spec = parse_spec(valid(documentLibrary={"sourceBucket": "aaa", "destinationBucket": "bbb",
+                                             "sourcePrefix": "store", "destinationPrefix": "retail/prd"}))
+    assert spec.document_library.source_prefix == "store/"
+    assert spec.document_library.destination_prefix == "retail/prd/"
+
+
+def test_every_problem_is_reported_with_its_path() -> None:
+    found = problems(valid(projectId="Retail", provider="ibm", retentionDays="30", extra=1,
+                           database={"type": "copy", "instanceId": ""}))
+    assert set(found) == {"spec.projectId", "spec.provider", "spec.retentionDays", "spec.extra",
+                          "spec.database.type", "spec.database.instanceId"}
+    assert "DNS label" in found["spec.projectId"]
+
+
+def test_missing_fields_are_named() -> None:
+    found = problems({"projectId": "retail"})
+    assert {"spec.environment", "spec.provider", "spec.database", "spec.documentLibrary"} <= set(found)
+
+
+@pytest.mark.parametrize("prefix", ["/abs/path/", "a/../b/", "../up", "a//b/", "a/./b", "a\\b", "with space/",
+                                    "x/\u0000/", "..", "."])
+def test_unsafe_prefixes_are_refused(prefix: str) -> None:
+    found = problems(valid(documentLibrary={"sourceBucket": "aaa", "destinationBucket": "bbb",
+                                            "destinationPrefix": prefix}))
+    assert "relative key prefix" in found["spec.documentLibrary.destinationPrefix"]
+
+
+@pytest.mark.parametrize("bucket", ["", "ab", "UPPER", "a..b", "-lead", "trail-", "a_b", "x" * 64, "a.-b"])
+def test_malformed_bucket_names_are_refused(bucket: str) -> None:
+    found = problems(valid(documentLibrary={"sourceBucket": bucket, "destinationBucket": "bbb"}))
+    assert "spec.documentLibrary.sourceBucket" in found
+
+
+def test_cross_field_rules() -> None:
+    found = problems(valid(provider="local"))
+    assert "use database.type: dump" in found["spec.database.type"]
+    found = problems(valid(documentLibrary={"sourceBucket": "same", "destinationBucket": "same",
+                                            "sourcePrefix": "store/", "destinationPrefix": "store/backups/"}))
+    assert "overlaps" in found["spec.documentLibrary.destinationPrefix"]
+    parse_spec(valid(documentLibrary={"sourceBucket": "same", "destinationBucket": "same",
+                                      "sourcePrefix": "store/", "destinationPrefix": "backups/"}))
+
+
+def test_not_an_object() -> None:
+    assert problems(["a list"]) == {"spec": "must be an object"}
+
+
+def test_commands_name_their_backup_deterministically() -> None:
+    a = read_command(b'{"requestId": "r-1", "spec": {}}', "m1")
+    b = read_command(b'{"requestId": "r-1", "spec": {}}', "m2")
+    assert a.backup_id == b.backup_id and a.problems == []
+    explicit = read_command(b'{"backupId": "3f1e4c5a-0000-4000-8000-000000000001", "spec": {}}', "m1")
+    assert explicit.backup_id == "3f1e4c5a-0000-4000-8000-000000000001"
+
+
+def test_a_manifest_is_a_command_too() -> None:
+    doc = (b'{"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", '
+           b'"metadata": {"name": "n", "namespace": "ns"}, "spec": {"projectId": "retail"}}')
+    intake = read_command(doc, "m1")
+    assert intake.source.name == "n" and intake.spec == {"projectId": "retail"} and intake.problems == []
+    assert read_command(doc, "m2").backup_id == intake.backup_id
+    wrong = read_command(b'{"apiVersion": "v1", "kind": "Pod", "spec": {}}', "m1")
+    assert {p.field for p in wrong.problems} == {"apiVersion", "kind"}
+
+
+def test_command_shape_problems_are_reported() -> None:
+    intake = read_command(b'{"backupId": "nope", "spec": {}, "surprise": 1}', "m1")
+    assert {p.field for p in intake.problems} == {"command.backupId", "command.surprise"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(b"\xff\xfe not utf-8", "not UTF-8"), (b"{not json", "not JSON"), (b"[1, 2]", "expected an object"),
+     (b"x" * (64 * 1024 + 1), "too large")],
+)
+def test_unreadable_commands(raw: bytes, reason: str) -> None:
+    with pytest.raises(CommandUnreadable, match=reason):
+        read_command(raw, "m1")

@@ -94,7 +94,15 @@ async def buckets(s3: Any, unique: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def system(stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str) -> Iterator[System]:
+def system_extra_env() -> dict[str, str]:
+    """Extra LC2_* settings for the ``system`` fixture; override this fixture in a test module."""
+    return {}
+
+
+@pytest.fixture
+def system(
+    stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, system_extra_env: dict[str, str]
+) -> Iterator[System]:
     """The five services as real processes, on a fresh NATS and a fresh projection database."""
     projection = stack.postgres.create_database(f"p_{unique}")
     source_db = stack.postgres.create_database(f"lportal_{unique}")
@@ -106,6 +114,7 @@ def system(stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: s
         "LC2_CONSUMER__ACK_WAIT_SECONDS": "5",
         "LC2_POLL_INTERVAL_SECONDS": "1",
         "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.5",
+        **system_extra_env,
     }
     system = System(
         stack=stack,

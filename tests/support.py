@@ -22,7 +22,7 @@ def local_spec(
     destination: str,
     *,
     instance: str = "liferay-test",
-    database: str = "lportal",
+    database_name: str = "lportal",
     prefix: str = "backups/",
     **overrides: Any,
 ) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def local_spec(
         "projectId": "retail",
         "environment": "dev",
         "provider": "local",
-        "database": {"type": "dump", "instanceId": instance, "databaseName": database},
+        "database": {"type": "dump", "instanceId": instance, "databaseName": database_name},
         "documentLibrary": {
             "sourceBucket": source,
             "destinationBucket": destination,
@@ -67,7 +67,7 @@ class System:
         return self.source_dsn.rsplit("/", 1)[-1]
 
     def spec(self, source: str, destination: str, **overrides: Any) -> dict[str, Any]:
-        return local_spec(source, destination, database=self.source_database, **overrides)
+        return local_spec(source, destination, database_name=self.source_database, **overrides)
 
     @property
     def api(self) -> str:

@@ -55,7 +55,6 @@ __all__ = [
     "TransferCounters",
     "backup_id_for_request",
     "backup_id_for_resource",
-    "events",
     "evolve",
     "fold",
     "generated_prefixes",

@@ -9,7 +9,7 @@ from typing import Any
 
 from lc2backup.domain import BackupState, Intake, Problem, SpecInvalid, parse_spec
 from lc2backup.domain.events import BackupRejected, BackupRequested
-from lc2backup.eventing import DomainEvent
+from lc2backup.eventing.events import DomainEvent
 
 
 def _best_effort(spec: Any, field: str) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from lc2backup.domain import BackupLayout, BackupState
 from lc2backup.domain.events import BackupFailed, BackupMetadataWritten, BackupSucceeded
-from lc2backup.eventing import DomainEvent
+from lc2backup.eventing.events import DomainEvent
 
 METADATA_SCHEMA_VERSION = 1
 PRODUCER = {"name": "lc2backup", "version": "0.1.0"}

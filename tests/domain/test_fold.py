@@ -9,22 +9,32 @@ from lc2backup.domain import events as ev
 from lc2backup.eventing import DomainEvent, Envelope, RecordedEvent, event_id
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-SPEC = parse_spec({
-    "projectId": "retail", "environment": "prd", "provider": "local",
-    "database": {"type": "dump", "instanceId": "db1", "databaseName": "lportal"},
-    "documentLibrary": {"sourceBucket": "liferay-dl", "destinationBucket": "lc2-backups"},
-})
+SPEC = parse_spec(
+    {
+        "projectId": "retail",
+        "environment": "prd",
+        "provider": "local",
+        "database": {"type": "dump", "instanceId": "db1", "databaseName": "lportal"},
+        "documentLibrary": {"sourceBucket": "liferay-dl", "destinationBucket": "lc2-backups"},
+    }
+)
 SOURCE = ev.RequestSource(kind="nats", command_id="c1")
-COUNTERS = ev.TransferCounters(objects_found=10, objects_copied=8, bytes_copied=800, objects_excluded=2,
-                               bytes_excluded=20, listing_complete=True)
+COUNTERS = ev.TransferCounters(
+    objects_found=10, objects_copied=8, bytes_copied=800, objects_excluded=2, bytes_excluded=20, listing_complete=True
+)
 
 
 def recorded(events: list[DomainEvent], backup_id: str = "b1") -> list[RecordedEvent]:
     out = []
     for seq, event in enumerate(events, start=1):
         envelope = Envelope(
-            id=event_id(backup_id, event.dedupe_key()), type=event.event_type, schema_version=event.schema_version,
-            backup_id=backup_id, occurred_at=T0 + timedelta(seconds=seq), correlation_id="c1", producer="test",
+            id=event_id(backup_id, event.dedupe_key()),
+            type=event.event_type,
+            schema_version=event.schema_version,
+            backup_id=backup_id,
+            occurred_at=T0 + timedelta(seconds=seq),
+            correlation_id="c1",
+            producer="test",
             data=event.model_dump(mode="json", by_alias=True),
         )
         out.append(RecordedEvent(envelope, event, seq))
@@ -49,10 +59,12 @@ def test_requested_backup_is_pending_with_both_branches_pending() -> None:
 def test_database_phase_is_shown_while_both_branches_run() -> None:
     s = state_after(
         ev.BackupRequested(spec=SPEC, source=SOURCE),
-        ev.DocumentLibraryTransferStarted(job_id="j", method="m", source="s3://a/", destination="s3://b/",
-                                          exclude_generated_files=True),
-        ev.DatabaseExportStarted(operation_id="op", location="s3://b/x.dump", format="postgresql-custom",
-                                 restorable=True),
+        ev.DocumentLibraryTransferStarted(
+            job_id="j", method="m", source="s3://a/", destination="s3://b/", exclude_generated_files=True
+        ),
+        ev.DatabaseExportStarted(
+            operation_id="op", location="s3://b/x.dump", format="postgresql-custom", restorable=True
+        ),
     )
     assert s.state == "ExportInProgress"
     assert s.document_library.state == "TransferInProgress"
@@ -60,16 +72,19 @@ def test_database_phase_is_shown_while_both_branches_run() -> None:
 
 
 def test_snapshot_then_export_then_transfer_phases() -> None:
-    base: list[DomainEvent] = [ev.BackupRequested(spec=SPEC, source=SOURCE),
-                               ev.DatabaseSnapshotStarted(snapshot_id="snap", instance_id="db1")]
+    base: list[DomainEvent] = [
+        ev.BackupRequested(spec=SPEC, source=SOURCE),
+        ev.DatabaseSnapshotStarted(snapshot_id="snap", instance_id="db1"),
+    ]
     assert state_after(*base).state == "SnapshotInProgress"
     base.append(ev.DatabaseSnapshotCompleted(snapshot_id="snap", size_bytes=5, engine="postgres"))
     s = state_after(*base)
     assert s.database.snapshot is not None and s.database.snapshot.status == "available"
     base += [
         ev.DatabaseExportStarted(operation_id="op", location="s3://b/e", format="parquet", restorable=False),
-        ev.DocumentLibraryTransferStarted(job_id="j", method="m", source="s", destination="d",
-                                          exclude_generated_files=False),
+        ev.DocumentLibraryTransferStarted(
+            job_id="j", method="m", source="s", destination="d", exclude_generated_files=False
+        ),
         ev.DatabaseExportCompleted(location="s3://b/e", format="parquet", restorable=False, size_bytes=9),
     ]
     s = state_after(*base)
@@ -81,16 +96,20 @@ def test_both_branches_done_means_generating_metadata_then_succeeded() -> None:
     events: list[DomainEvent] = [
         ev.BackupRequested(spec=SPEC, source=SOURCE),
         ev.DatabaseExportStarted(operation_id="op", location="s3://b/e", format="f", restorable=True),
-        ev.DocumentLibraryTransferStarted(job_id="j", method="m", source="s", destination="d",
-                                          exclude_generated_files=True),
+        ev.DocumentLibraryTransferStarted(
+            job_id="j", method="m", source="s", destination="d", exclude_generated_files=True
+        ),
         ev.DocumentLibraryTransferProgressed(report=1, counters=COUNTERS),
         ev.DatabaseExportCompleted(location="s3://b/e", format="f", restorable=True, size_bytes=9, sha256="ab" * 32),
         ev.DocumentLibraryTransferCompleted(counters=COUNTERS, manifest_location="s3://b/m"),
     ]
     s = state_after(*events)
     assert s.state == "GeneratingMetadata" and s.document_library.counters == COUNTERS
-    s = state_after(*events, ev.BackupMetadataWritten(location="s3://b/meta", size_bytes=3, sha256="cd" * 32),
-                    ev.BackupSucceeded(metadata_location="s3://b/meta"))
+    s = state_after(
+        *events,
+        ev.BackupMetadataWritten(location="s3://b/meta", size_bytes=3, sha256="cd" * 32),
+        ev.BackupSucceeded(metadata_location="s3://b/meta"),
+    )
     assert s.state == "Succeeded" and s.terminal and s.metadata_location == "s3://b/meta"
     assert s.completion_time == T0 + timedelta(seconds=8)
     assert s.version == 8 and s.event_count == 8
@@ -111,10 +130,12 @@ def test_a_failed_branch_is_visible_before_the_backup_fails() -> None:
 
 
 def test_events_after_a_terminal_state_change_nothing_but_the_version() -> None:
-    done = state_after(ev.BackupRequested(spec=SPEC, source=SOURCE),
-                       ev.BackupFailed(branch="backup", reason="x"))
-    later = state_after(ev.BackupRequested(spec=SPEC, source=SOURCE), ev.BackupFailed(branch="backup", reason="x"),
-                        ev.DocumentLibraryTransferFailed(reason="late"))
+    done = state_after(ev.BackupRequested(spec=SPEC, source=SOURCE), ev.BackupFailed(branch="backup", reason="x"))
+    later = state_after(
+        ev.BackupRequested(spec=SPEC, source=SOURCE),
+        ev.BackupFailed(branch="backup", reason="x"),
+        ev.DocumentLibraryTransferFailed(reason="late"),
+    )
     assert later.state == "Failed" and later.document_library == done.document_library
     assert later.version == 3
 
@@ -129,8 +150,12 @@ def test_rejected_lists_every_problem() -> None:
 
 
 def test_fold_is_deterministic_and_serialisable() -> None:
-    events = recorded([ev.BackupRequested(spec=SPEC, source=SOURCE),
-                       ev.DocumentLibraryTransferProgressed(report=1, counters=COUNTERS)])
+    events = recorded(
+        [
+            ev.BackupRequested(spec=SPEC, source=SOURCE),
+            ev.DocumentLibraryTransferProgressed(report=1, counters=COUNTERS),
+        ]
+    )
     a, b = fold("b1", events), fold("b1", events)
     assert a == b
     assert BackupState.model_validate_json(a.model_dump_json(by_alias=True)) == a

@@ -35,11 +35,15 @@ def test_generated_prefixes_per_company() -> None:
 
 
 def test_layout_puts_everything_under_the_backup_id() -> None:
-    spec = parse_spec({
-        "projectId": "retail", "environment": "prd", "provider": "local",
-        "database": {"type": "dump", "instanceId": "db"},
-        "documentLibrary": {"sourceBucket": "src", "destinationBucket": "dst", "destinationPrefix": "retail/prd"},
-    })
+    spec = parse_spec(
+        {
+            "projectId": "retail",
+            "environment": "prd",
+            "provider": "local",
+            "database": {"type": "dump", "instanceId": "db"},
+            "documentLibrary": {"sourceBucket": "src", "destinationBucket": "dst", "destinationPrefix": "retail/prd"},
+        }
+    )
     layout = BackupLayout.of(spec, "b1")
     assert layout.metadata_key == "retail/prd/b1/metadata.json"
     assert layout.database_key("lportal", "dump") == "retail/prd/b1/database/lportal.dump"

@@ -12,10 +12,16 @@ from lc2backup.domain.commands import CommandUnreadable
 
 def valid(**overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "projectId": "retail", "environment": "prd", "provider": "aws",
+        "projectId": "retail",
+        "environment": "prd",
+        "provider": "aws",
         "database": {"type": "snapshot", "instanceId": "retail-prd-db"},
-        "documentLibrary": {"sourceBucket": "retail-prd-liferay-dl", "destinationBucket": "liferay-backups",
-                            "destinationPrefix": "retail/prd/20251109/", "excludeGeneratedFiles": True},
+        "documentLibrary": {
+            "sourceBucket": "retail-prd-liferay-dl",
+            "destinationBucket": "liferay-backups",
+            "destinationPrefix": "retail/prd/20251109/",
+            "excludeGeneratedFiles": True,
+        },
         "retentionDays": 30,
     }
     spec.update(overrides)
@@ -34,17 +40,34 @@ def test_the_original_documents_example_is_accepted() -> None:
 
 
 def test_prefixes_are_normalised_to_end_with_a_slash() -> None:
-    spec = parse_spec(valid(documentLibrary={"sourceBucket": "aaa", "destinationBucket": "bbb",
-                                             "sourcePrefix": "store", "destinationPrefix": "retail/prd"}))
+    spec = parse_spec(
+        valid(
+            documentLibrary={
+                "sourceBucket": "aaa",
+                "destinationBucket": "bbb",
+                "sourcePrefix": "store",
+                "destinationPrefix": "retail/prd",
+            }
+        )
+    )
     assert spec.document_library.source_prefix == "store/"
     assert spec.document_library.destination_prefix == "retail/prd/"
 
 
 def test_every_problem_is_reported_with_its_path() -> None:
-    found = problems(valid(projectId="Retail", provider="ibm", retentionDays="30", extra=1,
-                           database={"type": "copy", "instanceId": ""}))
-    assert set(found) == {"spec.projectId", "spec.provider", "spec.retentionDays", "spec.extra",
-                          "spec.database.type", "spec.database.instanceId"}
+    found = problems(
+        valid(
+            projectId="Retail", provider="ibm", retentionDays="30", extra=1, database={"type": "copy", "instanceId": ""}
+        )
+    )
+    assert set(found) == {
+        "spec.projectId",
+        "spec.provider",
+        "spec.retentionDays",
+        "spec.extra",
+        "spec.database.type",
+        "spec.database.instanceId",
+    }
     assert "DNS label" in found["spec.projectId"]
 
 
@@ -53,11 +76,13 @@ def test_missing_fields_are_named() -> None:
     assert {"spec.environment", "spec.provider", "spec.database", "spec.documentLibrary"} <= set(found)
 
 
-@pytest.mark.parametrize("prefix", ["/abs/path/", "a/../b/", "../up", "a//b/", "a/./b", "a\\b", "with space/",
-                                    "x/\u0000/", "..", "."])
+@pytest.mark.parametrize(
+    "prefix", ["/abs/path/", "a/../b/", "../up", "a//b/", "a/./b", "a\\b", "with space/", "x/\u0000/", "..", "."]
+)
 def test_unsafe_prefixes_are_refused(prefix: str) -> None:
-    found = problems(valid(documentLibrary={"sourceBucket": "aaa", "destinationBucket": "bbb",
-                                            "destinationPrefix": prefix}))
+    found = problems(
+        valid(documentLibrary={"sourceBucket": "aaa", "destinationBucket": "bbb", "destinationPrefix": prefix})
+    )
     assert "relative key prefix" in found["spec.documentLibrary.destinationPrefix"]
 
 
@@ -70,11 +95,27 @@ def test_malformed_bucket_names_are_refused(bucket: str) -> None:
 def test_cross_field_rules() -> None:
     found = problems(valid(provider="local"))
     assert "use database.type: dump" in found["spec.database.type"]
-    found = problems(valid(documentLibrary={"sourceBucket": "same", "destinationBucket": "same",
-                                            "sourcePrefix": "store/", "destinationPrefix": "store/backups/"}))
+    found = problems(
+        valid(
+            documentLibrary={
+                "sourceBucket": "same",
+                "destinationBucket": "same",
+                "sourcePrefix": "store/",
+                "destinationPrefix": "store/backups/",
+            }
+        )
+    )
     assert "overlaps" in found["spec.documentLibrary.destinationPrefix"]
-    parse_spec(valid(documentLibrary={"sourceBucket": "same", "destinationBucket": "same",
-                                      "sourcePrefix": "store/", "destinationPrefix": "backups/"}))
+    parse_spec(
+        valid(
+            documentLibrary={
+                "sourceBucket": "same",
+                "destinationBucket": "same",
+                "sourcePrefix": "store/",
+                "destinationPrefix": "backups/",
+            }
+        )
+    )
 
 
 def test_not_an_object() -> None:
@@ -90,8 +131,10 @@ def test_commands_name_their_backup_deterministically() -> None:
 
 
 def test_a_manifest_is_a_command_too() -> None:
-    doc = (b'{"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", '
-           b'"metadata": {"name": "n", "namespace": "ns"}, "spec": {"projectId": "retail"}}')
+    doc = (
+        b'{"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", '
+        b'"metadata": {"name": "n", "namespace": "ns"}, "spec": {"projectId": "retail"}}'
+    )
     intake = read_command(doc, "m1")
     assert intake.source.name == "n" and intake.spec == {"projectId": "retail"} and intake.problems == []
     assert read_command(doc, "m2").backup_id == intake.backup_id
@@ -106,8 +149,12 @@ def test_command_shape_problems_are_reported() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [(b"\xff\xfe not utf-8", "not UTF-8"), (b"{not json", "not JSON"), (b"[1, 2]", "expected an object"),
-     (b"x" * (64 * 1024 + 1), "too large")],
+    [
+        (b"\xff\xfe not utf-8", "not UTF-8"),
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "expected an object"),
+        (b"x" * (64 * 1024 + 1), "too large"),
+    ],
 )
 def test_unreadable_commands(raw: bytes, reason: str) -> None:
     with pytest.raises(CommandUnreadable, match=reason):

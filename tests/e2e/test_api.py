@@ -16,19 +16,22 @@ async def test_list_filter_paginate_and_errors(system: System, buckets: tuple[st
     source, destination = buckets
     async with httpx.AsyncClient(base_url=system.api, timeout=10) as api:
         ids: dict[str, str] = {}
-        for project, env in [("retail", "prd"), ("retail", "dev"), ("retail", "prd"), ("bank", "prd"),
-                             ("bank", "uat")]:
+        for project, env in [("retail", "prd"), ("retail", "dev"), ("retail", "prd"), ("bank", "prd"), ("bank", "uat")]:
             spec = system.spec(source, destination, projectId=project, environment=env)
-            resp = await api.post("/api/v1/backups", json=spec, headers={"Idempotency-Key": f"{project}-{env}-{len(ids)}"})
+            resp = await api.post(
+                "/api/v1/backups", json=spec, headers={"Idempotency-Key": f"{project}-{env}-{len(ids)}"}
+            )
             assert resp.status_code == 202 and resp.headers["Location"].endswith(resp.json()["backupId"])
             ids[resp.json()["backupId"]] = f"{project}/{env}"
         for backup_id in ids:
             assert (await system.wait_for(backup_id))["state"] == "Succeeded"
 
         # The same Idempotency-Key is the same backup.
-        again = await api.post("/api/v1/backups", json=system.spec(source, destination, projectId="retail",
-                                                                   environment="prd"),
-                               headers={"Idempotency-Key": "retail-prd-0"})
+        again = await api.post(
+            "/api/v1/backups",
+            json=system.spec(source, destination, projectId="retail", environment="prd"),
+            headers={"Idempotency-Key": "retail-prd-0"},
+        )
         assert again.json()["backupId"] in ids
 
         everything = (await api.get("/api/v1/backups")).json()
@@ -75,15 +78,21 @@ async def test_list_filter_paginate_and_errors(system: System, buckets: tuple[st
         overlapping = system.spec(source, source)
         overlapping["documentLibrary"]["destinationPrefix"] = ""
         cross = await api.post("/api/v1/backups", json=overlapping)
-        assert cross.status_code == 422 and cross.json()["problems"][0]["field"] == "spec.documentLibrary.destinationPrefix"
+        assert (
+            cross.status_code == 422
+            and cross.json()["problems"][0]["field"] == "spec.documentLibrary.destinationPrefix"
+        )
         for params in ({"limit": 0}, {"limit": 100_000}, {"state": "Sleeping"}, {"cursor": "garbage!"}):
             resp = await api.get("/api/v1/backups", params=params)
             assert resp.status_code == 422, params
             assert resp.json()["problems"], params
         assert (await api.get("/healthz")).json() == {"status": "ok"}
         ready = await api.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"nats": True, "postgres": True,
-                                                                        "projection": True}
+        assert ready.status_code == 200 and ready.json()["checks"] == {
+            "nats": True,
+            "postgres": True,
+            "projection": True,
+        }
         docs = await api.get("/docs")
         assert docs.status_code == 200
         assert "/api/v1/backups" in (await api.get("/openapi.json")).json()["paths"]

@@ -31,7 +31,9 @@ def nested(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
-async def test_bad_commands_are_rejected_with_reasons_or_dead_lettered(system: System, buckets: tuple[str, str]) -> None:
+async def test_bad_commands_are_rejected_with_reasons_or_dead_lettered(
+    system: System, buckets: tuple[str, str]
+) -> None:
     source, destination = buckets
     good = system.spec(source, destination)
     rejected_cases: dict[str, tuple[dict[str, Any], set[str]]] = {
@@ -39,19 +41,27 @@ async def test_bad_commands_are_rejected_with_reasons_or_dead_lettered(system: S
         "wrong-type": (nested(good, "retentionDays", "thirty"), {"spec.retentionDays"}),
         "provider": (nested(good, "provider", "ibm-cloud"), {"spec.provider"}),
         "empty-bucket": (nested(good, "documentLibrary.sourceBucket", ""), {"spec.documentLibrary.sourceBucket"}),
-        "bad-bucket": (nested(good, "documentLibrary.destinationBucket", "Not_A_Bucket"),
-                       {"spec.documentLibrary.destinationBucket"}),
-        "dotdot": (nested(good, "documentLibrary.sourcePrefix", "store/../../etc/"),
-                   {"spec.documentLibrary.sourcePrefix"}),
-        "absolute": (nested(good, "documentLibrary.destinationPrefix", "/var/backups/"),
-                     {"spec.documentLibrary.destinationPrefix"}),
-        "many": ({"projectId": 7, "provider": None}, {"spec.projectId", "spec.provider", "spec.environment",
-                                                      "spec.database", "spec.documentLibrary"}),
+        "bad-bucket": (
+            nested(good, "documentLibrary.destinationBucket", "Not_A_Bucket"),
+            {"spec.documentLibrary.destinationBucket"},
+        ),
+        "dotdot": (
+            nested(good, "documentLibrary.sourcePrefix", "store/../../etc/"),
+            {"spec.documentLibrary.sourcePrefix"},
+        ),
+        "absolute": (
+            nested(good, "documentLibrary.destinationPrefix", "/var/backups/"),
+            {"spec.documentLibrary.destinationPrefix"},
+        ),
+        "many": (
+            {"projectId": 7, "provider": None},
+            {"spec.projectId", "spec.provider", "spec.environment", "spec.database", "spec.documentLibrary"},
+        ),
     }
     unreadable = {
         b"\xff\xfe\x00 not utf-8": "not UTF-8",
-        b"{\"requestId\": ": "not JSON",
-        b"[\"a\", \"list\"]": "expected an object",
+        b'{"requestId": ': "not JSON",
+        b'["a", "list"]': "expected an object",
         json.dumps({"requestId": "huge", "spec": {"pad": "x" * 70_000}}).encode(): "too large",
     }
     nc = await nats.connect(system.nats.url)

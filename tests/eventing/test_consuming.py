@@ -30,11 +30,16 @@ async def js_ready(nc: NatsClient, topology: Topology) -> AsyncIterator[NatsClie
     yield nc
 
 
-def runner_for(nc: NatsClient, topology: Topology, handler: Callable[[Msg], Awaitable[None]], **kwargs: object) -> ConsumerRunner:
-    spec = ConsumerSpec(stream=topology.events_stream, durable="t", filter_subject=topology.all_events,
-                        ack_wait=float(kwargs.pop("ack_wait", 2.0)))  # type: ignore[arg-type]
-    return ConsumerRunner(nc, spec, handler, dead_letters=DeadLetters(nc.jetstream(), topology, "tests"),
-                          **kwargs)  # type: ignore[arg-type]
+def runner_for(
+    nc: NatsClient, topology: Topology, handler: Callable[[Msg], Awaitable[None]], **kwargs: object
+) -> ConsumerRunner:
+    spec = ConsumerSpec(
+        stream=topology.events_stream,
+        durable="t",
+        filter_subject=topology.all_events,
+        ack_wait=float(kwargs.pop("ack_wait", 2.0)),
+    )  # type: ignore[arg-type]
+    return ConsumerRunner(nc, spec, handler, dead_letters=DeadLetters(nc.jetstream(), topology, "tests"), **kwargs)  # type: ignore[arg-type]
 
 
 async def run_until(runner: ConsumerRunner, done: Callable[[], bool], timeout: float = 20) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from lc2backup.domain import fold
 from lc2backup.domain import events as ev
+from lc2backup.domain import fold
 from lc2backup.eventing import (
     Causation,
     ConcurrencyError,

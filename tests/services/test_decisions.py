@@ -16,8 +16,9 @@ from tests.domain.test_fold import SOURCE, SPEC, T0, state_after
 REQUESTED = ev.BackupRequested(spec=SPEC, source=SOURCE)
 EXPORT_STARTED = ev.DatabaseExportStarted(operation_id="op", location="s3://b/e", format="f", restorable=True)
 EXPORT_DONE = ev.DatabaseExportCompleted(location="s3://b/e", format="f", restorable=True, size_bytes=1)
-TRANSFER_STARTED = ev.DocumentLibraryTransferStarted(job_id="j", method="m", source="s", destination="d",
-                                                     exclude_generated_files=True)
+TRANSFER_STARTED = ev.DocumentLibraryTransferStarted(
+    job_id="j", method="m", source="s", destination="d", exclude_generated_files=True
+)
 TRANSFER_DONE = ev.DocumentLibraryTransferCompleted(counters=TransferCounters(objects_copied=1))
 HOUR = timedelta(hours=1)
 
@@ -51,7 +52,9 @@ def test_database_steps_for_a_dump() -> None:
 
 
 def test_database_steps_for_a_snapshot() -> None:
-    spec = SPEC.model_copy(update={"provider": "aws", "database": SPEC.database.model_copy(update={"type": "snapshot"})})
+    spec = SPEC.model_copy(
+        update={"provider": "aws", "database": SPEC.database.model_copy(update={"type": "snapshot"})}
+    )
     requested = ev.BackupRequested(spec=spec, source=SOURCE)
     now = T0 + timedelta(minutes=1)
     assert db.next_step(state_after(requested), now, HOUR).kind == "start_snapshot"
@@ -115,8 +118,14 @@ def test_metadata_waits_for_both_branches() -> None:
     both = state_after(REQUESTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
     assert md.next_action(both) == "write_metadata"
     assert md.record_succeeded(both) == []  # not before metadata.json exists
-    written = state_after(REQUESTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE,
-                          ev.BackupMetadataWritten(location="s3://b/m.json", size_bytes=1, sha256="0" * 64))
+    written = state_after(
+        REQUESTED,
+        EXPORT_STARTED,
+        TRANSFER_STARTED,
+        EXPORT_DONE,
+        TRANSFER_DONE,
+        ev.BackupMetadataWritten(location="s3://b/m.json", size_bytes=1, sha256="0" * 64),
+    )
     assert md.next_action(written) == "succeed"
     assert types(md.record_succeeded(written)) == ["BackupSucceeded"]
 

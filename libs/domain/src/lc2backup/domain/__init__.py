@@ -3,7 +3,7 @@
 Pure: nothing here does I/O, so its tests need no servers.
 """
 
-from lc2backup.domain import events
+from lc2backup.domain import events as events
 from lc2backup.domain.commands import (
     MAX_COMMAND_BYTES,
     CommandUnreadable,

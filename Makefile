@@ -58,8 +58,9 @@ down: install ## Stop what 'make up' started
 status: install ## Show the running local stack
 	$(BIN)/lc2backup dev status
 
-contracts: install ## Regenerate contracts/ (event schemas, asyncapi.yaml, openapi.json, CRD)
+contracts: install ## Regenerate contracts/ (event schemas, asyncapi.yaml, openapi.json, CRD) and deploy's CRD
 	$(BIN)/python -m lc2backup.contracts write
+	$(BIN)/python -m lc2backup.crd_gateway.crd
 
 bench: install ## Run the benchmark suite and write bench/results/latest.json
 	$(BIN)/python -m bench

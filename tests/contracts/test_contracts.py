@@ -191,7 +191,8 @@ def test_asyncapi_has_a_message_per_event_type_with_one_producer(asyncapi: dict[
         assert data == {"$ref": f"./{event_path(cls)}"}
     events = asyncapi["channels"]["events"]
     assert set(events["messages"]) == {cls.event_type for cls in EVENT_TYPES}
-    assert events["address"] == "lc2.backup.evt.{backupId}" and "backupId" in events["parameters"]
+    assert events["address"] == "lc2.backup.evt.{backupId}.{eventType}"
+    assert {"backupId", "eventType"} <= set(events["parameters"])
 
 
 # --- samples -----------------------------------------------------------------------------------------------

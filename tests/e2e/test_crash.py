@@ -30,6 +30,7 @@ def system_extra_env() -> dict[str, str]:
     return {"LC2_LOCAL__COMPRESS": "9", "LC2_LOCAL__COPY_WORKERS": "4"}
 
 
+@pytest.mark.timeout(600)
 async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: tuple[str, str]) -> None:
     source, destination = buckets
     layout = await seed_document_library(s3, source, "", plan_document_library(3000))
@@ -45,7 +46,7 @@ async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: t
     # Watch the event log itself (not the projection) to kill at the right moment.
     killed: set[str] = set()
     nc = await nats.connect(system.nats.url)
-    sub = await nc.subscribe(f"lc2.backup.evt.{backup_id}")
+    sub = await nc.subscribe(f"lc2.backup.evt.{backup_id}.*")
     try:
         async with asyncio.timeout(120):
             while killed != {"db-export", "doclib-transfer"}:

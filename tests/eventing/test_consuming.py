@@ -21,7 +21,7 @@ from lc2backup.eventing import (
     ensure_streams,
 )
 
-SUBJECT = "lc2.backup.evt.test"
+SUBJECT = "lc2.backup.evt.test.Probe"
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def runner_for(
     spec = ConsumerSpec(
         stream=topology.events_stream,
         durable="t",
-        filter_subject=topology.all_events,
+        filter_subjects=(topology.all_events,),
         ack_wait=float(kwargs.pop("ack_wait", 2.0)),
     )  # type: ignore[arg-type]
     return ConsumerRunner(nc, spec, handler, dead_letters=DeadLetters(nc.jetstream(), topology, "tests"), **kwargs)  # type: ignore[arg-type]

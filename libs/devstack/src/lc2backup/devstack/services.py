@@ -109,7 +109,9 @@ class ServiceSet:
             list(pool.map(lambda s: s.stop(), self.services.values()))
 
     def restart(self, name: str) -> float:
+        """Stop the service (if it still runs) and start a fresh process on the same port."""
         old = self.services[name]
+        old.stop()
         fresh = ServiceProcess(name, old.env, self.log_dir, port=old.port)
         self.services[name] = fresh
         return fresh.start()

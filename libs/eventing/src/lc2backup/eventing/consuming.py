@@ -110,9 +110,12 @@ class ConsumerRunner:
                 msg = await asyncio.wait_for(queue.get(), max(remaining, 0.01))
             except TimeoutError:
                 return
-            if msg is not None and (msg.headers or {}).get("Status") is None:
-                with contextlib.suppress(Exception):
-                    await msg.nak()
+            if msg is None:
+                continue
+            if (msg.headers or {}).get("Status") is not None:
+                return  # the server ended our pull request (expired or fulfilled): nothing more can come
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     @staticmethod
     async def _wake_on_stop(stop: asyncio.Event, queue: asyncio.Queue[Msg | None]) -> None:

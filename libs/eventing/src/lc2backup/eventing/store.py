@@ -3,8 +3,9 @@
 Append protocol (see ``reference/eventsourcing.md`` §4.3):
 
 * every event carries ``Nats-Msg-Id`` = its deterministic id, so a retried append is a harmless duplicate;
-* every event carries ``Nats-Expected-Last-Subject-Sequence`` = the sequence the decision was made on, so
-  a concurrent writer makes the append fail with 10071 and the caller reloads, re-decides and retries;
+* every event carries ``Nats-Expected-Last-Subject-Sequence`` = the sequence the decision was made on,
+  checked against the backup's subjects (``…-Subject: lc2.backup.evt.<backupId>.*``), so a concurrent writer
+  makes the append fail with 10071 and the caller reloads, re-decides and retries;
 * an outcome-unknown failure (timeout, 10158 "in process", 503) is retried with the same id and expectation.
 """
 
@@ -111,7 +112,7 @@ class EventStore:
         return RecordedEvent(envelope, self.registry.decode_payload(envelope), message.sequence)
 
     async def load(self, backup_id: str) -> History:
-        messages = await self._reader.read_all(self.topology.event_subject(backup_id))
+        messages = await self._reader.read_all(self.topology.backup_subjects(backup_id))
         events = tuple(self.decode(m) for m in messages)
         return History(backup_id, events, events[-1].sequence if events else 0)
 
@@ -139,23 +140,25 @@ class EventStore:
         correlation_id: str | None = None,
     ) -> AppendResult:
         """Append in order, each guarded by the sequence of the one before. Raises ConcurrencyError."""
-        subject = self.topology.event_subject(backup_id)
         correlation = correlation_id or causation.correlation_id or backup_id
         expected = expected_version
         appended: list[RecordedEvent] = []
         duplicates = 0
         for event in events:
             envelope = self.envelope(backup_id, event, causation, correlation)
-            ack = await self._publish(subject, envelope, expected)
+            ack = await self._publish(envelope, expected)
             duplicates += bool(ack.duplicate)
             expected = ack.seq
             appended.append(RecordedEvent(envelope, event, ack.seq))
         return AppendResult(expected, tuple(appended), duplicates)
 
-    async def _publish(self, subject: str, envelope: Envelope, expected: int, attempts: int = 5) -> PubAck:
+    async def _publish(self, envelope: Envelope, expected: int, attempts: int = 5) -> PubAck:
+        subject = self.topology.event_subject(envelope.backup_id, envelope.type)
+        guarded = self.topology.backup_subjects(envelope.backup_id)
         headers = {
             "Nats-Msg-Id": str(envelope.id),
             "Nats-Expected-Last-Subject-Sequence": str(expected),
+            "Nats-Expected-Last-Subject-Sequence-Subject": guarded,
             TYPE_HEADER: envelope.type,
             BACKUP_HEADER: envelope.backup_id,
         }
@@ -168,7 +171,7 @@ class EventStore:
                 return await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
             except APIError as exc:
                 if exc.err_code in _CONFLICT_CODES:
-                    mine = await self._already_appended(subject, expected, headers["Nats-Msg-Id"])
+                    mine = await self._already_appended(guarded, expected, headers["Nats-Msg-Id"])
                     if mine is not None:
                         return mine
                     raise ConcurrencyError(subject, expected, exc.description or "") from exc
@@ -180,13 +183,13 @@ class EventStore:
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0) + random.random() * 0.05)
         raise AppendError(f"append to {subject} failed after {attempts} attempts: {last!r}") from last
 
-    async def _already_appended(self, subject: str, expected: int, msg_id: str) -> PubAck | None:
+    async def _already_appended(self, subjects: str, expected: int, msg_id: str) -> PubAck | None:
         """Is the conflicting message our own earlier attempt (a lost ack)? Then the append is done.
 
         nats-server checks the expected sequence before the Nats-Msg-Id dedupe on a single-replica stream,
         so a retry of an append that did land comes back as a conflict; the stored id tells them apart.
         """
-        page = await self._reader.read(subject, expected + 1, batch=256)
+        page = await self._reader.read(subjects, expected + 1, batch=256)
         for message in page.messages:
             if message.headers.get("Nats-Msg-Id") == msg_id:
                 return PubAck(stream=self.topology.events_stream, seq=message.sequence, duplicate=True)
@@ -213,7 +216,7 @@ class EventStore:
                 await asyncio.sleep(random.random() * 0.01 * (attempt + 1))
                 continue
             return AppendResult(result.version, result.appended, result.duplicates, history)
-        raise ConflictRetriesExhausted(self.topology.event_subject(backup_id), -1, f"after {max_attempts} attempts")
+        raise ConflictRetriesExhausted(self.topology.backup_subjects(backup_id), -1, f"after {max_attempts} attempts")
 
     async def stream_last_sequence(self) -> int:
         info = await self._js.stream_info(self.topology.events_stream)

@@ -6,7 +6,8 @@ the poll is durable (the server redelivers it to whichever instance runs) and ex
 
 Subjects (documented in ``contracts/asyncapi.yaml``):
 
-* ``lc2.backup.evt.<backupId>``          the event log: one subject per backup (stream LC2_BACKUP_EVENTS)
+* ``lc2.backup.evt.<backupId>.<EventType>``  the event log (stream LC2_BACKUP_EVENTS): a backup's history is
+  ``lc2.backup.evt.<backupId>.*``, and a consumer can filter on the event types it acts on
 * ``lc2.backup.cmd.request``             commands from users and the API (stream LC2_BACKUP_COMMANDS)
 * ``lc2.backup.dlq.<service>``           dead letters with the reason (stream LC2_BACKUP_DLQ)
 """
@@ -49,8 +50,15 @@ class Topology:
     max_command_bytes: int = 1024 * 1024
     dlq_max_age: float = 30 * DAY
 
-    def event_subject(self, backup_id: str) -> str:
-        return f"{self.prefix}.evt.{backup_id}"
+    def event_subject(self, backup_id: str, event_type: str) -> str:
+        return f"{self.prefix}.evt.{backup_id}.{event_type}"
+
+    def backup_subjects(self, backup_id: str) -> str:
+        """Every event of one backup: what a load reads and what an append's expected sequence guards."""
+        return f"{self.prefix}.evt.{backup_id}.*"
+
+    def events_of_type(self, *event_types: str) -> tuple[str, ...]:
+        return tuple(f"{self.prefix}.evt.*.{t}" for t in event_types)
 
     @property
     def all_events(self) -> str:
@@ -64,7 +72,8 @@ class Topology:
         return f"{self.prefix}.dlq.{service}"
 
     def backup_id_of(self, subject: str) -> str:
-        return subject.rsplit(".", 1)[-1]
+        """The backup id token of an event subject (``<prefix>.evt.<backupId>.<EventType>``)."""
+        return subject.split(".")[self.prefix.count(".") + 2]
 
     def stream_configs(self) -> list[StreamConfig]:
         return [
@@ -106,11 +115,12 @@ class Topology:
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A durable pull consumer. Retry policy lives here and in the handler's RetryLater delays."""
+    """A durable pull consumer on one or more subject filters. Retry policy lives here and in the handler's
+    RetryLater delays."""
 
     stream: str
     durable: str
-    filter_subject: str
+    filter_subjects: tuple[str, ...]
     ack_wait: float = 30.0
     max_deliver: int = -1
     max_ack_pending: int = 10_000
@@ -121,7 +131,8 @@ class ConsumerSpec:
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,
-            filter_subject=self.filter_subject,
+            filter_subject=self.filter_subjects[0] if len(self.filter_subjects) == 1 else None,
+            filter_subjects=list(self.filter_subjects) if len(self.filter_subjects) > 1 else None,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
             max_deliver=self.max_deliver,

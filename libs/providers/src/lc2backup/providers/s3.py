@@ -1,5 +1,6 @@
 """The S3 API, shared by the local provider (SeaweedFS, MinIO) and the AWS provider: client, error
-translation, streamed multipart upload with bounded memory, and server-side copy of any size.
+translation, streamed multipart upload with bounded memory, server-side copy of any size, and the
+create-only artefact store that writes metadata.json.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 from pydantic import BaseModel, SecretStr
 
+from lc2backup.providers.base import PutOnceResult
 from lc2backup.providers.errors import PermanentProviderError, ProviderError, TransientProviderError
 
 S3Client = Any  # types-aiobotocore-s3's S3Client; kept loose so no SDK type leaks past this package
 MIB = 1024 * 1024
 SINGLE_COPY_LIMIT = 5 * 1024 * MIB  # CopyObject's documented maximum
+MAX_PARTS = 10_000  # a multipart upload's documented maximum number of parts
 
 
 class S3Settings(BaseModel):
@@ -89,7 +92,8 @@ def translate(exc: Exception, where: str, bucket: str = "") -> ProviderError:
         if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
             return TransientProviderError(f"{where}: {code or status} (will retry)")
         if code in _NOT_FOUND:
-            return PermanentProviderError(_NOT_FOUND[code].format(bucket=bucket or where, where=where))
+            named = str(exc.response.get("Error", {}).get("BucketName") or bucket or where)  # S3 names the bucket
+            return PermanentProviderError(_NOT_FOUND[code].format(bucket=named, where=where))
         if code in _DENIED:
             return PermanentProviderError(f"access denied to {where} ({code}): grant the backup role access")
         message = exc.response.get("Error", {}).get("Message", "")
@@ -205,6 +209,9 @@ class MultipartWriter:
                 await self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
 
 
+_CARRIED_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+
+
 @dataclass(frozen=True)
 class CopyResult:
     etag: str
@@ -234,8 +241,14 @@ async def copy_server_side(
         if size <= single_copy_limit:
             resp = await client.copy_object(Bucket=dst_bucket, Key=dst_key, CopySource=source, CopySourceIfMatch=etag)
             return CopyResult(str(resp["CopyObjectResult"]["ETag"]), multipart=False)
-        created = await client.create_multipart_upload(Bucket=dst_bucket, Key=dst_key)
+        # UploadPartCopy carries no object metadata: take it from the pinned source, as CopyObject would.
+        head = await client.head_object(Bucket=src_bucket, Key=src_key, IfMatch=etag)
+        carried = {k: head[k] for k in _CARRIED_HEADERS if head.get(k)}
+        created = await client.create_multipart_upload(
+            Bucket=dst_bucket, Key=dst_key, Metadata=head.get("Metadata", {}), **carried
+        )
         upload_id = created["UploadId"]
+        part_size = max(part_size, -(-size // MAX_PARTS))
         try:
             parts = []
             for number, start in enumerate(range(0, size, part_size), start=1):
@@ -282,3 +295,17 @@ async def put_once(
             return False, bytes(await stream.read())
     except Exception as exc:
         raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
+
+
+class S3ArtifactStore:
+    """metadata.json (and any other write-once artefact) on an S3 API: create-only, never overwritten."""
+
+    name = "s3"
+
+    def __init__(self, client: S3Client, scheme: str = "s3") -> None:
+        self._client = client
+        self._scheme = scheme
+
+    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult:
+        created, existing = await put_once(self._client, bucket, key, body, content_type)
+        return PutOnceResult(created=created, location=f"{self._scheme}://{bucket}/{key}", existing=existing)

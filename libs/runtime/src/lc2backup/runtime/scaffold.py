@@ -72,11 +72,11 @@ class ServiceScaffold:
         self.runners.append(runner)
         return runner
 
-    def consumer(self, stream: str, durable: str, filter_subject: str) -> ConsumerSpec:
+    def consumer(self, stream: str, durable: str, *filter_subjects: str) -> ConsumerSpec:
         return ConsumerSpec(
             stream=stream,
             durable=durable,
-            filter_subject=filter_subject,
+            filter_subjects=filter_subjects,
             ack_wait=self.settings.consumer.ack_wait_seconds,
         )
 

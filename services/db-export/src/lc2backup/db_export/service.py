@@ -10,6 +10,7 @@ from lc2backup.db_export.handlers import DatabaseBranch
 from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.providers import DatabaseBackupProvider, s3_client
+from lc2backup.providers.aws import open_database_provider
 from lc2backup.providers.local import LocalDatabaseProvider
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -22,6 +23,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if "local" in settings.providers:
             client = await stack.enter_async_context(s3_client(settings.s3))
             providers["local"] = LocalDatabaseProvider(client, settings.local)
+        if "aws" in settings.providers:
+            providers["aws"] = await stack.enter_async_context(open_database_provider(settings.aws))
         branch = DatabaseBranch(
             parts.store,
             providers,
@@ -29,7 +32,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             deadline=timedelta(hours=settings.deadline_hours),
             max_concurrent_dumps=settings.max_concurrent_dumps,
         )
-        events = parts.consumer(parts.topology.events_stream, "db-export", parts.topology.all_events)
+        events = parts.consumer(
+            parts.topology.events_stream, "db-export", *parts.topology.events_of_type("BackupRequested")
+        )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))
         async with parts.serving_health():

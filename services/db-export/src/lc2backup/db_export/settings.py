@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lc2backup.providers import S3Settings
+from lc2backup.providers.aws import AwsSettings
 from lc2backup.providers.local import LocalSettings
 from lc2backup.runtime import HealthSettings, ServiceSettings
 
@@ -10,6 +11,7 @@ from lc2backup.runtime import HealthSettings, ServiceSettings
 class Settings(ServiceSettings):
     health: HealthSettings = HealthSettings(port=8082)
     s3: S3Settings = S3Settings()
+    aws: AwsSettings = AwsSettings()
     local: LocalSettings = LocalSettings()
     providers: list[str] = ["local"]
     poll_interval_seconds: float = 15.0

@@ -10,6 +10,7 @@ from lc2backup.doclib_transfer.handlers import TransferBranch
 from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.providers import DocumentTransferProvider, s3_client
+from lc2backup.providers.aws import open_transfer_provider
 from lc2backup.providers.local import LocalTransferProvider
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -22,6 +23,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if "local" in settings.providers:
             client = await stack.enter_async_context(s3_client(settings.s3))
             providers["local"] = LocalTransferProvider(client, settings.local)
+        if "aws" in settings.providers:
+            providers["aws"] = await stack.enter_async_context(open_transfer_provider(settings.aws))
         branch = TransferBranch(
             parts.store,
             providers,
@@ -29,7 +32,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             deadline=timedelta(hours=settings.deadline_hours),
             max_concurrent_copies=settings.max_concurrent_copies,
         )
-        events = parts.consumer(parts.topology.events_stream, "doclib-transfer", parts.topology.all_events)
+        events = parts.consumer(
+            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type("BackupRequested")
+        )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))
         async with parts.serving_health():

@@ -1,7 +1,7 @@
 """metadata's handler: on each branch outcome, decide whether the backup can be completed or failed.
 
-Only branch outcomes and ``BackupMetadataWritten`` can change the decision, so every other event is
-acknowledged without loading the backup.
+Only branch outcomes and ``BackupMetadataWritten`` can change the decision, so the consumer only receives
+those event types (the event type is the last token of the subject).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from lc2backup.runtime import redact
 
 log = logging.getLogger(__name__)
 
-TRIGGERS = frozenset({
+TRIGGERS = (
     "DatabaseExportCompleted", "DatabaseBranchFailed", "DocumentLibraryTransferCompleted",
     "DocumentLibraryTransferFailed", "BackupMetadataWritten",
-})  # fmt: skip
+)  # fmt: skip
 
 
 class Completion:

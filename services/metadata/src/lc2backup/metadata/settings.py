@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from lc2backup.providers import S3Settings
+from lc2backup.providers.aws import AwsSettings
 from lc2backup.runtime import HealthSettings, ServiceSettings
 
 
 class Settings(ServiceSettings):
     health: HealthSettings = HealthSettings(port=8084)
     s3: S3Settings = S3Settings()
+    aws: AwsSettings = AwsSettings()
     providers: list[str] = ["local"]

@@ -29,17 +29,19 @@ def _description(t: Topology) -> str:
     return f"""\
 The event log of LC2 Backup, an event-sourced backup service for Liferay environments.
 
-Every backup is one subject, `{t.event_subject("<backupId>")}`, on the stream {t.events_stream} (deny delete and
-purge): the backup's history in order, and the only source of truth. A backup's state is a pure fold over that
-subject; the Kubernetes status, the PostgreSQL projection and the HTTP API are projections rebuilt by replay.
+Every event is published on `{t.event_subject("<backupId>", "<EventType>")}` in the stream {t.events_stream}
+(deny delete and purge), so a backup's history, in order, is `{t.backup_subjects("<backupId>")}` — the only
+source of truth — and a consumer can filter on the event types it acts on. A backup's state is a pure fold over
+its subjects; the Kubernetes status, the PostgreSQL projection and the HTTP API are projections rebuilt by replay.
 
 Every event is a JSON envelope (`{ENVELOPE_PATH}`) whose `data` is the payload named by `type` and
 `schemaVersion` (`events/<kebab-case-type>.v<schemaVersion>.schema.json`). Old schema versions are upcast on read.
 
 Append protocol (every writer):
 
-- Decide from the fold of the backup's subject, then publish with `Nats-Expected-Last-Subject-Sequence` set to
-  the subject's last stream sequence the decision was made on (0 for a new backup). If another writer appended
+- Decide from the fold of the backup's subjects, then publish with `Nats-Expected-Last-Subject-Sequence` set to
+  the last stream sequence of those subjects the decision was made on (0 for a new backup) and
+  `Nats-Expected-Last-Subject-Sequence-Subject: {t.backup_subjects("<backupId>")}`. If another writer appended
   meanwhile, JetStream refuses the message (error 10071): reload, decide again, retry.
 - `Nats-Msg-Id` is the envelope id, a UUIDv5 of `<backupId>/<dedupe key>`
   (namespace {EVENT_ID_NAMESPACE}). The same decision always gets the same id, so an append
@@ -56,7 +58,13 @@ process goes to `{t.dlq_subject("<service>")}` (stream {t.dlq_stream}) with the 
 def _event_headers() -> Doc:
     return {
         "type": "object",
-        "required": ["Nats-Msg-Id", "Nats-Expected-Last-Subject-Sequence", TYPE_HEADER, BACKUP_HEADER],
+        "required": [
+            "Nats-Msg-Id",
+            "Nats-Expected-Last-Subject-Sequence",
+            "Nats-Expected-Last-Subject-Sequence-Subject",
+            TYPE_HEADER,
+            BACKUP_HEADER,
+        ],
         "properties": {
             "Nats-Msg-Id": {
                 "type": "string",
@@ -66,10 +74,14 @@ def _event_headers() -> Doc:
             "Nats-Expected-Last-Subject-Sequence": {
                 "type": "string",
                 "pattern": "^[0-9]+$",
-                "description": "Optimistic concurrency: the subject's last sequence when the decision was made.",
+                "description": "Optimistic concurrency: the backup's last sequence when the decision was made.",
+            },
+            "Nats-Expected-Last-Subject-Sequence-Subject": {
+                "type": "string",
+                "description": "The subjects that sequence is checked against: `lc2.backup.evt.<backupId>.*`.",
             },
             TYPE_HEADER: {"type": "string", "description": "The envelope `type`: consumers filter without decoding."},
-            BACKUP_HEADER: {"type": "string", "description": "The envelope `backupId` (the subject's last token)."},
+            BACKUP_HEADER: {"type": "string", "description": "The envelope `backupId` (the subject's fourth token)."},
             "traceparent": {
                 "type": "string",
                 "pattern": TRACEPARENT,
@@ -179,11 +191,17 @@ def _channels(t: Topology) -> Doc:
             "messages": refs([COMMAND]),
         },
         "events": {
-            "address": t.event_subject("{backupId}"),
+            "address": t.event_subject("{backupId}", "{eventType}"),
             "title": "A backup's event log",
             "description": f"Stream {t.events_stream}, at most {t.max_event_bytes} bytes per event; "
             f"all backups: `{t.all_events}`.",
-            "parameters": {"backupId": {"description": "The backup's id (a UUID), the envelope's `backupId`."}},
+            "parameters": {
+                "backupId": {"description": "The backup's id (a UUID), the envelope's `backupId`."},
+                "eventType": {
+                    "description": "The envelope's `type`.",
+                    "enum": [cls.event_type for cls in EVENT_TYPES],
+                },
+            },
             "messages": refs([cls.event_type for cls in EVENT_TYPES]),
         },
         "deadLetters": {

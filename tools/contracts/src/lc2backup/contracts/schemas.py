@@ -65,7 +65,7 @@ def event_schema(cls: type[DomainEvent]) -> Schema:
     about = body.get("description", "")
     body["description"] = (f"{about}\n\n" if about else "") + (
         f"The `data` of a {cls.event_type} event (envelope `type: {cls.event_type}`, "
-        f"`schemaVersion: {cls.schema_version}`) on subject `{Topology().event_subject('<backupId>')}`. "
+        f"`schemaVersion: {cls.schema_version}`) on subject `{Topology().event_subject('<backupId>', cls.event_type)}`. "
         f"Produced by {makers}."
     )
     return _document(event_path(cls), cls.event_type, body) | {

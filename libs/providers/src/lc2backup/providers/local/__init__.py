@@ -12,7 +12,6 @@ from lc2backup.providers.base import (
     ExportProgress,
     ExportRef,
     ExportStatus,
-    PutOnceResult,
     SnapshotRef,
     SnapshotStatus,
     TransferProgress,
@@ -20,9 +19,9 @@ from lc2backup.providers.base import (
     TransferStatus,
 )
 from lc2backup.providers.errors import PermanentProviderError
-from lc2backup.providers.local.copying import S3Copier
 from lc2backup.providers.local.dumping import EXTENSION, FORMAT, DumpTarget, PgDumper
-from lc2backup.providers.s3 import MIB, S3Client, put_once
+from lc2backup.providers.s3 import MIB, S3ArtifactStore, S3Client
+from lc2backup.providers.s3transfer import S3Copier
 
 
 class LocalSettings(BaseModel):
@@ -101,18 +100,6 @@ class LocalTransferProvider:
 
     async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
         return await self._copier.copy(self._client, job, progress)
-
-
-class S3ArtifactStore:
-    name = "s3"
-
-    def __init__(self, client: S3Client, scheme: str = "s3") -> None:
-        self._client = client
-        self._scheme = scheme
-
-    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult:
-        created, existing = await put_once(self._client, bucket, key, body, content_type)
-        return PutOnceResult(created=created, location=f"{self._scheme}://{bucket}/{key}", existing=existing)
 
 
 __all__ = [

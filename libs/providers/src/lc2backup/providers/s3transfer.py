@@ -1,8 +1,10 @@
 """Server-side copy of a document library between S3 buckets: list, filter, copy in parallel, manifest.
 
-No object bytes pass through the process (CopyObject / UploadPartCopy). Memory is bounded: the listing
-feeds a bounded queue, and the manifest (one JSON line per copied object) is streamed by a multipart
-upload. Progress is reported every ``progress_interval`` seconds and once at the end.
+Provider-neutral: the local provider (SeaweedFS, MinIO) and the AWS provider (S3 itself) both copy with
+it, each with its own client and limits. No object bytes pass through the process (CopyObject /
+UploadPartCopy). Memory is bounded: the listing feeds a bounded queue, and the manifest (one JSON line per
+copied object) is streamed by a multipart upload. Progress is reported every ``progress_interval`` seconds
+and once at the end.
 """
 
 from __future__ import annotations

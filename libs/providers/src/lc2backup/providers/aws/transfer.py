@@ -1,0 +1,70 @@
+"""The AWS document-library branch and metadata store: S3 server-side copies with the shared copier.
+
+CopyObject up to the single-copy limit (5 GB), UploadPartCopy above it, pinned to the listed ETag; the
+listing skips Liferay's generated files; a JSONL manifest is written next to the copy. Buckets are checked
+first so a missing one fails the branch by name. For buckets with many millions of objects, S3 Batch
+Operations or DataSync are the managed path (see docs/aws.md); this copier is the one the service runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from lc2backup.providers.aws.buckets import require_bucket
+from lc2backup.providers.aws.settings import AwsSettings
+from lc2backup.providers.base import BackupJob, TransferProgress, TransferRef, TransferStatus
+from lc2backup.providers.s3 import S3ArtifactStore, S3Client, s3_client
+from lc2backup.providers.s3transfer import S3Copier
+
+METHOD = "s3-copy-object"
+
+
+class AwsTransferProvider:
+    name = "aws"
+
+    def __init__(self, client: S3Client, settings: AwsSettings) -> None:
+        self._client = client
+        self._region = settings.region
+        self._copier = S3Copier(
+            workers=settings.copy_workers,
+            progress_interval=settings.progress_interval_seconds,
+            single_copy_limit=settings.single_copy_limit_bytes,
+            multipart_part_size=settings.multipart_part_size_bytes,
+        )
+
+    async def start_transfer(self, job: BackupJob) -> TransferRef:
+        dl = job.spec.document_library
+        await require_bucket(
+            self._client, dl.source_bucket, "source bucket", "spec.documentLibrary.sourceBucket", self._region
+        )
+        await require_bucket(
+            self._client,
+            dl.destination_bucket,
+            "destination bucket",
+            "spec.documentLibrary.destinationBucket",
+            self._region,
+        )
+        return TransferRef(
+            job_id=f"aws-s3-copy-{job.backup_id}",
+            method=METHOD,
+            source=f"s3://{dl.source_bucket}/{dl.source_prefix}",
+            destination=job.layout.uri(job.layout.document_library_prefix),
+            excluded_prefixes=await self._copier.excluded_prefixes(self._client, job),
+        )
+
+    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
+        return await self._copier.copy(self._client, job, progress)
+
+
+@contextlib.asynccontextmanager
+async def open_transfer_provider(settings: AwsSettings) -> AsyncIterator[AwsTransferProvider]:
+    async with s3_client(settings.s3()) as client:
+        yield AwsTransferProvider(client, settings)
+
+
+@contextlib.asynccontextmanager
+async def open_artifact_store(settings: AwsSettings) -> AsyncIterator[S3ArtifactStore]:
+    """metadata.json on S3, create-only (``If-None-Match: *``)."""
+    async with s3_client(settings.s3()) as client:
+        yield S3ArtifactStore(client)

@@ -1,6 +1,10 @@
-"""The embedded local stack (NATS, PostgreSQL, SeaweedFS) and the service launcher, on loopback only."""
+"""The embedded local stack (NATS, PostgreSQL, SeaweedFS; moto for the AWS tests) and the service launcher,
+on loopback only.
+"""
 
 from lc2backup.devstack.errors import StackError
+from lc2backup.devstack.kube import KubeEmulator
+from lc2backup.devstack.moto import MotoServer
 from lc2backup.devstack.nats import NatsServer
 from lc2backup.devstack.ports import free_port
 from lc2backup.devstack.postgres import PostgresServer
@@ -12,8 +16,10 @@ from lc2backup.devstack.stack import PROJECTION_DATABASE, LocalStack
 __all__ = [
     "PROJECTION_DATABASE",
     "SERVICE_MODULES",
+    "KubeEmulator",
     "LocalStack",
     "ManagedProcess",
+    "MotoServer",
     "NatsServer",
     "PostgresServer",
     "SeaweedS3",

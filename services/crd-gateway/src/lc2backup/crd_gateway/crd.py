@@ -20,6 +20,8 @@ What the schema cannot say, and where it is enforced instead:
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 from typing import Any, get_args
 
 import yaml
@@ -223,3 +225,19 @@ def crd_yaml() -> str:
     """The rendered CRD, as checked into ``contracts/crds/`` and ``deploy/k8s/base/``."""
     header = "# Generated from lc2backup.domain.BackupRequestSpec by lc2backup.crd_gateway.crd: do not edit.\n"
     return header + yaml.safe_dump(crd_manifest(), sort_keys=False, width=120)
+
+
+def write(root: Path) -> list[Path]:
+    """Render the CRD into the repository (``contracts/`` is also written by ``lc2backup.contracts``)."""
+    written = []
+    for relative in (CONTRACT_PATH, DEPLOY_PATH):
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(crd_yaml())
+        written.append(target)
+    return written
+
+
+if __name__ == "__main__":  # python -m lc2backup.crd_gateway.crd [repository root]
+    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else ".")):
+        sys.stdout.write(f"wrote {path}\n")

@@ -1,24 +1,76 @@
-"""crd-gateway's composition root: NATS command intake (the Kubernetes watch plugs in beside it)."""
+"""crd-gateway's composition root: the NATS command intake, and (when enabled) the Kubernetes side.
+
+Kubernetes side: one list+watch loop per configured namespace (or one for all), feeding new BackupRequests
+into the same intake as NATS commands, and the durable ``crd-gateway-status`` consumer projecting every
+backup event onto its CR's status. Shutdown: ``stop`` ends the watches and the consumers' pulls, in-flight
+handlers finish, then the Kubernetes client closes, and NATS drains last (in the scaffold).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from lc2backup.crd_gateway.handlers import IntakeHandler
+from lc2backup.crd_gateway.kube import open_api
+from lc2backup.crd_gateway.reconciling import Reconciler
+from lc2backup.crd_gateway.recording import EventRecorder
 from lc2backup.crd_gateway.settings import Settings
+from lc2backup.crd_gateway.status import StatusProjector
+from lc2backup.crd_gateway.watching import Watcher
 from lc2backup.domain import registry
-from lc2backup.runtime import TaskGroupStopper, scaffold
+from lc2backup.runtime import ReadinessCheck, ServiceScaffold, TaskGroupStopper, scaffold
 
 NAME = "crd-gateway"
+STATUS_CONSUMER = "crd-gateway-status"
+
+
+async def _start_kubernetes(
+    settings: Settings,
+    parts: ServiceScaffold,
+    intake: IntakeHandler,
+    group: TaskGroupStopper,
+    stack: contextlib.AsyncExitStack,
+) -> list[Watcher]:
+    k8s = settings.kubernetes
+    api = await stack.enter_async_context(open_api(k8s))
+    status = StatusProjector(
+        parts.store, api, EventRecorder(api, enabled=k8s.events), retry_delay=k8s.status_retry_seconds
+    )
+    events = parts.consumer(parts.topology.events_stream, STATUS_CONSUMER, parts.topology.all_events)
+    group.start("status", parts.runner(events, status.on_event, concurrency=k8s.status_concurrency).run(parts.stop))
+    reconciler = Reconciler(intake, status)
+    scopes: list[str | None] = [*k8s.namespaces] or [None]
+    watchers = [
+        Watcher(
+            api,
+            namespace,
+            reconciler.on_watch_event,
+            backoff_initial=k8s.backoff_initial_seconds,
+            backoff_max=k8s.backoff_max_seconds,
+        )
+        for namespace in scopes  # None: every namespace
+    ]
+    for watcher in watchers:
+        group.start(f"watch {watcher.scope}", watcher.run(parts.stop))
+    return watchers
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    async with scaffold(NAME, settings, stop, registry()) as parts:
+    async with scaffold(NAME, settings, stop, registry()) as parts, contextlib.AsyncExitStack() as stack:
         intake = IntakeHandler(parts.store)
         commands = parts.consumer(parts.topology.commands_stream, "crd-gateway-intake", parts.topology.request_subject)
         group = TaskGroupStopper(stop)
         group.start(
             "intake", parts.runner(commands, intake.on_command, concurrency=settings.intake_concurrency).run(stop)
         )
-        async with parts.serving_health():
+        readiness: ReadinessCheck = parts.nats_ready
+        if settings.kubernetes.enabled:
+            watchers = await _start_kubernetes(settings, parts, intake, group, stack)
+
+            async def ready() -> dict[str, bool]:
+                return {**await parts.nats_ready(), "kubernetes": all(w.synced for w in watchers)}
+
+            readiness = ready
+        async with parts.serving_health(readiness):
             await group.wait()

@@ -1,0 +1,387 @@
+"""The Kubernetes API emulator process: kmock's server and discovery, with object semantics real clients need.
+
+Run as ``python -m lc2backup.devstack.kubeapi --port P --state FILE --crd CRD.yaml``; ``KubeEmulator`` in
+``kube.py`` starts it. kmock (PyPI, a dev dependency) provides the aiohttp server, request parsing, API
+discovery and error documents. Its stateful emulator is not enough for a controller and ``kubectl``
+(``reference/local-components.md`` §6), so served resources are handled here, on ``kubestore.ObjectStore``:
+
+* create answers 201; lists have ``kind``/``apiVersion``/``resourceVersion``; ``watch=True`` is a watch;
+* watch streams are ``application/json``, resume from ``resourceVersion``, answer ``410 Gone`` below the
+  history floor, honour ``timeoutSeconds`` and ``fieldSelector``/``labelSelector``;
+* merge patch, JSON patch, server-side apply (approximated as a merge) and PUT, with 409 on a stale
+  ``resourceVersion``; strategic merge patch is 415, as for custom resources on a real cluster;
+* ``Table`` output with the CRD's printer columns, so ``kubectl get br`` shows State, Provider, ...;
+* discovery lists the core group as ``v1`` and subresources without short names (kubectl warns otherwise).
+
+Test hooks (not Kubernetes API): ``POST /_emulator/compact`` forgets the history and ends every watch, so
+the next resume is 410 Gone; ``POST /_emulator/drop-watches`` ends every watch stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import kmock
+import yaml
+from kmock._internal import rendering
+
+from lc2backup.devstack.kubestore import ApiError, Key, Obj, ObjectStore, Selector, json_patch, merge_patch
+
+log = logging.getLogger("kubeapi")
+
+TRUE = ("true", "True", "1")
+
+
+@dataclass(frozen=True)
+class Served:
+    """A resource whose objects the emulator keeps (a CRD's, or a built-in one such as events)."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    has_status: bool = False
+    columns: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.version}/{self.plural}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @classmethod
+    def from_crd(cls, crd: Obj) -> list[Served]:
+        spec, names = crd["spec"], crd["spec"]["names"]
+        return [
+            cls(
+                group=spec["group"],
+                version=v["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                short_names=tuple(names.get("shortNames", [])),
+                has_status="status" in (v.get("subresources") or {}),
+                columns=tuple(v.get("additionalPrinterColumns", [])),
+            )
+            for v in spec["versions"]
+            if v.get("served", True)
+        ]
+
+
+CORE_EVENTS = Served(group="", version="v1", plural="events", kind="Event", short_names=("ev",))
+VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
+
+
+def _age(timestamp: str) -> str:
+    """The human-readable age kube-apiserver puts in ``date`` columns."""
+    try:
+        then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "<invalid>"
+    seconds = max(int((datetime.now(UTC) - then).total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size or (unit == "m" and seconds >= 120):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _jsonpath(obj: Any, path: str) -> Any:
+    for part in path.strip(".").split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+@dataclass
+class Watch:
+    request: rendering.Request
+    served: Served
+    selector: Selector
+    response: aiohttp.web.StreamResponse = field(default_factory=aiohttp.web.StreamResponse)
+
+
+class Emulator(kmock.KubernetesScaffold):
+    """kmock's scaffold (discovery, errors, HTTP) plus stateful served resources."""
+
+    def __init__(self, store: ObjectStore, served: list[Served]) -> None:
+        super().__init__()
+        self.store = store
+        self.served = {s.key: s for s in served}
+        for s in served:
+            self.resources[s.key] = kmock.ResourceInfo(
+                kind=s.kind,
+                namespaced=s.namespaced,
+                shortnames=set(s.short_names),
+                verbs=VERBS,
+                subresources={"status"} if s.has_status else set(),
+            )
+        self.stopping = False
+
+    async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
+        assert request.resource is not None
+        group, version = request.resource.group or "", request.resource.version
+        resources: list[Obj] = []
+        for s in self.served.values():
+            if (s.group, s.version) != (group, version):
+                continue
+            entry = {"name": s.plural, "singularName": s.kind.lower(), "kind": s.kind, "namespaced": s.namespaced}
+            resources.append({**entry, "shortNames": list(s.short_names), "verbs": sorted(VERBS)})
+            if s.has_status:
+                resources.append({**entry, "name": f"{s.plural}/status", "verbs": ["get", "patch", "update"]})
+        if not resources and group:
+            raise kmock.KubernetesResourceNotFoundError()
+        return {
+            "apiVersion": "v1",
+            "kind": "APIResourceList",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": resources,
+        }
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        del self._requests[:-50]  # kmock keeps every request for assertions; this process runs for long
+        path = request.url.path
+        try:
+            if path.startswith("/_emulator/"):
+                return await self._admin(path)
+            served = self._served_for(request)
+            if served is not None:
+                return await self._serve(request, served)
+        except ApiError as exc:
+            return aiohttp.web.json_response(exc.status(), status=exc.code)
+        return await super()._handle(request)
+
+    def _served_for(self, request: rendering.Request) -> Served | None:
+        r = request.resource
+        if r is None or r.plural is None:
+            return None
+        return self.served.get(f"{r.group or ''}/{r.version}/{r.plural}")
+
+    async def _admin(self, path: str) -> aiohttp.web.StreamResponse:
+        if path == "/_emulator/compact":
+            return aiohttp.web.json_response({"resourceVersion": str(await self.store.compact())})
+        if path == "/_emulator/drop-watches":
+            await self.store.end_watches()
+            return aiohttp.web.json_response({"dropped": True})
+        raise ApiError(404, "NotFound", f"no emulator hook {path}")
+
+    async def _serve(self, request: rendering.Request, served: Served) -> aiohttp.web.StreamResponse:
+        ns = request.namespace or ""
+        if served.namespaced is False:
+            ns = ""
+        method = str(request.method.value).upper()
+        params = request.params
+        if request.name is None:
+            if method == "GET" and params.get("watch") in TRUE:
+                return await self._watch(request, served, ns)
+            if method == "GET":
+                return self._list(request, served, ns)
+            if method == "POST":
+                created = await self.store.create(served.key, ns, request.data, has_status=served.has_status)
+                return aiohttp.web.json_response(created, status=201)
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+        key: Key = (served.key, ns, request.name)
+        sub = request.subresource
+        if sub not in (None, "status") or (sub == "status" and not served.has_status):
+            raise ApiError(404, "NotFound", f"no subresource {sub}")
+        if method == "GET":
+            return self._one(request, served, self.store.get(key))
+        if method == "DELETE":
+            return aiohttp.web.json_response(await self.store.delete(key))
+        if method == "PATCH":
+            content_type = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
+            body = self._patch_body(request, content_type)
+            if content_type == "application/json-patch+json":
+                if not isinstance(body, list):
+                    raise ApiError(400, "BadRequest", "a JSON patch is a list of operations")
+                updated = await self.store.update(
+                    key, lambda o: json_patch(o, body), subresource=sub, has_status=served.has_status
+                )
+            else:
+                updated = await self.store.update(
+                    key, lambda o: merge_patch(o, body), subresource=sub, has_status=served.has_status
+                )
+            return aiohttp.web.json_response(updated)
+        if method == "PUT":
+            body = request.data
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "the body must be a JSON object")
+            updated = await self.store.update(key, lambda o: dict(body), subresource=sub, has_status=served.has_status)
+            return aiohttp.web.json_response(updated)
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    @staticmethod
+    def _patch_body(request: rendering.Request, content_type: str) -> Any:
+        if content_type == "application/strategic-merge-patch+json":
+            raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources")
+        if content_type == "application/apply-patch+yaml":
+            return yaml.safe_load(request.text)
+        return request.data
+
+    @staticmethod
+    def _wants_table(request: rendering.Request) -> bool:
+        return "as=Table" in request.headers.get("Accept", "")
+
+    def _table(self, request: rendering.Request, served: Served, items: list[Obj], rv: str) -> Obj:
+        columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
+        columns += [
+            {
+                "name": c["name"],
+                "type": "string" if c.get("type") == "date" else c.get("type", "string"),
+                "format": "",
+                "description": c.get("description", ""),
+                "priority": c.get("priority", 0),
+            }
+            for c in served.columns or ({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},)
+        ]
+        include = request.params.get("includeObject", "PartialObjectMetadata")
+        rows = []
+        for obj in items:
+            cells: list[Any] = [obj["metadata"]["name"]]
+            for c in served.columns or ({"type": "date", "jsonPath": ".metadata.creationTimestamp"},):
+                value = _jsonpath(obj, c["jsonPath"])
+                cells.append(_age(value) if c.get("type") == "date" and isinstance(value, str) else value)
+            row: Obj = {"cells": cells}
+            if include == "Object":
+                row["object"] = obj
+            elif include != "None":
+                meta = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1"}
+                row["object"] = {**meta, "metadata": obj["metadata"]}
+            rows.append(row)
+        return {
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": rv},
+            "columnDefinitions": columns,
+            "rows": rows,
+        }
+
+    def _one(self, request: rendering.Request, served: Served, obj: Obj) -> aiohttp.web.StreamResponse:
+        if self._wants_table(request):
+            return aiohttp.web.json_response(self._table(request, served, [obj], obj["metadata"]["resourceVersion"]))
+        return aiohttp.web.json_response(obj)
+
+    def _selector(self, request: rendering.Request, served: Served, ns: str) -> Selector:
+        return Selector(
+            served.key,
+            ns or None,
+            request.params.get("fieldSelector", ""),
+            request.params.get("labelSelector", ""),
+        )
+
+    def _list(self, request: rendering.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
+        items = self.store.list(self._selector(request, served, ns))
+        rv = str(self.store.resource_version)
+        if self._wants_table(request):
+            return aiohttp.web.json_response(self._table(request, served, items, rv))
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": served.api_version,
+                "kind": f"{served.kind}List",
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
+        )
+
+    async def _watch(self, request: rendering.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
+        raw = request._raw_request
+        assert raw is not None
+        selector = self._selector(request, served, ns)
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(raw)
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in self._events(request, selector, raw):
+                    await response.write(json.dumps(event).encode() + b"\n")
+        except (TimeoutError, ConnectionError):
+            pass
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
+        return response
+
+    async def _events(
+        self, request: rendering.Request, selector: Selector, raw: aiohttp.web.BaseRequest
+    ) -> AsyncIterator[Obj]:
+        store = self.store
+        epoch = store.epoch
+        since = request.params.get("resourceVersion") or "0"
+        if since == "0":  # no position: the current state as ADDED, then every change
+            cursor = store.resource_version
+            for obj in store.list(selector):
+                yield {"type": "ADDED", "object": obj}
+        else:
+            cursor = int(since)
+            try:
+                store.changes_after(cursor, selector)
+            except ApiError as gone:
+                yield {"type": "ERROR", "object": gone.status()}
+                return
+        while not self.stopping and store.epoch == epoch:
+            if raw.transport is None or raw.transport.is_closing():
+                return
+            latest = store.resource_version  # no await between this and the snapshot of changes
+            try:
+                changes = list(store.changes_after(cursor, selector))
+            except ApiError as gone:  # the history moved past us while we were slow
+                yield {"type": "ERROR", "object": gone.status()}
+                return
+            cursor = latest
+            for change in changes:
+                yield {"type": change.type, "object": change.object}
+            async with store.changed:
+                if store.resource_version == cursor:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(store.changed.wait(), 1.0)
+
+
+def _load_crds(paths: list[Path]) -> list[Served]:
+    served: list[Served] = []
+    for path in paths:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                served.extend(Served.from_crd(doc))
+    return served
+
+
+async def serve(host: str, port: int, state: Path | None, crds: list[Path], history: int) -> None:
+    store = ObjectStore.load(state, history)
+    emulator = Emulator(store, [*_load_crds(crds), CORE_EVENTS])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with emulator, kmock.Server(emulator, host=host, port=port) as server:
+        log.info("kubeapi listening on http://%s:%d (resourceVersion %d)", host, server.port, store.resource_version)
+        await stop.wait()
+        emulator.stopping = True  # end every watch stream before the server waits for its handlers
+        await store.end_watches()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Kubernetes API emulator (kmock + object semantics)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state", type=Path, default=None, help="JSON file keeping objects across restarts")
+    parser.add_argument("--crd", type=Path, action="append", default=[], help="CRD YAML to serve (repeatable)")
+    parser.add_argument("--history", type=int, default=10_000, help="changes kept for watch resumption")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s kubeapi %(levelname)s %(message)s")
+    asyncio.run(serve(args.host, args.port, args.state, args.crd, args.history))
+
+
+if __name__ == "__main__":
+    main()

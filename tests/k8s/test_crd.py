@@ -1,0 +1,226 @@
+"""The CRD: generated from the pydantic spec, structural, and accepting/rejecting the same manifests.
+
+The schema side uses ``jsonschema`` on the CRD's ``openAPIV3Schema`` (no API server is installable here).
+What a JSON-schema validator cannot evaluate is listed in ``PYDANTIC_ONLY`` with where it is enforced in a
+cluster, and checked on the pydantic side only:
+
+* the two ``x-kubernetes-validations`` CEL rules from ``CEL_RULES`` (local provider needs ``dump``; the
+  destination must not overlap the source) and the ``self == oldSelf`` immutability rule;
+* unknown fields: no ``additionalProperties: false`` in structural schemas (the API server prunes them, or
+  rejects them under kubectl's default ``--validate=strict``);
+* tag keys: no ``propertyNames`` in structural schemas (crd-gateway rejects them, the CR ends Rejected).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from lc2backup.crd_gateway import crd
+from lc2backup.domain import SpecInvalid, parse_spec
+from lc2backup.domain.spec import CEL_RULES
+
+pytestmark = pytest.mark.k8s
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE: dict[str, Any] = {
+    "projectId": "retail",
+    "environment": "prd",
+    "provider": "aws",
+    "database": {"type": "snapshot", "instanceId": "retail-prd-db"},
+    "documentLibrary": {"sourceBucket": "retail-prd-dl", "destinationBucket": "lc2-backups"},
+}
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    """BASE with dotted-path changes; a value of ``...`` deletes the key."""
+    out = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is ...:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return out
+
+
+ACCEPTED = {
+    "aws snapshot": spec(),
+    "local dump": spec(provider="local", database={"type": "dump", "instanceId": "liferay", "databaseName": "lportal"}),
+    "every field": spec(
+        provider="gcp",
+        database={"type": "snapshot", "instanceId": "proj:region:inst", "databasesToIgnore": ["mysql", "sys"]},
+        documentLibrary={
+            "sourceBucket": "dl.example.com",
+            "sourcePrefix": "retail/prd",
+            "destinationBucket": "backups-1",
+            "destinationPrefix": "lc2/retail/",
+            "excludeGeneratedFiles": False,
+        },
+        retentionDays=3650,
+        tags={"team": "web", "cost-center/id": "42"},
+    ),
+    "null database name": spec(database__databaseName=None),
+    "same bucket, disjoint prefixes": spec(
+        documentLibrary={
+            "sourceBucket": "shared",
+            "sourcePrefix": "dl/",
+            "destinationBucket": "shared",
+            "destinationPrefix": "backups/",
+        }
+    ),
+    "retention lower bound": spec(retentionDays=1),
+}
+
+REJECTED = {
+    "missing projectId": spec(projectId=...),
+    "uppercase projectId": spec(projectId="Retail"),
+    "projectId too long": spec(projectId="a" * 64),
+    "environment with underscore": spec(environment="pr_d"),
+    "unknown provider": spec(provider="ibm"),
+    "unknown database type": spec(database__type="full"),
+    "missing instanceId": spec(database__instanceId=...),
+    "instanceId starting with a dash": spec(database__instanceId="-db"),
+    "bad database name": spec(database__databaseName="1db"),
+    "too many ignored databases": spec(database__databasesToIgnore=[f"db{i}" for i in range(65)]),
+    "retention zero": spec(retentionDays=0),
+    "retention above ten years": spec(retentionDays=3651),
+    "retention as a string": spec(retentionDays="30"),
+    "bucket with underscore": spec(documentLibrary__sourceBucket="bad_bucket"),
+    "bucket too short": spec(documentLibrary__destinationBucket="ab"),
+    "bucket with double dot": spec(documentLibrary__destinationBucket="a..b"),
+    "absolute prefix": spec(documentLibrary__sourcePrefix="/retail"),
+    "prefix with //": spec(documentLibrary__sourcePrefix="retail//prd"),
+    "prefix with ..": spec(documentLibrary__destinationPrefix="retail/../prd"),
+    "prefix with .": spec(documentLibrary__destinationPrefix="./prd"),
+    "exclude flag as a string": spec(documentLibrary__excludeGeneratedFiles="yes"),
+    "missing documentLibrary": spec(documentLibrary=...),
+    "too many tags": spec(tags={f"k{i}": "v" for i in range(33)}),
+    "tag value too long": spec(tags={"k": "v" * 257}),
+    "spec not an object": ["retail"],
+}
+
+# What only pydantic (and crd-gateway's intake) can check here, and what enforces it in a cluster.
+PYDANTIC_ONLY = {
+    "local snapshot (CEL rule 1)": spec(provider="local"),
+    "destination inside source (CEL rule 2)": spec(
+        documentLibrary={"sourceBucket": "shared", "sourcePrefix": "dl/", "destinationBucket": "shared"}
+    ),
+    "source inside destination (CEL rule 2)": spec(
+        documentLibrary={
+            "sourceBucket": "shared",
+            "sourcePrefix": "backups/dl/",
+            "destinationBucket": "shared",
+            "destinationPrefix": "backups/",
+        }
+    ),
+    "unknown field (pruned, or refused by --validate=strict)": spec(schedule="daily"),
+    "unknown nested field": spec(database__engine="postgres"),
+    "bad tag key (no propertyNames in structural schemas)": spec(tags={"-bad": "v"}),
+}
+
+
+def schema_validator() -> jsonschema.Draft4Validator:
+    openapi = crd.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema = copy.deepcopy(openapi["properties"]["spec"])
+    # nullable is OpenAPI, not JSON Schema: widen the type the way the API server reads it
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.pop("nullable", False) and "type" in node:
+                node["type"] = [node["type"], "null"]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return jsonschema.Draft4Validator(schema)
+
+
+def pydantic_accepts(raw: Any) -> bool:
+    try:
+        parse_spec(raw)
+    except SpecInvalid:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_both_accept(name: str) -> None:
+    raw = ACCEPTED[name]
+    assert pydantic_accepts(raw)
+    assert not list(schema_validator().iter_errors(raw))
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_both_reject(name: str) -> None:
+    raw = REJECTED[name]
+    assert not pydantic_accepts(raw)
+    assert list(schema_validator().iter_errors(raw)), f"the CRD schema accepts {name}"
+
+
+@pytest.mark.parametrize("name", sorted(PYDANTIC_ONLY))
+def test_rules_a_json_schema_validator_cannot_evaluate_are_enforced_by_pydantic(name: str) -> None:
+    raw = PYDANTIC_ONLY[name]
+    assert not pydantic_accepts(raw)
+    assert not list(schema_validator().iter_errors(raw)), "now expressible in the schema: move it to REJECTED"
+
+
+def test_cel_rules_mirror_the_cross_field_rules() -> None:
+    rules = crd.spec_schema()["x-kubernetes-validations"]
+    assert [(r["rule"], r["message"]) for r in rules[: len(CEL_RULES)]] == CEL_RULES
+    assert rules[-1] == {"rule": "self == oldSelf", "message": crd.IMMUTABLE_MESSAGE}
+
+
+FORBIDDEN = {"$ref", "$defs", "definitions", "title", "patternProperties", "propertyNames", "const", "examples"}
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        out.append((path, node))
+        for key, value in node.items():
+            out.extend(_walk(value, f"{path}.{key}"))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out.extend(_walk(value, f"{path}[{i}]"))
+    return out
+
+
+def test_schema_is_structural() -> None:
+    schema = crd.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        assert not FORBIDDEN & set(node), f"{path} has {FORBIDDEN & set(node)}"
+        assert node.get("additionalProperties") is not False, path
+        assert "anyOf" not in node or all("type" not in o for o in node["anyOf"]), path
+        if path.rsplit(".", 2)[-2:-1] == ["properties"]:  # the schema of a property
+            assert "type" in node, f"{path} has no type"
+
+
+def test_names_columns_and_subresource() -> None:
+    manifest = crd.crd_manifest()
+    names = manifest["spec"]["names"]
+    assert manifest["metadata"]["name"] == "backuprequests.backup.liferay.cloud"
+    assert (names["kind"], names["plural"], names["shortNames"]) == ("BackupRequest", "backuprequests", ["br"])
+    assert manifest["spec"]["scope"] == "Namespaced"
+    (version,) = manifest["spec"]["versions"]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["State", "Provider", "Project", "Environment", "Age", "Message"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    for field in ("state", "message", "observedGeneration", "conditions", "startTime", "completionTime"):
+        assert "type" in status[field], field
+
+
+@pytest.mark.parametrize("path", [crd.CONTRACT_PATH, crd.DEPLOY_PATH])
+def test_checked_in_crd_matches_the_code(path: str) -> None:
+    checked_in = (ROOT / path).read_text()
+    assert checked_in == crd.crd_yaml(), f"{path} drifted: run `python -m lc2backup.crd_gateway.crd`"
+    assert yaml.safe_load(checked_in) == crd.crd_manifest()

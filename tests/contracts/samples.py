@@ -76,6 +76,8 @@ EVENT_SAMPLES: dict[type[DomainEvent], list[DomainEvent]] = {
             problems=[Problem(field="spec", message="must be an object")], source=RequestSource(kind="nats")
         ),
     ],
+    ev.BackupQueued: [ev.BackupQueued(position=3, behind="4b0e4a3c-9f3e-5b8e-a0b5-4f1f6c2d9e10")],
+    ev.BackupAdmitted: [ev.BackupAdmitted()],
     ev.DatabaseSnapshotStarted: [
         ev.DatabaseSnapshotStarted(snapshot_id="lc2-3f9c1f4e-snapshot", instance_id="shop-uat")
     ],

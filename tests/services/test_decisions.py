@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from lc2backup.crd_gateway.domain import decide_intake
+from lc2backup.crd_gateway.domain import Lane, decide_admission, decide_intake, lane_key
 from lc2backup.db_export import domain as db
 from lc2backup.doclib_transfer import domain as dl
 from lc2backup.domain import Intake, RequestSource, TransferCounters
@@ -13,7 +13,8 @@ from lc2backup.eventing import DomainEvent
 from lc2backup.metadata import domain as md
 from tests.domain.test_fold import SOURCE, SPEC, T0, state_after
 
-REQUESTED = ev.BackupRequested(spec=SPEC, source=SOURCE)
+REQUESTED_ONLY = ev.BackupRequested(spec=SPEC, source=SOURCE)
+ADMITTED = ev.BackupAdmitted()
 EXPORT_STARTED = ev.DatabaseExportStarted(operation_id="op", location="s3://b/e", format="f", restorable=True)
 EXPORT_DONE = ev.DatabaseExportCompleted(location="s3://b/e", format="f", restorable=True, size_bytes=1)
 TRANSFER_STARTED = ev.DocumentLibraryTransferStarted(
@@ -33,7 +34,7 @@ def types(events: list[DomainEvent]) -> list[str]:
 def test_intake_requests_once_and_rejects_with_every_reason() -> None:
     good = Intake("b1", SPEC.model_dump(mode="json", by_alias=True), RequestSource(kind="api"), [])
     assert types(decide_intake(state_after(), good)) == ["BackupRequested"]
-    assert decide_intake(state_after(REQUESTED), good) == []  # re-sent command: nothing
+    assert decide_intake(state_after(REQUESTED_ONLY, ADMITTED), good) == []  # re-sent command: nothing
     bad = Intake("b1", {"projectId": "Nope"}, RequestSource(kind="nats"), [])
     [rejected] = decide_intake(state_after(), bad)
     assert isinstance(rejected, ev.BackupRejected)
@@ -45,9 +46,11 @@ def test_intake_requests_once_and_rejects_with_every_reason() -> None:
 
 def test_database_steps_for_a_dump() -> None:
     now = T0 + timedelta(minutes=1)
-    assert db.next_step(state_after(REQUESTED), now, HOUR).kind == "start_export"
-    assert db.next_step(state_after(REQUESTED, EXPORT_STARTED), now, HOUR).kind == "check_export"
-    assert db.next_step(state_after(REQUESTED, EXPORT_STARTED, EXPORT_DONE), now, HOUR).kind == "finished"
+    assert db.next_step(state_after(REQUESTED_ONLY, ADMITTED), now, HOUR).kind == "start_export"
+    assert db.next_step(state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED), now, HOUR).kind == "check_export"
+    assert (
+        db.next_step(state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, EXPORT_DONE), now, HOUR).kind == "finished"
+    )
     assert db.next_step(state_after(), now, HOUR).kind == "finished"  # no backup: nothing to do
 
 
@@ -57,36 +60,39 @@ def test_database_steps_for_a_snapshot() -> None:
     )
     requested = ev.BackupRequested(spec=spec, source=SOURCE)
     now = T0 + timedelta(minutes=1)
-    assert db.next_step(state_after(requested), now, HOUR).kind == "start_snapshot"
+    assert db.next_step(state_after(requested, ADMITTED), now, HOUR).kind == "start_snapshot"
     started = ev.DatabaseSnapshotStarted(snapshot_id="s", instance_id="i")
-    assert db.next_step(state_after(requested, started), now, HOUR).kind == "check_snapshot"
+    assert db.next_step(state_after(requested, ADMITTED, started), now, HOUR).kind == "check_snapshot"
     done = ev.DatabaseSnapshotCompleted(snapshot_id="s")
-    assert db.next_step(state_after(requested, started, done), now, HOUR).kind == "start_export"
-    assert db.failing_step(state_after(requested, started)) == "snapshot"
-    assert db.failing_step(state_after(requested, started, done)) == "export"
+    assert db.next_step(state_after(requested, ADMITTED, started, done), now, HOUR).kind == "start_export"
+    assert db.failing_step(state_after(requested, ADMITTED, started)) == "snapshot"
+    assert db.failing_step(state_after(requested, ADMITTED, started, done)) == "export"
 
 
 def test_database_deadline() -> None:
-    state = state_after(REQUESTED, EXPORT_STARTED)
+    state = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED)
     step = db.next_step(state, T0 + timedelta(hours=2), HOUR)
     assert step.kind == "timed_out" and "did not finish within 1:00:00" in step.reason
 
 
 def test_database_outcomes_are_recorded_once() -> None:
-    state = state_after(REQUESTED, EXPORT_STARTED)
+    state = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED)
     assert types(db.record_export_completed(state, EXPORT_DONE)) == ["DatabaseExportCompleted"]
-    assert db.record_export_completed(state_after(REQUESTED, EXPORT_STARTED, EXPORT_DONE), EXPORT_DONE) == []
+    assert (
+        db.record_export_completed(state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, EXPORT_DONE), EXPORT_DONE)
+        == []
+    )
     assert db.record_export_started(state, EXPORT_STARTED) == []
     assert types(db.record_failure(state, "export", "boom")) == ["DatabaseBranchFailed"]
-    failed = state_after(REQUESTED, EXPORT_STARTED, ev.DatabaseBranchFailed(step="export", reason="x"))
+    failed = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, ev.DatabaseBranchFailed(step="export", reason="x"))
     assert db.record_failure(failed, "export", "again") == []
 
 
 def test_database_progress_only_when_something_changed() -> None:
-    state = state_after(REQUESTED, EXPORT_STARTED)
+    state = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED)
     [first] = db.record_export_progress(state, 100, 1000, None)
     assert isinstance(first, ev.DatabaseExportProgressed) and first.report == 1
-    after = state_after(REQUESTED, EXPORT_STARTED, first)
+    after = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, first)
     assert db.record_export_progress(after, 100, 1000, None) == []
     [second] = db.record_export_progress(after, 200, 1000, None)
     assert isinstance(second, ev.DatabaseExportProgressed) and second.report == 2
@@ -97,16 +103,18 @@ def test_database_progress_only_when_something_changed() -> None:
 
 def test_transfer_steps_and_records() -> None:
     now = T0 + timedelta(minutes=1)
-    assert dl.next_step(state_after(REQUESTED), now, HOUR)[0] == "start"
-    running = state_after(REQUESTED, TRANSFER_STARTED)
+    assert dl.next_step(state_after(REQUESTED_ONLY, ADMITTED), now, HOUR)[0] == "start"
+    running = state_after(REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED)
     assert dl.next_step(running, now, HOUR)[0] == "check"
     assert dl.next_step(running, T0 + timedelta(hours=3), HOUR)[0] == "timed_out"
     assert dl.record_started(running, TRANSFER_STARTED) == []
     counters = TransferCounters(objects_copied=5)
     [progress] = dl.record_progress(running, counters, attempt=1)
-    assert dl.record_progress(state_after(REQUESTED, TRANSFER_STARTED, progress), counters, attempt=1) == []
+    assert (
+        dl.record_progress(state_after(REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED, progress), counters, attempt=1) == []
+    )
     assert types(dl.record_completed(running, counters, "s3://m")) == ["DocumentLibraryTransferCompleted"]
-    done = state_after(REQUESTED, TRANSFER_STARTED, TRANSFER_DONE)
+    done = state_after(REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED, TRANSFER_DONE)
     assert dl.record_completed(done, counters, None) == [] and dl.record_failure(done, "late") == []
 
 
@@ -114,12 +122,13 @@ def test_transfer_steps_and_records() -> None:
 
 
 def test_metadata_waits_for_both_branches() -> None:
-    assert md.next_action(state_after(REQUESTED, EXPORT_STARTED, EXPORT_DONE)) == "nothing"
-    both = state_after(REQUESTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
+    assert md.next_action(state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, EXPORT_DONE)) == "nothing"
+    both = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
     assert md.next_action(both) == "write_metadata"
     assert md.record_succeeded(both) == []  # not before metadata.json exists
     written = state_after(
-        REQUESTED,
+        REQUESTED_ONLY,
+        ADMITTED,
         EXPORT_STARTED,
         TRANSFER_STARTED,
         EXPORT_DONE,
@@ -131,16 +140,46 @@ def test_metadata_waits_for_both_branches() -> None:
 
 
 def test_metadata_fails_with_the_failing_branchs_reason() -> None:
-    failed = state_after(REQUESTED, TRANSFER_STARTED, ev.DocumentLibraryTransferFailed(reason="bucket gone"))
+    failed = state_after(
+        REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED, ev.DocumentLibraryTransferFailed(reason="bucket gone")
+    )
     [event] = md.record_failed(failed)
     assert isinstance(event, ev.BackupFailed) and event.branch == "documentLibrary" and event.reason == "bucket gone"
 
 
 def test_metadata_document_depends_only_on_the_log() -> None:
-    both = state_after(REQUESTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
+    both = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
     a, b = md.render(md.metadata_document(both)), md.render(md.metadata_document(both))
     assert a == b
     doc = md.metadata_document(both)
     assert doc["backupId"] == "b1" and doc["database"]["export"]["restorable"] is True
     assert doc["tags"]["projectId"] == "retail" and doc["retentionDays"] == 30
     assert md.belongs_to(a, "b1") and not md.belongs_to(a, "b2") and not md.belongs_to(b"not json", "b1")
+
+
+# admission (crd-gateway) ----------------------------------------------------------------------------------
+
+
+def test_lanes_admit_one_at_a_time_in_request_order() -> None:
+    lane = Lane().enter("a").enter("b").enter("c").enter("b")
+    assert (lane.active, lane.queue) == ("a", ("b", "c"))
+    assert lane.position("c") == 2 and lane.position("a") is None
+    assert lane.leave("b") == Lane("a", ("c",))  # a queued backup that ends leaves its place
+    after = lane.leave("a")
+    assert (after.active, after.queue) == ("b", ("c",))
+    assert after.leave("a") == after  # leaving twice changes nothing
+    assert Lane.decode(after.encode()) == after and Lane.decode(None) == Lane()
+
+
+def test_admission_decisions() -> None:
+    requested = state_after(REQUESTED_ONLY)
+    assert lane_key(requested) == "retail.prd" and lane_key(state_after()) is None
+    assert types(decide_admission(requested, Lane("b1"))) == ["BackupAdmitted"]
+    assert decide_admission(state_after(REQUESTED_ONLY, ADMITTED), Lane("b1")) == []
+    [queued] = decide_admission(requested, Lane("other", ("x", "b1")))
+    assert isinstance(queued, ev.BackupQueued) and (queued.position, queued.behind) == (2, "other")
+    waiting = state_after(REQUESTED_ONLY, queued)
+    assert waiting.state == "Queued" and "position 2" in (waiting.message or "")
+    assert decide_admission(waiting, Lane("other", ("x", "b1"))) == []  # its place is recorded once
+    assert types(decide_admission(waiting, Lane("b1"))) == ["BackupAdmitted"]
+    assert state_after(REQUESTED_ONLY, queued, ADMITTED).state == "Pending"

@@ -66,6 +66,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 preexec_fn=_die_with_parent if self._pdeathsig_in_preexec else None,
+                process_group=0,  # a terminal's Ctrl-C reaches only us; we stop children in order
             )
         except OSError as exc:
             raise StackError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc

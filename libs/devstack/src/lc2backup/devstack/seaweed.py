@@ -2,7 +2,8 @@
 
 Pitfalls handled here: the default ``-ip`` is not loopback and ``-ip.bind`` is 0.0.0.0, so both are set;
 every gRPC port is set explicitly (the defaults are HTTP port + 10000 and a fixed admin port, which would
-collide between two stacks); glog files go to ``-logdir``; ``-volume.preStopSeconds=0`` lets it stop at once.
+collide between two stacks); glog files go to ``-logdir``; ``-volume.preStopSeconds=0`` lets it stop at once;
+the volume cap is raised, or a session with many buckets runs out of volumes.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class SeaweedS3:
             f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin.grpc']}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
             "-master.telemetry=false", "-volume.preStopSeconds=0",
+            # Every bucket is a collection with volumes of its own; the default cap (free disk / 30 GB volumes)
+            # runs out after a few dozen buckets and writes then fail with "no free volumes left".
+            "-master.volumeSizeLimitMB=1024", "-volume.max=5000",
             f"-filer.localSocket={self.directory / 'filer.sock'}",
             f"-s3.localSocket={self.directory / 's3.sock'}",
         ]  # fmt: skip

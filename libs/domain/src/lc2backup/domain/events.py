@@ -42,6 +42,20 @@ class BackupRejected(DomainEvent):
     environment: str | None = None
 
 
+class BackupQueued(DomainEvent):
+    """Another backup of the same project+environment is active: this one waits its turn, in order."""
+
+    event_type: ClassVar[str] = "BackupQueued"
+    position: int = Field(ge=1, description="1 = next after the active backup, when it was queued")
+    behind: str = Field(description="The backup that was active when this one was queued")
+
+
+class BackupAdmitted(DomainEvent):
+    """The backup's turn in its project+environment: the branches may start (at most one active per lane)."""
+
+    event_type: ClassVar[str] = "BackupAdmitted"
+
+
 class DatabaseSnapshotStarted(DomainEvent):
     event_type: ClassVar[str] = "DatabaseSnapshotStarted"
     snapshot_id: str
@@ -160,6 +174,8 @@ class BackupFailed(DomainEvent):
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     BackupRequested,
     BackupRejected,
+    BackupQueued,
+    BackupAdmitted,
     DatabaseSnapshotStarted,
     DatabaseSnapshotCompleted,
     DatabaseExportStarted,

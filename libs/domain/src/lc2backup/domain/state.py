@@ -1,8 +1,8 @@
 """A backup's state as a pure fold over its events: ``evolve(state, event, at) -> state``.
 
 The state a user sees keeps the original names (Pending, SnapshotInProgress, ExportInProgress,
-TransferInProgress, GeneratingMetadata, Succeeded, Failed) plus Rejected, and each branch shows its own
-state. While both branches run, the database phase is shown (it is the longer one on every cloud); the
+TransferInProgress, GeneratingMetadata, Succeeded, Failed) plus Rejected and Queued (waiting for the active
+backup of the same project+environment), and each branch shows its own state. While both branches run, the database phase is shown (it is the longer one on every cloud); the
 document library's own state is always in ``documentLibrary.state``.
 """
 
@@ -21,6 +21,7 @@ from lc2backup.eventing.events import DomainEvent, RecordedEvent, WireModel
 
 Phase = Literal[
     "Pending",
+    "Queued",
     "SnapshotInProgress",
     "ExportInProgress",
     "TransferInProgress",
@@ -96,6 +97,9 @@ class BackupState(WireModel):
     spec: BackupRequestSpec | None = None
     source: ev.RequestSource | None = None
     problems: list[Problem] = Field(default_factory=list)
+    admitted: bool = False
+    queue_position: int | None = None
+    queued_behind: str | None = None
     project_id: str | None = None
     environment: str | None = None
     database: DatabaseBranch = DatabaseBranch()
@@ -130,7 +134,7 @@ def _overall(s: BackupState) -> Phase:
         return db
     if dl == "TransferInProgress":
         return "TransferInProgress"
-    return "Pending"
+    return "Queued" if s.queue_position is not None and not s.admitted else "Pending"
 
 
 def _started(s: BackupState, at: datetime) -> datetime:
@@ -182,6 +186,16 @@ def _(e: ev.BackupRejected, s: BackupState, at: datetime) -> BackupState:
             "message": f"Rejected: {reasons}",
         }
     )
+
+
+@_apply.register
+def _(e: ev.BackupQueued, s: BackupState, at: datetime) -> BackupState:
+    return s.model_copy(update={"queue_position": e.position, "queued_behind": e.behind})
+
+
+@_apply.register
+def _(e: ev.BackupAdmitted, s: BackupState, at: datetime) -> BackupState:
+    return s.model_copy(update={"admitted": True})
 
 
 @_apply.register
@@ -333,15 +347,18 @@ def evolve(state: BackupState, event: DomainEvent, at: datetime, version: int = 
     )
     if nxt.terminal:
         return nxt
-    return nxt.model_copy(update={"state": _overall(nxt), "message": _progress_message(nxt)})
+    nxt = nxt.model_copy(update={"state": _overall(nxt)})
+    return nxt.model_copy(update={"message": _progress_message(nxt)})
 
 
 def _progress_message(s: BackupState) -> str | None:
     if s.database.state == "Failed" or s.document_library.state == "Failed":
         failed = "database" if s.database.state == "Failed" else "document library"
         return f"The {failed} branch failed; failing the backup"
+    if s.state == "Queued":
+        return f"Queued behind backup {s.queued_behind} (position {s.queue_position} when queued)"
     return {
-        "Pending": "Backup requested",
+        "Pending": "Backup requested" if not s.admitted else "Backup admitted: starting",
         "SnapshotInProgress": "Taking the database snapshot",
         "ExportInProgress": "Exporting the database",
         "TransferInProgress": "Copying the document library",

@@ -38,7 +38,7 @@ from lc2backup.eventing.store import (
     EventStore,
     History,
 )
-from lc2backup.eventing.topology import ConsumerSpec, Topology, ensure_consumer, ensure_streams
+from lc2backup.eventing.topology import ConsumerSpec, Topology, ensure_consumer, ensure_lanes, ensure_streams
 from lc2backup.eventing.tracing import consuming_span, current_trace_context
 
 __all__ = [
@@ -82,6 +82,7 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "ensure_consumer",
+    "ensure_lanes",
     "ensure_streams",
     "event_id",
 ]

@@ -107,7 +107,8 @@ class ConsumerRunner:
         """Nak whatever our outstanding pull request still brings until the server expires it."""
         while (remaining := self._pull_deadline - time.monotonic()) > 0 or not queue.empty():
             try:
-                msg = await asyncio.wait_for(queue.get(), max(remaining, 0.01))
+                async with asyncio.timeout(max(remaining, 0.01)):
+                    msg = await queue.get()
             except TimeoutError:
                 return
             if msg is None:
@@ -139,7 +140,8 @@ class ConsumerRunner:
             if remaining <= 0:
                 return
             try:
-                msg = await asyncio.wait_for(queue.get(), remaining)
+                async with asyncio.timeout(remaining):
+                    msg = await queue.get()
             except TimeoutError:
                 await self._check_consumer()  # no answer at all: the consumer may be gone
                 return

@@ -71,7 +71,8 @@ class DirectReader:
             messages: list[StoredMessage] = []
             while True:
                 try:
-                    msg = await asyncio.wait_for(queue.get(), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        msg = await queue.get()
                 except TimeoutError as exc:
                     raise EventingError(f"direct get on {self._stream} timed out after {self._timeout}s") from exc
                 headers = dict(msg.headers or {})

@@ -22,11 +22,13 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 
 from lc2backup.eventing.errors import TopologyError
 
@@ -40,6 +42,7 @@ class Topology:
     events_stream: str = "LC2_BACKUP_EVENTS"
     commands_stream: str = "LC2_BACKUP_COMMANDS"
     dlq_stream: str = "LC2_BACKUP_DLQ"
+    lanes_bucket: str = "LC2_BACKUP_LANES"
     prefix: str = "lc2.backup"
     storage: StorageType = StorageType.FILE
     replicas: int = 1
@@ -164,6 +167,24 @@ async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
                 await js.update_stream(config)
             except APIError as exc:
                 raise TopologyError(f"cannot update stream {config.name}: {exc.description}") from exc
+
+
+async def ensure_lanes(js: JetStreamContext, topology: Topology) -> KeyValue:
+    """The KV bucket of admission lanes (one key per project+environment), created on first use."""
+    try:
+        return await js.key_value(topology.lanes_bucket)
+    except BucketNotFoundError:
+        config = KeyValueConfig(
+            bucket=topology.lanes_bucket,
+            history=1,
+            storage=topology.storage,
+            replicas=topology.replicas,
+            description="LC2 Backup admission lanes: the active backup and its queue per project+environment",
+        )
+        try:
+            return await js.create_key_value(config)
+        except APIError as exc:
+            raise TopologyError(f"cannot create KV bucket {topology.lanes_bucket}: {exc.description}") from exc
 
 
 async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:

@@ -147,19 +147,16 @@ class S3Copier:
                 async with manifest_lock:
                     await manifest.write(line.encode())
 
-        async def reporter() -> None:
-            while True:
-                await asyncio.sleep(self._progress_interval)
-                await progress(counts.snapshot())
+        copied = asyncio.Event()
 
         started = time.monotonic()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(lister())
                 workers = [group.create_task(worker()) for _ in range(self._workers)]
-                report = group.create_task(reporter())
+                group.create_task(_report_until(copied, self._progress_interval, progress, counts))
                 await asyncio.gather(*workers)
-                report.cancel()
+                copied.set()
             await manifest.close()
         except BaseException as exc:
             await manifest.abort()
@@ -220,6 +217,17 @@ class S3Copier:
                 return None
             raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
         return str(head["ETag"])
+
+
+async def _report_until(done: asyncio.Event, interval: float, progress: TransferProgress, counts: _Counting) -> None:
+    """Report every ``interval`` until ``done``. Stopped by the event, never by cancel(): a cancel landing while
+    ``progress`` appends an event can be swallowed below it, and the copy would never return."""
+    while not done.is_set():
+        try:
+            async with asyncio.timeout(interval):
+                await done.wait()
+        except TimeoutError:
+            await progress(counts.snapshot())
 
 
 def _first_cause(exc: BaseException) -> BaseException:

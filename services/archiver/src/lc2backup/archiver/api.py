@@ -256,7 +256,8 @@ async def request_backup(
         checked = parse_spec(spec.model_dump(mode="json", by_alias=True))
     except SpecInvalid as invalid:
         raise Unprocessable(invalid.problems) from invalid
-    backup_id = backup_id_for_request(f"api:{idempotency_key}") if idempotency_key else str(uuid.uuid4())
+    # The same key names the same backup as a NATS command with that requestId (the CLI relies on it).
+    backup_id = backup_id_for_request(idempotency_key) if idempotency_key else str(uuid.uuid4())
     res = _res(request)
     command = {
         "backupId": backup_id,

@@ -1,14 +1,19 @@
-"""Intake decisions: a command becomes exactly one BackupRequested, or one BackupRejected with every reason.
+"""crd-gateway's pure decisions.
 
-Pure: the same command against the same history always decides the same events.
+Intake: a command becomes exactly one BackupRequested, or one BackupRejected with every reason.
+Admission: at most one backup per project+environment (a *lane*) is active; later ones queue in the order they
+were requested and are admitted one by one as the active backup ends. Pure: the same inputs always decide the
+same events.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lc2backup.domain import BackupState, Intake, Problem, SpecInvalid, parse_spec
-from lc2backup.domain.events import BackupRejected, BackupRequested
+from lc2backup.domain.events import BackupAdmitted, BackupQueued, BackupRejected, BackupRequested
 from lc2backup.eventing.events import DomainEvent
 
 
@@ -37,3 +42,57 @@ def decide_intake(state: BackupState, intake: Intake) -> list[DomainEvent]:
             environment=_best_effort(intake.spec, "environment"),
         )
     ]
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One project+environment: the active backup and the queue behind it, in request order."""
+
+    active: str | None = None
+    queue: tuple[str, ...] = ()
+
+    def enter(self, backup_id: str) -> Lane:
+        if backup_id == self.active or backup_id in self.queue:
+            return self
+        if self.active is None:
+            return replace(self, active=backup_id)
+        return replace(self, queue=(*self.queue, backup_id))
+
+    def leave(self, backup_id: str) -> Lane:
+        if backup_id == self.active:
+            return Lane(self.queue[0] if self.queue else None, self.queue[1:])
+        if backup_id in self.queue:
+            return replace(self, queue=tuple(b for b in self.queue if b != backup_id))
+        return self
+
+    def position(self, backup_id: str) -> int | None:
+        return self.queue.index(backup_id) + 1 if backup_id in self.queue else None
+
+    def encode(self) -> bytes:
+        return json.dumps({"active": self.active, "queue": list(self.queue)}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Lane:
+        if not raw:
+            return cls()
+        doc = json.loads(raw)
+        return cls(doc.get("active"), tuple(doc.get("queue", ())))
+
+
+def lane_key(state: BackupState) -> str | None:
+    """The lane a backup belongs to (a NATS KV key), or None for a backup that never entered one."""
+    if state.spec is None:
+        return None
+    return f"{state.spec.project_id}.{state.spec.environment}"
+
+
+def decide_admission(state: BackupState, lane: Lane) -> list[DomainEvent]:
+    """Admit the lane's active backup; record a queued backup's place once."""
+    if state.terminal or not state.exists or state.spec is None:
+        return []
+    if lane.active == state.backup_id:
+        return [] if state.admitted else [BackupAdmitted()]
+    position = lane.position(state.backup_id)
+    if position is not None and state.queue_position is None and lane.active is not None:
+        return [BackupQueued(position=position, behind=lane.active)]
+    return []

@@ -1,6 +1,7 @@
 """crd-gateway errors: Kubernetes API failures, translated once in ``kube.py`` with the cause chained.
 
 GatewayError
+ ├── LaneContention           a project+environment lane kept changing under compare-and-set (retried later)
  └── KubernetesError          the API server refused or failed a call (``status`` is the HTTP code, 0 if none)
       ├── KubernetesUnavailable  no answer, a timeout, 429 or 5xx: retry with backoff
       ├── ResourceGone           410: the watch's resourceVersion is too old: re-list
@@ -15,6 +16,10 @@ from __future__ import annotations
 
 class GatewayError(Exception):
     """Base of crd-gateway's own errors."""
+
+
+class LaneContention(GatewayError):
+    """The lane's compare-and-set lost too many times in a row; the message is redelivered."""
 
 
 class KubernetesError(GatewayError):

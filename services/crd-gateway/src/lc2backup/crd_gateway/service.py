@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from lc2backup.crd_gateway.admission import ENTERS, LEAVES, Admission
 from lc2backup.crd_gateway.handlers import IntakeHandler
 from lc2backup.crd_gateway.kube import open_api
 from lc2backup.crd_gateway.reconciling import Reconciler
@@ -19,10 +20,12 @@ from lc2backup.crd_gateway.settings import Settings
 from lc2backup.crd_gateway.status import StatusProjector
 from lc2backup.crd_gateway.watching import Watcher
 from lc2backup.domain import registry
+from lc2backup.eventing import ensure_lanes
 from lc2backup.runtime import ReadinessCheck, ServiceScaffold, TaskGroupStopper, scaffold
 
 NAME = "crd-gateway"
 STATUS_CONSUMER = "crd-gateway-status"
+ADMISSION_CONSUMER = "crd-gateway-admission"
 
 
 async def _start_kubernetes(
@@ -64,6 +67,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         group.start(
             "intake", parts.runner(commands, intake.on_command, concurrency=settings.intake_concurrency).run(stop)
         )
+        admission = Admission(parts.store, await ensure_lanes(parts.js, parts.topology))
+        lanes = parts.consumer(
+            parts.topology.events_stream, ADMISSION_CONSUMER, *parts.topology.events_of_type(*ENTERS, *LEAVES)
+        )
+        # One at a time, in stream order: the queue order is the order backups were requested.
+        group.start("admission", parts.runner(lanes, admission.on_event, concurrency=1).run(stop))
         readiness: ReadinessCheck = parts.nats_ready
         if settings.kubernetes.enabled:
             watchers = await _start_kubernetes(settings, parts, intake, group, stack)

@@ -32,7 +32,7 @@ class Step:
 
 def next_step(state: BackupState, now: datetime, deadline: timedelta) -> Step:
     db = state.database
-    if state.terminal or not state.exists or state.spec is None or db.state in ("Completed", "Failed"):
+    if state.terminal or not state.admitted or state.spec is None or db.state in ("Completed", "Failed"):
         return Step("finished")
     if db.started_at is not None and now - db.started_at > deadline:
         step = "snapshot" if db.state == "SnapshotInProgress" else "export"

@@ -1,4 +1,4 @@
-"""The database branch, driven by db-export's own delivery of ``BackupRequested``.
+"""The database branch, driven by db-export's own delivery of ``BackupAdmitted``.
 
 Each delivery advances the branch as far as it can (start, poll, record) and, while a managed operation is
 still running, naks the message with the poll interval: the poll is durable, and a restarted db-export
@@ -56,7 +56,7 @@ class DatabaseBranch:
         self._clock = clock
 
     async def on_event(self, msg: Msg) -> None:
-        if (msg.headers or {}).get(TYPE_HEADER) != "BackupRequested":
+        if (msg.headers or {}).get(TYPE_HEADER) != "BackupAdmitted":
             return
         backup_id = self._store.topology.backup_id_of(msg.subject)
         history = await self._store.load(backup_id)
@@ -171,7 +171,8 @@ class DatabaseBranch:
         remaining = (self._deadline - (self._clock() - (state.database.started_at or self._clock()))).total_seconds()
         async with self._dumps if provider.name == "local" else contextlib.nullcontext():
             try:
-                status = await asyncio.wait_for(provider.check_export(job, ref, progress), max(remaining, 1.0))
+                async with asyncio.timeout(max(remaining, 1.0)):
+                    status = await provider.check_export(job, ref, progress)
             except TimeoutError as exc:
                 raise PermanentProviderError(f"export did not finish within {self._deadline}") from exc
         if status.error:

@@ -11,6 +11,7 @@ from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.providers import DatabaseBackupProvider, s3_client
 from lc2backup.providers.aws import open_database_provider
+from lc2backup.providers.instant import InstantDatabaseProvider
 from lc2backup.providers.local import LocalDatabaseProvider
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -22,7 +23,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         providers: dict[str, DatabaseBackupProvider] = {}
         if "local" in settings.providers:
             client = await stack.enter_async_context(s3_client(settings.s3))
-            providers["local"] = LocalDatabaseProvider(client, settings.local)
+            providers["local"] = (
+                InstantDatabaseProvider()
+                if settings.local.mode == "instant"
+                else LocalDatabaseProvider(client, settings.local)
+            )
         if "aws" in settings.providers:
             providers["aws"] = await stack.enter_async_context(open_database_provider(settings.aws))
         branch = DatabaseBranch(
@@ -33,7 +38,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             max_concurrent_dumps=settings.max_concurrent_dumps,
         )
         events = parts.consumer(
-            parts.topology.events_stream, "db-export", *parts.topology.events_of_type("BackupRequested")
+            parts.topology.events_stream, "db-export", *parts.topology.events_of_type("BackupAdmitted")
         )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))

@@ -19,7 +19,7 @@ StepKind = Literal["start", "check", "finished", "timed_out"]
 
 def next_step(state: BackupState, now: datetime, deadline: timedelta) -> tuple[StepKind, str]:
     dl = state.document_library
-    if state.terminal or not state.exists or state.spec is None or dl.state in ("Completed", "Failed"):
+    if state.terminal or not state.admitted or state.spec is None or dl.state in ("Completed", "Failed"):
         return "finished", ""
     if dl.started_at is not None and now - dl.started_at > deadline:
         return "timed_out", f"transfer did not finish within {deadline}"

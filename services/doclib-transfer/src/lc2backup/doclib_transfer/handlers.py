@@ -1,4 +1,4 @@
-"""The document-library branch, driven by doclib-transfer's own delivery of ``BackupRequested``.
+"""The document-library branch, driven by doclib-transfer's own delivery of ``BackupAdmitted``.
 
 Start the transfer (record its job id and excluded prefixes), then check it: a managed transfer is polled
 by nak'ing the message with a delay; the local provider copies inside the check and reports progress,
@@ -58,7 +58,7 @@ class TransferBranch:
         self._clock = clock
 
     async def on_event(self, msg: Msg) -> None:
-        if (msg.headers or {}).get(TYPE_HEADER) != "BackupRequested":
+        if (msg.headers or {}).get(TYPE_HEADER) != "BackupAdmitted":
             return
         backup_id = self._store.topology.backup_id_of(msg.subject)
         history = await self._store.load(backup_id)
@@ -148,7 +148,8 @@ class TransferBranch:
         remaining = (self._deadline - (self._clock() - started)).total_seconds()
         async with self._copies:
             try:
-                status = await asyncio.wait_for(provider.check_transfer(job, ref, progress), max(remaining, 1.0))
+                async with asyncio.timeout(max(remaining, 1.0)):
+                    status = await provider.check_transfer(job, ref, progress)
             except TimeoutError as exc:
                 raise PermanentProviderError(f"transfer did not finish within {self._deadline}") from exc
         if status.error:

@@ -11,6 +11,7 @@ from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.providers import DocumentTransferProvider, s3_client
 from lc2backup.providers.aws import open_transfer_provider
+from lc2backup.providers.instant import InstantTransferProvider
 from lc2backup.providers.local import LocalTransferProvider
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -22,7 +23,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         providers: dict[str, DocumentTransferProvider] = {}
         if "local" in settings.providers:
             client = await stack.enter_async_context(s3_client(settings.s3))
-            providers["local"] = LocalTransferProvider(client, settings.local)
+            providers["local"] = (
+                InstantTransferProvider()
+                if settings.local.mode == "instant"
+                else LocalTransferProvider(client, settings.local)
+            )
         if "aws" in settings.providers:
             providers["aws"] = await stack.enter_async_context(open_transfer_provider(settings.aws))
         branch = TransferBranch(
@@ -33,7 +38,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             max_concurrent_copies=settings.max_concurrent_copies,
         )
         events = parts.consumer(
-            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type("BackupRequested")
+            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type("BackupAdmitted")
         )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))

@@ -12,8 +12,10 @@ from typing import Literal
 
 from lc2backup.domain.events import (
     EVENT_TYPES,
+    BackupAdmitted,
     BackupFailed,
     BackupMetadataWritten,
+    BackupQueued,
     BackupRejected,
     BackupRequested,
     BackupSucceeded,
@@ -49,20 +51,19 @@ class Operation:
     messages: tuple[str, ...]
     summary: str
     description: str = ""
+    purpose: str = ""  # tells apart two operations of one actor on one channel
 
     @property
     def key(self) -> str:
         """``crdGatewayReceivesCommands``: unique, stable, and says who does what."""
         words = self.actor.split("-")
         actor = words[0] + "".join(w.title() for w in words[1:])
-        return f"{actor}{self.action.title()}s{self.channel[0].upper()}{self.channel[1:]}"
+        return f"{actor}{self.action.title()}s{self.channel[0].upper()}{self.channel[1:]}{self.purpose}"
 
 
-def _events_consumer(durable: str) -> str:
-    return (
-        f"Durable pull consumer `{durable}` on LC2_BACKUP_EVENTS (filter `lc2.backup.evt.>`, explicit ack); "
-        "other event types are acknowledged untouched."
-    )
+def _events_consumer(durable: str, *types: str) -> str:
+    filters = ", ".join(f"`lc2.backup.evt.*.{t}`" for t in types) if types else "`lc2.backup.evt.>`"
+    return f"Durable pull consumer `{durable}` on LC2_BACKUP_EVENTS (filter {filters}, explicit ack)."
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -100,13 +101,40 @@ OPERATIONS: tuple[Operation, ...] = (
         "Appended with `Nats-Expected-Last-Subject-Sequence: 0`: a re-sent command finds the subject taken.",
     ),
     Operation(
+        "crd-gateway",
+        "receive",
+        "events",
+        (BackupRequested.event_type, BackupSucceeded.event_type, BackupFailed.event_type),
+        "crd-gateway admits one backup per project+environment at a time",
+        _events_consumer("crd-gateway-admission", "BackupRequested", "BackupSucceeded", "BackupFailed")
+        + " Lanes (the active backup and its queue) live in the KV bucket LC2_BACKUP_LANES.",
+        purpose="ForAdmission",
+    ),
+    Operation(
+        "crd-gateway",
+        "send",
+        "events",
+        (BackupQueued.event_type, BackupAdmitted.event_type),
+        "crd-gateway queues a backup behind the active one, and admits it when its turn comes",
+        purpose="ForAdmission",
+    ),
+    Operation(
+        "crd-gateway",
+        "receive",
+        "events",
+        ALL_EVENTS,
+        "crd-gateway projects every event onto its BackupRequest's status (when Kubernetes is enabled)",
+        _events_consumer("crd-gateway-status"),
+        purpose="ForStatus",
+    ),
+    Operation(
         "db-export",
         "receive",
         "events",
-        (BackupRequested.event_type,),
+        (BackupAdmitted.event_type,),
         "db-export runs the database branch",
-        _events_consumer("db-export")
-        + " The delivery of BackupRequested is nak'ed with a delay while a managed operation runs: it is the poll.",
+        _events_consumer("db-export", "BackupAdmitted")
+        + " The delivery of BackupAdmitted is nak'ed with a delay while a managed operation runs: it is the poll.",
     ),
     Operation(
         "db-export",
@@ -129,10 +157,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "doclib-transfer",
         "receive",
         "events",
-        (BackupRequested.event_type,),
+        (BackupAdmitted.event_type,),
         "doclib-transfer runs the document-library branch",
-        _events_consumer("doclib-transfer")
-        + " The delivery of BackupRequested is nak'ed with a delay while the transfer runs: it is the poll.",
+        _events_consumer("doclib-transfer", "BackupAdmitted")
+        + " The delivery of BackupAdmitted is nak'ed with a delay while the transfer runs: it is the poll.",
     ),
     Operation(
         "doclib-transfer",
@@ -155,7 +183,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "events",
         tuple(name for name in ALL_EVENTS if name in TRIGGERS),
         "metadata completes or fails the backup once both branches have ended",
-        _events_consumer("metadata"),
+        _events_consumer("metadata", *TRIGGERS),
     ),
     Operation(
         "metadata",

@@ -1,0 +1,58 @@
+"""A provider whose operations complete at once and move nothing: for benchmarks and flood tests only.
+
+It measures (and exercises) the orchestration itself — intake, admission, both branches, metadata, the
+projection — without the cost of dumps and copies. Enabled only by ``LC2_LOCAL__MODE=instant``; the
+metadata.json is still written to the real store, so a backup still ends with its one artefact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from lc2backup.domain import TransferCounters
+from lc2backup.providers.base import (
+    BackupJob,
+    ExportProgress,
+    ExportRef,
+    ExportStatus,
+    SnapshotRef,
+    SnapshotStatus,
+    TransferProgress,
+    TransferRef,
+    TransferStatus,
+)
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class InstantDatabaseProvider:
+    name = "instant"
+
+    async def start_snapshot(self, job: BackupJob) -> SnapshotRef:
+        return SnapshotRef(f"instant-{job.backup_id}")
+
+    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
+        return SnapshotStatus(done=True, size_bytes=0, engine="instant", engine_version="0")
+
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef:
+        key = job.layout.database_key(job.spec.database.database_name or "database", "instant")
+        return ExportRef(operation_id=key, location=job.layout.uri(key), format="instant", restorable=False)
+
+    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus:
+        return ExportStatus(done=True, size_bytes=0, sha256=EMPTY_SHA256, engine="instant", engine_version="0")
+
+
+class InstantTransferProvider:
+    name = "instant"
+
+    async def start_transfer(self, job: BackupJob) -> TransferRef:
+        dl = job.spec.document_library
+        return TransferRef(
+            job_id=f"instant-{job.backup_id}",
+            method="instant",
+            source=f"s3://{dl.source_bucket}/{dl.source_prefix}",
+            destination=job.layout.uri(job.layout.document_library_prefix),
+        )
+
+    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
+        return TransferStatus(done=True, counters=TransferCounters(listing_complete=True))

@@ -1,0 +1,48 @@
+"""``make demo``: ``lc2backup demo`` as a real process, from nothing to a Succeeded backup and back to nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lc2backup.devstack import LocalStack
+from tests.cli.helpers import lc2_process, processes_under
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "lc2"
+    yield directory
+    LocalStack(directory / "demo").remove()
+
+
+def test_demo_backs_up_the_sample_environment_and_stops_everything(state_dir: Path) -> None:
+    done = lc2_process("demo", env={"LC2_STATE_DIR": str(state_dir)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "demo Succeeded" in out
+
+    # the projection API's JSON for the backup is printed whole
+    start = out.index("{\n")
+    doc, _ = json.JSONDecoder().raw_decode(out[start:])
+    assert doc["state"] == "Succeeded"
+    assert doc["projectId"] == "retail" and doc["environment"] == "dev"
+    root = f"s3://lc2-backups/retail/dev/{doc['backupId']}/"
+    assert doc["metadataLocation"] == root + "metadata.json"
+
+    # where the artefacts are (sizes read back from the store), what was skipped, how long it took
+    assert re.search(rf"metadata\.json\s+{re.escape(root)}metadata\.json\s+\(\d", out)
+    assert re.search(rf"database dump\s+{re.escape(root)}database/lportal\.dump\s+\(\d", out)
+    assert "S3 endpoint" in out
+    excluded = doc["status"]["documentLibrary"]["counters"]["objectsExcluded"]
+    assert excluded > 0
+    assert f"generated files  {excluded} skipped of {excluded} in the store" in out
+    assert re.search(r"elapsed \d", out)
+
+    assert processes_under(state_dir / "demo") == []

@@ -1,0 +1,166 @@
+"""``lc2backup demo`` (``make demo``): one whole backup of a Liferay-like environment, from nothing, in seconds.
+
+A fresh stack under ``<state dir>/demo``, a seeded ``lportal`` database and ``liferay-dl`` store, the five
+services as real processes, then ``deploy/samples/backuprequest-local.yaml`` applied through the API and
+watched to the end. It shows what a user would check afterwards (the API's view, where the artefacts are,
+what was skipped) and always stops everything it started, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+
+from lc2backup.cli.applying import submit_via_api
+from lc2backup.cli.client import ProjectionApi
+from lc2backup.cli.demodata import DemoData, DemoSize, prepare, s3_client, services_env
+from lc2backup.cli.devstate import default_state_dir
+from lc2backup.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InvalidInput, StackFailure, handle_errors
+from lc2backup.cli.manifests import load_manifest
+from lc2backup.cli.options import StateDirOption
+from lc2backup.cli.rendering import human_bytes, human_duration, make_console
+from lc2backup.cli.signals import Stop, stop_on_signals
+from lc2backup.cli.stackview import SAMPLE
+from lc2backup.cli.watching import follow, report
+from lc2backup.devstack import LocalStack, ServiceSet, StackError
+
+
+def find_sample() -> Path:
+    """The sample manifest, from the working directory or from the source tree this package runs from."""
+    for base in (Path.cwd(), *Path(__file__).resolve().parents):
+        candidate = base / SAMPLE
+        if candidate.is_file():
+            return candidate
+    raise InvalidInput(f"cannot find {SAMPLE}", hint="run from the repository, or pass --manifest FILE")
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+async def _artefacts(endpoint: str, doc: dict[str, Any]) -> dict[str, tuple[str, int | None]]:
+    """Each artefact's URI and the size the store reports for it (read back, not taken from the events)."""
+    status = doc["status"]
+    found: dict[str, tuple[str, int | None]] = {}
+    wanted = {
+        "metadata.json": doc.get("metadataLocation"),
+        "database dump": (status["database"].get("export") or {}).get("location"),
+        "doclib manifest": (status["documentLibrary"].get("transfer") or {}).get("manifestLocation"),
+    }
+    async with s3_client(endpoint) as s3:
+        for label, uri in wanted.items():
+            if not uri:
+                continue
+            bucket, key = _split(uri)
+            try:
+                head = await s3.head_object(Bucket=bucket, Key=key)
+                found[label] = (uri, int(head["ContentLength"]))
+            except s3.exceptions.ClientError:
+                found[label] = (uri, None)
+    return found
+
+
+def _summary(console: Console, stack: LocalStack, doc: dict[str, Any], data: DemoData, artefacts: Any) -> None:
+    status = doc["status"]
+    counters = status["documentLibrary"].get("counters") or {}
+    transfer = status["documentLibrary"].get("transfer") or {}
+    console.print(Rule("the projection API's view: GET /api/v1/backups/" + doc["backupId"]))
+    console.print_json(data=doc)
+    console.print(Rule("artefacts"))
+    console.print(f"S3 endpoint      {stack.s3.endpoint}  (SeaweedFS; access key lc2-dev / lc2-dev-secret)")
+    for label, (uri, size) in artefacts.items():
+        console.print(f"{label:<16} {uri}  ({human_bytes(size) if size is not None else 'MISSING'})", highlight=False)
+    if transfer.get("destination"):
+        copied = f"{counters.get('objectsCopied', 0)} objects, {human_bytes(counters.get('bytesCopied'))}"
+        console.print(f"{'document library':<16} {transfer['destination']}  ({copied})", highlight=False)
+    console.print(
+        f"generated files  {counters.get('objectsExcluded', 0)} skipped of {data.generated_objects} in the store "
+        f"({human_bytes(counters.get('bytesExcluded'))}: thumbnails, previews, adaptive renditions; "
+        "Liferay regenerates them)",
+        highlight=False,
+    )
+
+
+@handle_errors
+def demo(
+    manifest: Annotated[Path | None, typer.Option(help=f"BackupRequest to apply (default: {SAMPLE})")] = None,
+    directory: StateDirOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the backup to finish")] = 90.0,
+    scale: Annotated[int, typer.Option(help="Database size: 1 is a few MB", min=1)] = 1,
+    files: Annotated[int, typer.Option(help="Objects in the document library", min=10)] = 400,
+) -> None:
+    """Back up a Liferay-like environment on a fresh embedded stack, end to end."""
+    console, err = make_console(), make_console(stderr=True)
+    started = time.monotonic()
+    sample = load_manifest(manifest or find_sample())  # a broken sample fails before anything starts
+    where = (directory or default_state_dir() / "demo").resolve()
+    LocalStack(where).remove()  # a demo always starts from nothing
+    stack = LocalStack(where)
+    services: ServiceSet | None = None
+    code = EXIT_FAILED
+    timings: dict[str, float] = {}
+    with stop_on_signals():
+        try:
+            mark = time.monotonic()
+            console.print(f"[bold]1/4[/] starting NATS, PostgreSQL and SeaweedFS in {where}")
+            stack.start()
+            timings["servers"] = time.monotonic() - mark
+
+            mark = time.monotonic()
+            console.print("[bold]2/4[/] seeding a Liferay-like environment")
+            data = prepare(stack, DemoSize(scale=scale, files=files))
+            console.print(
+                f"      database lportal: {human_bytes(data.database_bytes)};  bucket liferay-dl: {data.objects} "
+                f"objects, {human_bytes(data.object_bytes)}, {data.generated_objects} of them generated files",
+                highlight=False,
+            )
+            timings["seeding"] = time.monotonic() - mark
+
+            mark = time.monotonic()
+            console.print("[bold]3/4[/] starting crd-gateway, db-export, doclib-transfer, metadata and archiver")
+            services = ServiceSet(services_env(stack, data), where / "logs")
+            services.start()
+            timings["services"] = time.monotonic() - mark
+
+            mark = time.monotonic()
+            console.print(f"[bold]4/4[/] applying {sample.origin} through the API ({services.api_url})")
+            with ProjectionApi(services.api_url) as api:
+                backup_id = submit_via_api(api, sample)
+                console.print(f"      backup {backup_id}", highlight=False)
+                watched = follow(api, backup_id, console, timeout=timeout)
+                code = report(console, err, backup_id, watched, timeout)
+                doc = api.get(backup_id) if watched.doc is not None else None
+            timings["backup"] = time.monotonic() - mark
+
+            if doc is not None:
+                _summary(console, stack, doc, data, asyncio.run(_artefacts(stack.s3.endpoint, doc)))
+            if code != EXIT_OK:
+                for name, svc in services.services.items():
+                    tail = svc.process.log_tail(25) if svc.process else ""
+                    err.print(Rule(f"{name} log (last lines)"))
+                    err.print(tail, markup=False, highlight=False)
+        except Stop as stop:
+            err.print(f"{stop}: stopping everything")
+            code = EXIT_INTERRUPTED
+        except StackError as exc:
+            raise StackFailure(str(exc)) from exc
+        finally:
+            mark = time.monotonic()
+            if services is not None:
+                services.stop()
+            stack.stop()
+            timings["stopping"] = time.monotonic() - mark
+    elapsed = time.monotonic() - started
+    steps = ", ".join(f"{name} {human_duration(seconds)}" for name, seconds in timings.items())
+    console.print(Rule())
+    console.print(f"elapsed {human_duration(elapsed)} ({steps}); everything stopped, state kept in {where}")
+    if code == EXIT_OK:
+        console.print("[bold green]demo Succeeded[/]: `make up` runs the same stack and keeps it running")
+    raise typer.Exit(code)

@@ -1,0 +1,86 @@
+"""``lc2backup list``, ``get`` and ``events``: read the projection API, as tables for people or raw JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, get_args
+
+import typer
+
+from lc2backup.cli.client import ProjectionApi
+from lc2backup.cli.errors import InvalidInput, handle_errors
+from lc2backup.cli.locating import api_url
+from lc2backup.cli.options import ApiOption, JsonOption
+from lc2backup.cli.rendering import backup_view, backups_table, events_table, make_console
+from lc2backup.domain import Phase
+
+PHASES: tuple[str, ...] = get_args(Phase)
+
+
+def print_json(doc: Any) -> None:
+    # plain stdout, not rich: the output is for jq and other programs
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+@handle_errors
+def list_backups(
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this projectId")] = None,
+    environment: Annotated[str | None, typer.Option("--environment", "-e", help="Only this environment")] = None,
+    state: Annotated[str | None, typer.Option("--state", "-s", help=f"Only this state: {', '.join(PHASES)}")] = None,
+    limit: Annotated[int, typer.Option(help="Backups per page (1-200)", min=1, max=200)] = 50,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow nextCursor through every page")] = False,
+    as_json: JsonOption = False,
+    api: ApiOption = None,
+) -> None:
+    """List backups, newest first."""
+    if state is not None and state not in PHASES:
+        raise InvalidInput(f"--state {state!r} is not a state; use one of {', '.join(PHASES)}")
+    filters: dict[str, Any] = {"project_id": project, "environment": environment, "state": state, "limit": limit}
+    next_cursor: str | None = None
+    with ProjectionApi(api_url(api)) as client:
+        if all_pages:
+            items = list(client.list_all(**filters))
+        else:
+            page = client.list_page(**filters)
+            items, next_cursor = page["items"], page.get("nextCursor")
+    if as_json:
+        print_json({"items": items, "nextCursor": next_cursor})
+        return
+    console = make_console()
+    if not items:
+        console.print("no backups" + (" match these filters" if project or environment or state else " yet"))
+        return
+    console.print(backups_table(items, console.width))
+    if next_cursor:
+        console.print(f"[dim]{len(items)} shown; more with --all[/]")
+
+
+@handle_errors
+def get(
+    backup_id: Annotated[str, typer.Argument(help="The backup id")],
+    as_json: JsonOption = False,
+    api: ApiOption = None,
+) -> None:
+    """Show one backup: both branches, artefacts, counters, timings."""
+    with ProjectionApi(api_url(api)) as client:
+        doc = client.get(backup_id)
+    if as_json:
+        print_json(doc)
+    else:
+        make_console().print(backup_view(doc))
+
+
+@handle_errors
+def events(
+    backup_id: Annotated[str, typer.Argument(help="The backup id")],
+    as_json: JsonOption = False,
+    api: ApiOption = None,
+) -> None:
+    """Show a backup's audit trail: every event in order."""
+    with ProjectionApi(api_url(api)) as client:
+        items = client.events(backup_id)
+    if as_json:
+        print_json({"backupId": backup_id, "items": items})
+    else:
+        make_console().print(events_table(items))

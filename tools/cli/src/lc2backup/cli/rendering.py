@@ -1,0 +1,310 @@
+"""How backups look on a terminal: sizes, durations, states, the backup table, a backup, its events.
+
+Everything takes the projection API's JSON (camelCase, as documented in ``contracts/openapi.json``) and
+returns rich renderables or plain strings. ``make_console`` is the one place consoles are made: output that
+is not a terminal (a pipe, a CI log) gets a wide fixed width instead of rich's 80 columns, so tables and
+ids are not folded in the middle.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+STATE_STYLES = {
+    "Succeeded": "bold green",
+    "Completed": "green",
+    "Failed": "bold red",
+    "Rejected": "bold red",
+    "Pending": "dim",
+}
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+PIPE_WIDTH = 160
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+def human_bytes(size: int | float | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in UNITS:
+        if abs(value) < 1024 or unit == UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def local_time(value: Any) -> str:
+    parsed = parse_time(value)
+    return parsed.astimezone().strftime("%Y-%m-%d %H:%M:%S") if parsed else "-"
+
+
+def duration_of(doc: dict[str, Any], now: datetime | None = None) -> float | None:
+    """Seconds from start (or request) to completion, or to ``now`` while the backup runs."""
+    start = parse_time(doc.get("startTime")) or parse_time(doc.get("requestedAt"))
+    if start is None:
+        return None
+    end = parse_time(doc.get("completionTime")) or now
+    return (end - start).total_seconds() if end else None
+
+
+def styled_state(state: str | None) -> Text:
+    state = state or "-"
+    return Text(state, style=STATE_STYLES.get(state, "yellow"))
+
+
+def backups_table(items: list[dict[str, Any]], width: int = PIPE_WIDTH) -> Table:
+    """The backup list; on narrow terminals the message, then the provider, make room for the full id."""
+    columns = ["ID", "PROJECT", "ENV", "PROVIDER", "STATE", "DB", "DOCLIB", "STARTED", "DURATION", "MESSAGE"]
+    if width < 150:
+        columns.remove("MESSAGE")
+    if width < 125:
+        columns.remove("PROVIDER")
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column in columns:
+        if column == "MESSAGE":
+            table.add_column(column, overflow="fold", min_width=16, ratio=1)
+        elif column == "DURATION":
+            table.add_column(column, no_wrap=True, justify="right")
+        else:
+            table.add_column(column, no_wrap=True, min_width=36 if column == "ID" else None)
+    now = datetime.now(UTC)
+    for item in items:
+        running = item.get("state") not in ("Succeeded", "Failed", "Rejected")
+        duration = human_duration(duration_of(item, now))
+        started = parse_time(item.get("startTime") or item.get("requestedAt"))
+        cells: dict[str, str | Text] = {
+            "ID": item["backupId"],
+            "PROJECT": item.get("projectId") or "-",
+            "ENV": item.get("environment") or "-",
+            "PROVIDER": item.get("provider") or "-",
+            "STATE": styled_state(item.get("state")),
+            "DB": styled_state(item.get("databaseState")),
+            "DOCLIB": styled_state(item.get("documentLibraryState")),
+            "STARTED": started.astimezone().strftime("%m-%d %H:%M:%S") if started else "-",
+            "DURATION": f"{duration}…" if running and duration != "-" else duration,
+            "MESSAGE": escape(item.get("message") or ""),
+        }
+        table.add_row(*(cells[column] for column in columns))
+    return table
+
+
+def database_line(status: dict[str, Any]) -> str:
+    db = status.get("database") or {}
+    export = db.get("export") or {}
+    state = db.get("state", "Pending")
+    if state == "Failed":
+        return f"failed: {db.get('failure') or 'no reason recorded'}"
+    if state == "Completed":
+        sha = (export.get("sha256") or "")[:12]
+        return f"{human_bytes(export.get('sizeBytes'))} written" + (f", sha256 {sha}…" if sha else "")
+    if state == "SnapshotInProgress":
+        return f"snapshot {(db.get('snapshot') or {}).get('snapshotId', '')} in progress"
+    if state == "ExportInProgress":
+        written, total = export.get("bytesWritten"), export.get("estimatedTotalBytes")
+        if written is None:
+            return "export started"
+        if total:
+            return f"{human_bytes(written)} of ~{human_bytes(total)} ({min(100, round(100 * written / total))}%)"
+        return f"{human_bytes(written)} written"
+    return "waiting"
+
+
+def document_library_line(status: dict[str, Any]) -> str:
+    dl = status.get("documentLibrary") or {}
+    state = dl.get("state", "Pending")
+    if state == "Failed":
+        return f"failed: {dl.get('failure') or 'no reason recorded'}"
+    if state == "Pending":
+        return "waiting"
+    return counters_summary(dl.get("counters") or {})
+
+
+def counters_summary(c: dict[str, Any]) -> str:
+    # found counts every listed object; the generated files among them are skipped, not copied
+    to_copy = f"{c.get('objectsFound', 0) - c.get('objectsExcluded', 0)}{'' if c.get('listingComplete') else '+'}"
+    text = f"{c.get('objectsCopied', 0)}/{to_copy} objects copied ({human_bytes(c.get('bytesCopied', 0))})"
+    text += f", {c.get('objectsExcluded', 0)} generated files skipped ({human_bytes(c.get('bytesExcluded', 0))})"
+    if c.get("objectsVanished"):
+        text += f", {c['objectsVanished']} vanished"
+    return text
+
+
+def _section(title: str, state: str | None, rows: list[tuple[str, str]]) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        if value:
+            grid.add_row(key, escape(value))
+    heading = Text.assemble((title, "bold"), "  ", styled_state(state) if state else "")
+    return Group(heading, grid, Text(""))
+
+
+def backup_view(doc: dict[str, Any]) -> RenderableType:
+    status = doc.get("status") or {}
+    source = doc.get("source") or {}
+    origin = source.get("kind") or "-"
+    if source.get("name"):
+        origin += f" ({source.get('namespace') or 'default'}/{source['name']})"
+    metadata = doc.get("metadataLocation") or ""
+    if metadata and status.get("metadataSha256"):
+        metadata += f"  sha256 {status['metadataSha256'][:12]}…"
+    spec = status.get("spec") or {}
+    tags = ", ".join(f"{k}={v}" for k, v in (spec.get("tags") or {}).items())
+    overview = _section(
+        f"Backup {doc['backupId']}",
+        doc.get("state"),
+        [
+            ("environment", f"{doc.get('projectId') or '-'}/{doc.get('environment') or '-'} on {doc.get('provider')}"),
+            ("message", doc.get("message") or ""),
+            ("source", origin),
+            ("requested", local_time(doc.get("requestedAt"))),
+            ("started", local_time(doc.get("startTime"))),
+            ("completed", local_time(doc.get("completionTime")) if doc.get("completionTime") else ""),
+            ("duration", human_duration(duration_of(doc, datetime.now(UTC)))),
+            ("retention", f"{spec['retentionDays']} days" if spec.get("retentionDays") else ""),
+            ("tags", tags),
+            ("metadata", metadata),
+            ("events", f"{doc.get('eventCount', 0)} (last sequence {doc.get('version', 0)})"),
+        ],
+    )
+    parts: list[RenderableType] = [overview, _database_section(status), _document_library_section(status)]
+    problems = status.get("problems") or []
+    if problems:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="cyan", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for p in problems:
+            grid.add_row(escape(p.get("field", "")), escape(p.get("message", "")))
+        parts.append(Group(Text("Problems", style="bold red"), grid))
+    return Group(*parts)
+
+
+def _database_section(status: dict[str, Any]) -> RenderableType:
+    db = status.get("database") or {}
+    export = db.get("export") or {}
+    snapshot = db.get("snapshot") or {}
+    engine = " ".join(x for x in (db.get("engine"), db.get("engineVersion")) if x)
+    kind = f"{export.get('format')}, {'restorable' if export.get('restorable') else 'not restorable'}"
+    return _section(
+        "Database",
+        db.get("state"),
+        [
+            ("progress", database_line(status)),
+            ("snapshot", snapshot.get("snapshotId", "") + (f" ({snapshot['status']})" if snapshot else "")),
+            ("export", f"{export['location']}  ({kind})" if export.get("location") else ""),
+            ("size", human_bytes(export.get("sizeBytes")) if export.get("sizeBytes") is not None else ""),
+            ("sha256", export.get("sha256") or ""),
+            ("engine", engine),
+        ],
+    )
+
+
+def _document_library_section(status: dict[str, Any]) -> RenderableType:
+    dl = status.get("documentLibrary") or {}
+    transfer = dl.get("transfer") or {}
+    route = f"{transfer['source']} -> {transfer['destination']}" if transfer else ""
+    excluded = ", ".join(transfer.get("excludedPrefixes") or [])
+    return _section(
+        "Document library",
+        dl.get("state"),
+        [
+            ("progress", document_library_line(status)),
+            ("copy", route + (f"  ({transfer['method']})" if transfer.get("method") else "")),
+            ("excluded", excluded),
+            ("manifest", transfer.get("manifestLocation") or ""),
+        ],
+    )
+
+
+def event_summary(event_type: str, data: dict[str, Any]) -> str:
+    spec = data.get("spec") or {}
+    source = data.get("source") or {}
+    match event_type:
+        case "BackupRequested":
+            return (
+                f"{spec.get('projectId')}/{spec.get('environment')} on {spec.get('provider')}, via {source.get('kind')}"
+            )
+        case "BackupRejected":
+            return "; ".join(f"{p.get('field')}: {p.get('message')}" for p in data.get("problems") or [])
+        case "DatabaseSnapshotStarted" | "DatabaseSnapshotCompleted":
+            return str(data.get("snapshotId", ""))
+        case "DatabaseExportStarted":
+            return f"{data.get('location')} ({data.get('format')})"
+        case "DatabaseExportProgressed":
+            return database_line({"database": {"state": "ExportInProgress", "export": data}})
+        case "DatabaseExportCompleted":
+            sha = (data.get("sha256") or "")[:12]
+            return f"{human_bytes(data.get('sizeBytes'))} at {data.get('location')}" + (
+                f", sha256 {sha}…" if sha else ""
+            )
+        case "DatabaseBranchFailed":
+            return f"{data.get('step')}: {data.get('reason')}"
+        case "DocumentLibraryTransferStarted":
+            return f"{data.get('source')} -> {data.get('destination')} ({data.get('method')})"
+        case "DocumentLibraryTransferProgressed" | "DocumentLibraryTransferCompleted":
+            return counters_summary(data.get("counters") or {})
+        case "DocumentLibraryTransferFailed":
+            return str(data.get("reason", ""))
+        case "BackupMetadataWritten":
+            return f"{data.get('location')} ({human_bytes(data.get('sizeBytes'))})"
+        case "BackupSucceeded":
+            return str(data.get("metadataLocation", ""))
+        case "BackupFailed":
+            return f"{data.get('branch')}: {data.get('reason')}"
+    scalars = (f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float | bool))
+    return ", ".join(scalars)
+
+
+def events_table(items: list[dict[str, Any]]) -> Table:
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("SEQ", justify="right", no_wrap=True)
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("TYPE", no_wrap=True)
+    table.add_column("PRODUCER", no_wrap=True)
+    table.add_column("SUMMARY", overflow="fold")
+    for e in items:
+        parsed = parse_time(e.get("occurredAt"))
+        when = parsed.astimezone().strftime("%H:%M:%S.%f")[:-3] if parsed else "-"
+        failed = e["type"].endswith(("Failed", "Rejected"))
+        style = "red" if failed else "green" if e["type"] == "BackupSucceeded" else ""
+        table.add_row(
+            str(e["seq"]),
+            when,
+            Text(e["type"], style=style),
+            e.get("producer", ""),
+            escape(event_summary(e["type"], e.get("data") or {})),
+        )
+    return table

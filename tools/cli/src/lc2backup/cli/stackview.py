@@ -1,0 +1,72 @@
+"""What a running local stack looks like on screen: its URLs, credentials and processes, from ``stack.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from lc2backup.cli.devstate import ENV_FILE, StackState, children
+from lc2backup.cli.rendering import human_bytes, local_time
+
+SAMPLE = "deploy/samples/backuprequest-local.yaml"
+
+
+def _urls(doc: dict[str, Any], state: StackState, api_ready: bool | None) -> Table:
+    demo, creds = doc.get("demo", {}), doc.get("s3Credentials", {})
+    api = doc.get("api", {}).get("url", "-")
+    if api_ready is not None:
+        api += "  (ready)" if api_ready else "  (not answering)"
+    s3 = f"{doc.get('s3', {}).get('endpoint', '-')}   key {creds.get('accessKeyId')} / {creds.get('secretAccessKey')}"
+    database = f"{demo.get('database', '-')} ({human_bytes(demo.get('databaseBytes'))}) as {demo.get('instanceId')}"
+    store = f"{demo.get('sourceObjects', 0)} objects, {human_bytes(demo.get('sourceBytes'))}"
+    nats = doc.get("nats", {})
+    rows = [
+        ("projection API", f"{api}   docs: {doc.get('api', {}).get('docs', '-')}"),
+        ("NATS", f"{nats.get('url', '-')}   monitor: {nats.get('monitor', '-')}"),
+        ("PostgreSQL", doc.get("postgres", {}).get("dsn", "-")),
+        ("S3 (SeaweedFS)", s3),
+        ("demo database", database),
+        ("demo buckets", f"{demo.get('sourceBucket', '-')} ({store}) -> {demo.get('backupBucket', '-')}"),
+        ("logs", doc.get("logs", "-")),
+        ("environment", f"source {state.path.parent / ENV_FILE}"),
+        ("started", local_time(doc.get("startedAt"))),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, escape(str(value)))
+    return grid
+
+
+def _processes(state: StackState) -> Table:
+    doc = state.doc
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column in ("PROCESS", "PID", "STATE", "URL"):
+        table.add_column(column, no_wrap=column != "URL")
+    urls = {
+        "nats": doc.get("nats", {}).get("url"),
+        "postgres": doc.get("postgres", {}).get("dsn"),
+        "s3": doc.get("s3", {}).get("endpoint"),
+        **{name: svc.get("url") for name, svc in doc.get("services", {}).items()},
+    }
+    live = children(state)
+    for role, pid in state.pids().items():
+        running = role in live
+        table.add_row(
+            role,
+            str(pid),
+            Text("running", style="green") if running else Text("stopped", style="red"),
+            escape(urls.get(role) or ""),
+        )
+    return table
+
+
+def stack_view(state: StackState, api_ready: bool | None = None) -> RenderableType:
+    heading = Text.assemble(("LC2 Backup local stack", "bold"), f"  {state.path.parent}")
+    hint = Text(f"try: lc2backup apply -f {SAMPLE} --watch", style="dim")
+    return Group(heading, _urls(state.doc, state, api_ready), Text(""), _processes(state), Text(""), hint)

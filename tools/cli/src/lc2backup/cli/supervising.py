@@ -1,0 +1,188 @@
+"""The ``dev up`` supervisor: start the stack, seed the demo environment, run the services, stop in order.
+
+It runs in the foreground (Ctrl-C stops it) or, with ``--detach``, as its own session in the background
+(``dev down`` sends it SIGTERM). Either way the same process owns every server and service: they are its
+direct children, started from its main thread, so they cannot outlive it. A service that crashes is
+restarted (a few times); a server that dies ends the stack, loudly, rather than leaving it half-working.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lc2backup.cli.demodata import BACKUP_BUCKET, INSTANCE_ID, SOURCE_BUCKET, DemoData, prepare, services_env
+from lc2backup.cli.devstate import (
+    clear_state,
+    is_running,
+    read_state,
+    start_ticks,
+    write_env_file,
+    write_state,
+)
+from lc2backup.cli.errors import StackFailure
+from lc2backup.cli.signals import Stop, stop_on_signals
+from lc2backup.cli.stackview import stack_view
+from lc2backup.devstack import LocalStack, ServiceSet, StackError
+from lc2backup.devstack.seaweed import ACCESS_KEY, SECRET_KEY
+
+SUPERVISE_INTERVAL = 1.0
+MAX_RESTARTS = 3
+DETACHED_LOG = "dev.log"
+
+
+def _state_doc(stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData) -> dict[str, Any]:
+    pid = os.getpid()
+    return {
+        **stack.describe(),
+        "ready": True,
+        "startedAt": datetime.now(UTC).isoformat(),
+        "supervisor": {"pid": pid, "startTicks": start_ticks(pid), "argv": sys.argv},
+        "api": {"url": services.api_url, "docs": f"{services.api_url}/docs"},
+        "services": {
+            name: {"pid": svc.pid, "url": svc.url, "log": str(services.log_dir / f"{name}.log")}
+            for name, svc in services.services.items()
+        },
+        "s3Credentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY},
+        "demo": {
+            "instanceId": INSTANCE_ID,
+            "database": data.database_dsn,
+            "databaseBytes": data.database_bytes,
+            "sourceBucket": SOURCE_BUCKET,
+            "sourceObjects": data.objects,
+            "sourceBytes": data.object_bytes,
+            "backupBucket": BACKUP_BUCKET,
+        },
+        "logs": str(services.log_dir),
+        "env": env,
+    }
+
+
+def _publish(directory: Path, stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData) -> None:
+    # the env file first: stack.json is the readiness signal ``dev up --detach`` waits for
+    write_env_file(directory, env)
+    write_state(directory, _state_doc(stack, services, env, data))
+
+
+def _supervise(
+    directory: Path, stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData, console: Console
+) -> None:
+    """Until a signal: restart crashed services, end the stack if a server dies."""
+    restarts: Counter[str] = Counter()
+    tick = threading.Event()  # never set: its timed wait is the supervision period, interrupted by signals
+    while True:
+        tick.wait(SUPERVISE_INTERVAL)
+        for name, pid in (("nats", stack.nats.pid), ("postgres", stack.postgres.pid), ("s3", stack.s3.pid)):
+            if pid is not None and not is_running(pid):
+                raise StackFailure(f"{name} (pid {pid}) exited; stopping the stack (see its log in {directory})")
+        for name, svc in list(services.services.items()):
+            if svc.process is None or svc.process.alive() or restarts[name] > MAX_RESTARTS:
+                continue
+            restarts[name] += 1
+            if restarts[name] > MAX_RESTARTS:
+                console.print(f"[red]{name} exited again; not restarting it[/] (see {svc.process.log_path})")
+                continue
+            console.print(f"[yellow]{name} exited[/]; restarting it ({restarts[name]}/{MAX_RESTARTS})")
+            try:
+                services.restart(name)
+            except StackError as exc:
+                console.print(f"[red]{name} did not come back:[/] {exc}")
+            _publish(directory, stack, services, env, data)
+
+
+def run_foreground(directory: Path, console: Console) -> None:
+    """``dev up`` without ``--detach``: returns after a signal has stopped everything."""
+    directory = directory.resolve()
+    existing = read_state(directory)
+    if existing is not None and existing.alive:
+        raise StackFailure(
+            f"a local stack already runs from {directory} (pid {existing.supervisor_pid})",
+            hint="`lc2backup dev status` shows it, `lc2backup dev down` stops it",
+        )
+    clear_state(directory)
+    stack = LocalStack(directory)
+    services: ServiceSet | None = None
+    with stop_on_signals():
+        try:
+            console.print(f"starting NATS, PostgreSQL and SeaweedFS in {directory}")
+            stack.start()
+            console.print("seeding the demo environment (database lportal, bucket liferay-dl)")
+            data = prepare(stack)
+            env = services_env(stack, data)
+            console.print("starting the five services")
+            services = ServiceSet(env, directory / "logs")
+            services.start()
+            env["LC2_API_URL"] = services.api_url
+            _publish(directory, stack, services, env, data)
+            state = read_state(directory)
+            assert state is not None
+            console.print(stack_view(state))
+            console.print("stop with Ctrl-C or `lc2backup dev down`")
+            _supervise(directory, stack, services, env, data, console)
+        except Stop as stop:
+            console.print(f"{stop}: stopping the services, then the servers")
+        except StackError as exc:
+            raise StackFailure(str(exc)) from exc
+        finally:
+            clear_state(directory)
+            if services is not None:
+                services.stop()
+            stack.stop()
+            console.print("stopped")
+
+
+def spawn_detached(directory: Path, timeout: float = 180.0) -> int:
+    """Start ``dev up`` in a new session, logging to ``<dir>/dev.log``; return its pid once it is ready."""
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    clear_state(directory)
+    log = directory / DETACHED_LOG
+    argv = [sys.executable, "-m", "lc2backup.cli", "dev", "up", "--dir", str(directory)]
+    pid = os.posix_spawn(
+        sys.executable,
+        argv,
+        {**os.environ, "PYTHONUNBUFFERED": "1"},
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,  # its own session: no Ctrl-C from this terminal, and it outlives this command
+    )
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = read_state(directory)
+            if state is not None and state.ready and state.supervisor_pid == pid:
+                return pid
+            if poller.poll(200):  # readable: the supervisor exited before it was ready
+                _, status = os.waitpid(pid, 0)
+                raise StackFailure(
+                    f"dev up exited (status {os.waitstatus_to_exitcode(status)}) before it was ready; "
+                    f"the end of {log}:\n{_tail(log)}"
+                )
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGTERM)
+                raise StackFailure(f"dev up was not ready after {timeout:.0f}s; see {log}:\n{_tail(log)}")
+    finally:
+        os.close(pidfd)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -53,9 +53,17 @@ class System:
     projection_dsn: str
     services: ServiceSet | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per service, on top of env
 
     def start(self) -> None:
-        self.services = ServiceSet({**self.env, **self.extra_env}, self.log_dir)
+        self.services = ServiceSet(
+            {**self.env, **self.extra_env},
+            self.log_dir,
+            nats_users=self.nats.users,  # each service as its own least-privilege NATS user
+            nats_url=self.nats.service_url,
+        )
+        for name, extra in self.service_env.items():
+            self.services[name].env.update(extra)
         self.services.start()
 
     def stop(self) -> None:
@@ -74,11 +82,22 @@ class System:
         assert self.services is not None
         return self.services.api_url
 
+    @property
+    def api_token(self) -> str:
+        """An operator's bearer token (every project), made up for this system."""
+        assert self.services is not None
+        return self.services.api_token
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client of the projection API, authenticated as an operator."""
+        headers = {"Authorization": f"Bearer {self.api_token}", **kwargs.pop("headers", {})}
+        return httpx.AsyncClient(base_url=self.api, headers=headers, **{"timeout": 5, **kwargs})
+
     def logs(self) -> str:
         return "\n".join(f"==== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.log_dir.glob("*.log")))
 
     async def get(self, backup_id: str) -> dict[str, Any] | None:
-        async with httpx.AsyncClient(base_url=self.api, timeout=5) as client:
+        async with self.client() as client:
             resp = await client.get(f"/api/v1/backups/{backup_id}")
             if resp.status_code == 404:
                 return None
@@ -87,7 +106,7 @@ class System:
             return doc
 
     async def events(self, backup_id: str) -> list[dict[str, Any]]:
-        async with httpx.AsyncClient(base_url=self.api, timeout=5) as client:
+        async with self.client() as client:
             resp = await client.get(f"/api/v1/backups/{backup_id}/events")
             resp.raise_for_status()
             items: list[dict[str, Any]] = resp.json()["items"]

@@ -43,7 +43,7 @@ def aws_spec(instance: str, source: str, destination: str, **overrides: Any) -> 
 
 
 async def request_backup(system: System, spec: dict[str, Any]) -> str:
-    async with httpx.AsyncClient(base_url=system.api, timeout=10) as client:
+    async with system.client(timeout=10) as client:
         resp = await client.post("/api/v1/backups", json=spec)
         assert resp.status_code == 202, resp.text
         backup_id: str = resp.json()["backupId"]

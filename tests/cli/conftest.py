@@ -22,3 +22,11 @@ async def seeded(system: System, s3: Any, buckets: tuple[str, str]) -> tuple[str
         await conn.close()
     await seed_document_library(s3, source, "", plan_document_library(40))
     return source, destination
+
+
+@pytest.fixture(autouse=True)
+def api_token(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads its bearer token from ``LC2_API_TOKEN``: give it the running system's operator token."""
+    if "system" in request.fixturenames:
+        system: System = request.getfixturevalue("system")
+        monkeypatch.setenv("LC2_API_TOKEN", system.api_token)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support import System
@@ -14,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_list_filter_paginate_and_errors(system: System, buckets: tuple[str, str]) -> None:
     source, destination = buckets
-    async with httpx.AsyncClient(base_url=system.api, timeout=10) as api:
+    async with system.client(timeout=10) as api:
         ids: dict[str, str] = {}
         for project, env in [("retail", "prd"), ("retail", "dev"), ("retail", "prd"), ("bank", "prd"), ("bank", "uat")]:
             spec = system.spec(source, destination, projectId=project, environment=env)

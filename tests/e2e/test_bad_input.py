@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import nats
 import pytest
 
@@ -92,7 +91,7 @@ async def test_bad_commands_are_rejected_with_reasons_or_dead_lettered(
     finally:
         await nc.close()
 
-    async with httpx.AsyncClient(base_url=system.api) as api:
+    async with system.client() as api:
         assert (await api.get("/readyz")).status_code == 200
         rejected = (await api.get("/api/v1/backups", params={"state": "Rejected"})).json()["items"]
         assert len(rejected) == len(rejected_cases)

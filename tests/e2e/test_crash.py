@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import asyncpg
-import httpx
 import nats
 import pytest
 
@@ -39,7 +38,7 @@ async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: t
     await conn.close()
     assert system.services is not None
     services = system.services
-    async with httpx.AsyncClient(base_url=system.api) as api:
+    async with system.client() as api:
         resp = await api.post("/api/v1/backups", json=system.spec(source, destination))
         backup_id = resp.json()["backupId"]
 

@@ -8,7 +8,6 @@ import subprocess
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from lc2backup.devstack.postgres import pg_bindir
@@ -32,7 +31,7 @@ async def _row_counts(dsn: str) -> dict[str, int]:
 
 
 async def _request(system: System, spec: dict[str, Any]) -> str:
-    async with httpx.AsyncClient(base_url=system.api) as client:
+    async with system.client() as client:
         resp = await client.post("/api/v1/backups", json=spec)
         assert resp.status_code == 202, resp.text
         backup_id: str = resp.json()["backupId"]

@@ -75,6 +75,15 @@ def test_database_deadline() -> None:
     assert step.kind == "timed_out" and "did not finish within 1:00:00" in step.reason
 
 
+def test_a_database_branch_that_cannot_even_start_is_bounded_by_the_deadline_too() -> None:
+    admitted = state_after(REQUESTED_ONLY, ADMITTED)  # e.g. the store or the cloud API unreachable since then
+    assert admitted.admitted_at is not None
+    step = db.next_step(admitted, admitted.admitted_at + 2 * HOUR, HOUR)
+    assert step.kind == "timed_out" and "export could not be started within 1:00:00" in step.reason
+    assert db.next_step(state_after(REQUESTED_ONLY), T0 + 2 * HOUR, HOUR).kind == "finished"  # queued: no clock
+    assert db.record_failure(state_after(), "export", "no such backup") == []  # poison names no backup
+
+
 def test_database_outcomes_are_recorded_once() -> None:
     state = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED)
     assert types(db.record_export_completed(state, EXPORT_DONE)) == ["DatabaseExportCompleted"]
@@ -118,6 +127,14 @@ def test_transfer_steps_and_records() -> None:
     assert dl.record_completed(done, counters, None) == [] and dl.record_failure(done, "late") == []
 
 
+def test_a_transfer_that_cannot_even_start_is_bounded_by_the_deadline_too() -> None:
+    admitted = state_after(REQUESTED_ONLY, ADMITTED)
+    assert admitted.admitted_at is not None
+    kind, reason = dl.next_step(admitted, admitted.admitted_at + 2 * HOUR, HOUR)
+    assert kind == "timed_out" and "transfer could not be started within 1:00:00" in reason
+    assert dl.record_failure(state_after(), "no such backup") == []
+
+
 # metadata -----------------------------------------------------------------------------------------------
 
 
@@ -137,6 +154,16 @@ def test_metadata_waits_for_both_branches() -> None:
     )
     assert md.next_action(written) == "succeed"
     assert types(md.record_succeeded(written)) == ["BackupSucceeded"]
+
+
+def test_metadata_json_that_cannot_be_written_is_overdue_after_the_deadline() -> None:
+    both = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
+    assert both.document_library.completed_at is not None
+    done = both.document_library.completed_at
+    assert not md.write_overdue(both, done + HOUR / 2, HOUR)
+    assert md.write_overdue(both, done + 2 * HOUR, HOUR)
+    assert types(md.record_metadata_failure(both, "store unreachable")) == ["BackupFailed"]
+    assert md.record_metadata_failure(state_after(), "poison") == []  # never fail a backup that does not exist
 
 
 def test_metadata_fails_with_the_failing_branchs_reason() -> None:

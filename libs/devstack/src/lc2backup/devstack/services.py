@@ -2,11 +2,18 @@
 
 Each runs as ``python -m lc2backup.<service>`` with its own health port and is ready when ``/readyz``
 answers 200. Stopping sends SIGTERM (ordered shutdown in the service) and SIGKILLs after a grace period.
+
+Security as deployed: given the NATS server's users, each service connects as its own least-privilege user;
+and the projection API always runs with authentication, here with an operator token made up for this set
+(``api_token``; only its SHA-256 reaches the archiver, merged into any ``LC2_API__TOKENS`` already given).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -14,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lc2backup.devstack.natsauth import NatsUsers
 from lc2backup.devstack.ports import LOOPBACK, free_port
 from lc2backup.devstack.probes import http_status
 from lc2backup.devstack.processes import ManagedProcess
@@ -87,11 +95,19 @@ class ServiceSet:
     log_dir: Path
     names: Iterable[str] = tuple(SERVICE_MODULES)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    nats_users: NatsUsers | None = None
+    nats_url: str | None = None  # the address services use with their own user (NatsServer.service_url)
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in self.names:
-            self.services[name] = ServiceProcess(name, dict(self.env), self.log_dir)
+            env = dict(self.env)
+            if name == "archiver":
+                env["LC2_API__TOKENS"] = with_operator_token(env.get("LC2_API__TOKENS"), self.api_token)
+            if self.nats_users is not None:
+                env.update(self.nats_users.service_env(name, self.nats_url or env["LC2_NATS__URL"]))
+            self.services[name] = ServiceProcess(name, env, self.log_dir)
 
     def start(self) -> dict[str, float]:
         for svc in self.services.values():  # spawn on this thread (death signal), wait in parallel
@@ -120,5 +136,16 @@ class ServiceSet:
     def api_url(self) -> str:
         return self.services["archiver"].url
 
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
+
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
+
+
+def with_operator_token(configured: str | None, token: str, tenant: str = "local-operator") -> str:
+    """``LC2_API__TOKENS`` with ``token`` added as an operator (every project), keeping what was configured."""
+    tokens = json.loads(configured) if configured else {}
+    tokens[hashlib.sha256(token.encode()).hexdigest()] = {"tenant": tenant, "projects": ["*"]}
+    return json.dumps(tokens)

@@ -15,7 +15,7 @@ from lc2backup.domain.commands import (
     read_command,
 )
 from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, registry
-from lc2backup.domain.layout import BackupLayout, source_uri
+from lc2backup.domain.layout import BackupLayout, source_uri, unsafe_key_reason
 from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
 from lc2backup.domain.spec import (
     API_GROUP,
@@ -65,4 +65,5 @@ __all__ = [
     "read_command",
     "registry",
     "source_uri",
+    "unsafe_key_reason",
 ]

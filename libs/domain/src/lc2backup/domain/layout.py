@@ -52,6 +52,24 @@ class BackupLayout:
         return f"{self.scheme}://{self.bucket}/{key}"
 
 
+def unsafe_key_reason(relative: str) -> str | None:
+    """Why a source object's key (relative to the source prefix) may not be copied, or None if it may.
+
+    The copy's key is ``documentlibrary/<relative>``: a ``.`` or ``..`` segment (with ``/`` or ``\\`` as
+    separator) or a leading separator would let a hostile store key land outside the backup's folder once
+    anything resolves paths (S3-compatible stores that normalise keys, ``aws s3 cp --recursive`` to a disk).
+    Liferay never writes such keys, so the branch fails loudly instead of copying them somewhere else.
+    """
+    if relative and relative[0] in "/\\":
+        return "absolute key (leading separator)"
+    if "\x00" in relative:
+        return "NUL in key"
+    segments = relative.replace("\\", "/").split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "'.' or '..' segment"
+    return None
+
+
 def source_uri(spec: BackupRequestSpec) -> str:
     dl = spec.document_library
     return f"{SCHEMES[spec.provider]}://{dl.source_bucket}/{dl.source_prefix}"

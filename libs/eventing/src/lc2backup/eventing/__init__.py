@@ -5,6 +5,7 @@ Import the names below; modules are private unless named here.
 
 from lc2backup.eventing.aggregates import Recorded, Repository
 from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
+from lc2backup.eventing.crashpoints import arm_from_env, crash_point
 from lc2backup.eventing.deadletters import DeadLetters
 from lc2backup.eventing.errors import (
     AppendError,
@@ -37,8 +38,15 @@ from lc2backup.eventing.store import (
     Causation,
     EventStore,
     History,
+    read_event,
 )
-from lc2backup.eventing.topology import ConsumerSpec, Topology, ensure_consumer, ensure_lanes, ensure_streams
+from lc2backup.eventing.topology import (
+    ConsumerSpec,
+    Topology,
+    ensure_consumer,
+    ensure_lanes,
+    ensure_streams,
+)
 from lc2backup.eventing.tracing import consuming_span, current_trace_context
 
 __all__ = [
@@ -77,7 +85,9 @@ __all__ = [
     "TraceContext",
     "UnknownEventType",
     "WireModel",
+    "arm_from_env",
     "consuming_span",
+    "crash_point",
     "current_trace_context",
     "decode_envelope",
     "encode_envelope",
@@ -85,4 +95,5 @@ __all__ = [
     "ensure_lanes",
     "ensure_streams",
     "event_id",
+    "read_event",
 ]

@@ -6,6 +6,10 @@ retried with the declared backoff and dead-lettered once the attempts are spent.
 message with ``in_progress`` heartbeats. Messages are pulled with our own pull requests rather than
 ``fetch()``: a message is dispatched the moment it arrives instead of when a batch fills or expires.
 
+A message redelivered while this runner still handles it (its heartbeats could not reach the server in
+time: a NATS outage, a stalled loop) joins the running handler instead of starting a second one: the work is
+not done twice at once, and the handler settles the latest delivery, the one the server now waits for.
+
 Shutdown is ordered: ``stop`` is set → no new pulls → in-flight handlers get ``grace`` seconds → the rest
 are cancelled and their messages nak'ed for immediate redelivery → until our last pull request expires on
 the server (at most ``pull_expires``), anything it still delivers is nak'ed too → the inbox is unsubscribed.
@@ -26,6 +30,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
+from lc2backup.eventing.crashpoints import crash_point
 from lc2backup.eventing.deadletters import DeadLetters
 from lc2backup.eventing.errors import DecodeError, PoisonMessage, RetryLater, UnknownEventType
 from lc2backup.eventing.topology import ConsumerSpec, ensure_consumer
@@ -53,6 +58,7 @@ class RunnerStats:
     retried: int = 0
     dead_lettered: int = 0
     failed: int = 0
+    joined: int = 0  # redeliveries that arrived while their message was still being handled
 
 
 class ConsumerRunner:
@@ -80,6 +86,7 @@ class ConsumerRunner:
         self._grace = grace
         self._on_dead_letter = on_dead_letter
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, list[Msg]] = {}  # stream sequence -> deliveries of a message being handled
         self._pull_deadline = 0.0
         self.stats = RunnerStats()
 
@@ -150,6 +157,11 @@ class ConsumerRunner:
             status = (msg.headers or {}).get("Status")
             if status is None:
                 received += 1
+                deliveries = self._in_flight.get(_stream_sequence(msg))
+                if deliveries is not None:  # redelivered while we still handle it: join, do not start again
+                    deliveries.append(msg)
+                    self.stats.joined += 1
+                    continue
                 task = asyncio.create_task(self._handle(msg), name=f"{self.spec.durable}-handle")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -170,41 +182,50 @@ class ConsumerRunner:
         except Exception as exc:  # disconnected or JetStream restarting: the next pull retries
             log.warning("consumer %s not reachable: %r", self.spec.durable, exc)
 
-    async def _heartbeat(self, msg: Msg) -> None:
+    async def _heartbeat(self, deliveries: list[Msg]) -> None:
         interval = max(self.spec.ack_wait / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
-                await msg.in_progress()
+                await deliveries[-1].in_progress()
 
     async def _handle(self, msg: Msg) -> None:
-        beat = asyncio.create_task(self._heartbeat(msg))
+        sequence = _stream_sequence(msg)
+        deliveries = [msg]  # a redelivery that arrives meanwhile is appended; the latest one is settled
+        if sequence >= 0:
+            self._in_flight[sequence] = deliveries
+        beat = asyncio.create_task(self._heartbeat(deliveries))
         try:
             await self._handler(msg)
         except RetryLater as retry:
             self.stats.retried += 1
-            await self._settle(msg.nak(delay=retry.delay))
+            log.debug("%s: %s; again in %.1fs", self.spec.durable, retry.reason, retry.delay)
+            crash_point(f"nak:{self.spec.durable}")
+            await self._settle(deliveries[-1].nak(delay=retry.delay))
         except PoisonMessage as poison:
-            await self._dead_letter(msg, poison.reason)
+            await self._dead_letter(deliveries[-1], poison.reason)
         except (DecodeError, UnknownEventType) as unreadable:  # retrying cannot make these readable
-            await self._dead_letter(msg, f"unreadable: {unreadable}")
+            await self._dead_letter(deliveries[-1], f"unreadable: {unreadable}")
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await msg.nak()
+                await deliveries[-1].nak()
             raise
         except Exception as exc:
             self.stats.failed += 1
-            delivered = _deliveries(msg)
+            delivered = _deliveries(deliveries[-1])
             if delivered >= self._retry.max_attempts:
-                await self._dead_letter(msg, f"gave up after {delivered} deliveries: {exc!r}")
+                await self._dead_letter(deliveries[-1], f"gave up after {delivered} deliveries: {exc!r}")
             else:
                 log.exception("handler %s failed (delivery %d); retrying", self.spec.durable, delivered)
-                await self._settle(msg.nak(delay=self._retry.delay(delivered)))
+                await self._settle(deliveries[-1].nak(delay=self._retry.delay(delivered)))
         else:
             self.stats.acked += 1
-            await self._settle(msg.ack())
+            crash_point(f"ack:{self.spec.durable}")
+            await self._settle(deliveries[-1].ack())
         finally:
             beat.cancel()
+            if self._in_flight.get(sequence) is deliveries:
+                del self._in_flight[sequence]
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         try:
@@ -236,6 +257,14 @@ class ConsumerRunner:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _stream_sequence(msg: Msg) -> int:
+    """The message's position in its stream (what identifies it across redeliveries); -1 without metadata."""
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:
+        return -1
 
 
 def _deliveries(msg: Msg) -> int:

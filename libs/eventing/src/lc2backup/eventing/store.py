@@ -7,11 +7,18 @@ Append protocol (see ``reference/eventsourcing.md`` §4.3):
   checked against the backup's subjects (``…-Subject: lc2.backup.evt.<backupId>.*``), so a concurrent writer
   makes the append fail with 10071 and the caller reloads, re-decides and retries;
 * an outcome-unknown failure (timeout, 10158 "in process", 503) is retried with the same id and expectation.
+
+Poison: whoever may publish on an event subject can store bytes there that are not an event of this build
+(not an envelope, truncated, an unknown type or a newer schema version). Such a message is never an event of
+the backup: ``load`` skips it (loudly) and still guards the next append with its sequence, so one bad message
+can neither change a backup's state nor block it; ``delivered`` refuses it, so the consumer that received it
+dead-letters it with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,11 +26,19 @@ from datetime import UTC, datetime
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import APIError
 
-from lc2backup.eventing.errors import AppendError, ConcurrencyError, ConflictRetriesExhausted
+from lc2backup.eventing.crashpoints import crash_point
+from lc2backup.eventing.errors import (
+    AppendError,
+    ConcurrencyError,
+    ConflictRetriesExhausted,
+    DecodeError,
+    EventingError,
+)
 from lc2backup.eventing.events import (
     DomainEvent,
     Envelope,
@@ -37,6 +52,8 @@ from lc2backup.eventing.reading import DirectReader, StoredMessage
 from lc2backup.eventing.topology import Topology
 from lc2backup.eventing.tracing import current_trace_context
 
+log = logging.getLogger(__name__)
+
 _CONFLICT_CODES = {10071, 10164}
 _UNKNOWN_OUTCOME_CODES = {10158, 10163}
 TYPE_HEADER = "Lc2-Event-Type"
@@ -45,11 +62,15 @@ BACKUP_HEADER = "Lc2-Backup-Id"
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """A backup's events in order, and the stream sequence of the last one (0: no events yet)."""
+    """A backup's events in order, and the stream sequence of the last message on its subjects (0: none yet).
+
+    ``skipped`` holds (sequence, reason) of the messages on the backup's subjects that are not readable events.
+    """
 
     backup_id: str
     events: tuple[RecordedEvent, ...]
     version: int
+    skipped: tuple[tuple[int, str], ...] = ()
 
     @property
     def correlation_id(self) -> str | None:
@@ -84,6 +105,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def read_event(registry: EventRegistry, topology: Topology, message: StoredMessage) -> RecordedEvent:
+    """A stored message as an event: a valid envelope of a known type, on the very subject its envelope names.
+
+    Raises ``DecodeError`` / ``UnknownEventType`` otherwise; an envelope published on another backup's (or
+    type's) subject is refused too, or it would count as an event of the backup whose subject it sits on.
+    """
+    envelope = decode_envelope(message.data)
+    if message.subject != topology.event_subject(envelope.backup_id, envelope.type):
+        raise DecodeError(
+            f"subject {message.subject[:200]} does not match the envelope (backup {envelope.backup_id}, {envelope.type})"
+        )
+    return RecordedEvent(envelope, registry.decode_payload(envelope), message.sequence)
+
+
 class EventStore:
     def __init__(
         self,
@@ -108,13 +143,29 @@ class EventStore:
         return self._reader
 
     def decode(self, message: StoredMessage) -> RecordedEvent:
-        envelope = decode_envelope(message.data)
-        return RecordedEvent(envelope, self.registry.decode_payload(envelope), message.sequence)
+        return read_event(self.registry, self.topology, message)
+
+    def delivered(self, msg: Msg) -> RecordedEvent:
+        """The event a consumer was handed (``read_event``); anything else raises and is dead-lettered."""
+        try:
+            sequence = int(msg.metadata.sequence.stream)
+        except Exception:
+            sequence = 0
+        return self.decode(StoredMessage(sequence, msg.subject, msg.data, dict(msg.headers or {})))
 
     async def load(self, backup_id: str) -> History:
         messages = await self._reader.read_all(self.topology.backup_subjects(backup_id))
-        events = tuple(self.decode(m) for m in messages)
-        return History(backup_id, events, events[-1].sequence if events else 0)
+        events: list[RecordedEvent] = []
+        skipped: list[tuple[int, str]] = []
+        for message in messages:
+            try:
+                events.append(self.decode(message))
+            except EventingError as exc:  # DecodeError, UnknownEventType: not an event of this backup
+                skipped.append((message.sequence, str(exc)))
+                log.warning(
+                    "backup %s: message seq=%d is not a readable event, skipped: %s", backup_id, message.sequence, exc
+                )
+        return History(backup_id, tuple(events), messages[-1].sequence if messages else 0, tuple(skipped))
 
     def envelope(self, backup_id: str, event: DomainEvent, causation: Causation, correlation: str) -> Envelope:
         return Envelope(
@@ -166,9 +217,12 @@ class EventStore:
             headers["traceparent"] = envelope.trace.traceparent
         body = encode_envelope(envelope)
         last: Exception | None = None
+        crash_point(f"before-append:{envelope.type}")
         for attempt in range(attempts):
             try:
-                return await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
+                ack = await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
+                crash_point(f"after-append:{envelope.type}")
+                return ack
             except APIError as exc:
                 if exc.err_code in _CONFLICT_CODES:
                     mine = await self._already_appended(guarded, expected, headers["Nats-Msg-Id"])

@@ -14,6 +14,7 @@ Subjects (documented in ``contracts/asyncapi.yaml``):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
@@ -33,6 +34,7 @@ from nats.js.kv import KeyValue
 from lc2backup.eventing.errors import TopologyError
 
 DAY = 24 * 3600
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,11 +147,26 @@ class ConsumerSpec:
         )
 
 
-_UPDATABLE = ("deny_delete", "deny_purge", "duplicate_window", "max_msg_size", "max_age", "description")
+# num_replicas too: a stream created at R1 must not silently stay R1 once the setting says 3 (on a server
+# that cannot place the replicas the update fails, and the service refuses to start, loudly).
+_UPDATABLE = (
+    "deny_delete",
+    "deny_purge",
+    "duplicate_window",
+    "max_msg_size",
+    "max_age",
+    "description",
+    "num_replicas",
+)
 
 
-async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
-    """Create every stream, or bring an existing one to the configured (updatable) settings."""
+async def ensure_streams(js: JetStreamContext, topology: Topology, *, update: bool = True) -> None:
+    """Create every stream, or bring an existing one to the configured (updatable) settings.
+
+    ``update=False`` (every service but the stream manager, whose NATS user alone may update streams): a
+    missing stream is still created (creating is harmless: the server refuses to create an existing stream with
+    another configuration), an existing one is left as it is.
+    """
     for config in topology.stream_configs():
         assert config.name is not None
         try:
@@ -163,6 +180,9 @@ async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
             continue
         current = info.config
         if any(getattr(current, name) != getattr(config, name) for name in _UPDATABLE):
+            if not update:
+                log.info("stream %s differs from this service's settings; left to the stream manager", config.name)
+                continue
             try:
                 await js.update_stream(config)
             except APIError as exc:

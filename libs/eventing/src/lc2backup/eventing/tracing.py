@@ -13,7 +13,12 @@ from lc2backup.eventing.events import TraceContext
 _tracer = trace.get_tracer("lc2backup.eventing")
 
 
+_NO_TRACE = TraceContext()
+
+
 def current_trace_context() -> TraceContext:
+    if not trace.get_current_span().get_span_context().is_valid:
+        return _NO_TRACE  # nothing to propagate: skip the propagators (every append asks; B1)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return TraceContext(traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"))

@@ -32,6 +32,7 @@ async def connect_nats(settings: NatsSettings, name: str, stop: asyncio.Event | 
                 user=settings.user,
                 password=settings.password.get_secret_value() if settings.password else None,
                 user_credentials=settings.creds_file,
+                inbox_prefix=settings.inbox(),
                 connect_timeout=settings.connect_timeout,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,

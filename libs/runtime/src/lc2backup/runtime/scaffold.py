@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from lc2backup.eventing import (
     Handler,
     RetryPolicy,
     Topology,
+    arm_from_env,
     ensure_streams,
 )
 from lc2backup.runtime.connections import connect_nats
@@ -57,6 +59,7 @@ class ServiceScaffold:
         *,
         concurrency: int | None = None,
         on_dead_letter: DeadLetterHook | None = None,
+        max_error_attempts: int | None = None,
     ) -> ConsumerRunner:
         c = self.settings.consumer
         runner = ConsumerRunner(
@@ -65,7 +68,7 @@ class ServiceScaffold:
             handler,
             dead_letters=self.dead_letters,
             concurrency=concurrency or c.concurrency,
-            retry=RetryPolicy(max_attempts=c.max_error_attempts),
+            retry=RetryPolicy(max_attempts=max_error_attempts or c.max_error_attempts),
             grace=c.grace_seconds,
             on_dead_letter=on_dead_letter,
         )
@@ -101,11 +104,13 @@ async def scaffold(
     started = time.monotonic()
     configure_logging(name, settings.log_level, settings.log_format)
     configure_tracing(name, settings.trace_console)
+    arm_from_env(os.environ)  # test-only crash points (lc2backup.eventing.crashpoints); inert unless LC2_CRASH_AT
     nc = await connect_nats(settings.nats, name, stop)
     try:
         js = nc.jetstream()
         topology = settings.streams.topology()
-        await ensure_streams(js, topology)
+        # least privilege: only the stream manager's NATS user may update a stream
+        await ensure_streams(js, topology, update=settings.streams.manage)
         store = EventStore(nc, registry, producer=name, topology=topology)
         dead_letters = DeadLetters(js, topology, name)
         log.info("%s connected to %s in %.2fs", name, settings.nats.url, time.monotonic() - started)

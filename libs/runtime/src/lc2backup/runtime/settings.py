@@ -13,6 +13,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lc2backup.eventing import Topology
+from lc2backup.eventing.permissions import INBOX_ROOT, inbox_prefix
 
 
 class NatsSettings(BaseModel):
@@ -21,6 +22,14 @@ class NatsSettings(BaseModel):
     password: SecretStr | None = None
     creds_file: str | None = None
     connect_timeout: float = 2.0
+    # Replies arrive below this prefix; its NATS user may subscribe only there (lc2backup.eventing.permissions).
+    # Default: ``_INBOX.<user>`` when a user is set, else ``_INBOX``.
+    inbox_prefix: str | None = None
+
+    def inbox(self) -> str:
+        if self.inbox_prefix:
+            return self.inbox_prefix
+        return inbox_prefix(self.user) if self.user else INBOX_ROOT
 
 
 class StreamSettings(BaseModel):
@@ -31,6 +40,8 @@ class StreamSettings(BaseModel):
     deny_delete: bool = True
     deny_purge: bool = True
     duplicate_window_seconds: float = 120.0
+    # Bring existing streams to these settings at start-up (the one stream manager); false: only create missing ones.
+    manage: bool = True
 
     def topology(self) -> Topology:
         return Topology(

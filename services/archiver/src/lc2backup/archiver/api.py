@@ -2,8 +2,13 @@
 
 Reads come from the PostgreSQL projection; ``POST /api/v1/backups`` validates with the same model as every
 other entry point and publishes the same command as NATS users do (the backup id is returned at once; the
-backup appears in the projection a moment later). Errors are JSON: 404 ``{"detail"}``, 422
+backup appears in the projection a moment later). Errors are JSON: 401/403/404 ``{"detail"}``, 422
 ``{"detail", "problems": [{field, message, type}]}``.
+
+Every ``/api/v1`` route needs a bearer token (``auth``); a tenant sees and requests backups of its own projects
+only, and another tenant's backup is answered exactly like one that does not exist. ``/healthz``, ``/readyz``
+(probes) and the OpenAPI document (``/openapi.json``, ``/docs``: the same text as ``contracts/openapi.json``)
+need none.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NatsClient
@@ -26,6 +31,8 @@ from pydantic.alias_generators import to_camel
 
 from lc2backup.archiver import queries
 from lc2backup.archiver.archiving import Projector
+from lc2backup.archiver.auth import Tenant, TokenBook, current_tenant, require_project
+from lc2backup.archiver.errors import ApiRefusal, Unauthenticated, Unprocessable
 from lc2backup.domain import (
     BackupRequestSpec,
     BackupState,
@@ -36,11 +43,13 @@ from lc2backup.domain import (
     backup_id_for_request,
     parse_spec,
 )
+from lc2backup.domain.spec import DNS_LABEL
 from lc2backup.eventing import Topology
 
 API_PREFIX = "/api/v1"
 MAX_PAGE_SIZE = 200
 UUID_PATTERN = r"^[0-9a-fA-F-]{36}$"
+BACKUP_ID = r"^[\x21-\x7e]+$"  # printable ASCII: ids are UUIDs; anything else is simply not found
 
 
 class ApiModel(BaseModel):
@@ -152,10 +161,21 @@ def _res(request: Request) -> ApiResources:
     return resources
 
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No backup with this id"}}
-INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorOut, "description": "Invalid input, with every problem and its field"}
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHENTICATED: Responses = {
+    401: {
+        "model": ErrorOut,
+        "description": "No bearer token, or one that is not configured",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    }
 }
+FORBIDDEN: Responses = {403: {"model": ErrorOut, "description": "The token's tenant may not use this project"}}
+NOT_FOUND: Responses = {
+    404: {"model": ErrorOut, "description": "No backup with this id (or none the token's tenant may see)"}
+}
+INVALID: Responses = {422: {"model": ErrorOut, "description": "Invalid input, with every problem and its field"}}
+UNREADABLE: Responses = {400: {"model": ErrorOut, "description": "The body could not be read (not UTF-8 JSON)"}}
+Caller = Annotated[Tenant, Depends(current_tenant)]
 
 
 router = APIRouter()
@@ -185,16 +205,25 @@ async def readyz(request: Request, response: Response) -> dict[str, Any]:
     return body
 
 
-@router.get(f"{API_PREFIX}/backups", response_model=BackupList, tags=["backups"], responses=INVALID)
+@router.get(
+    f"{API_PREFIX}/backups",
+    response_model=BackupList,
+    tags=["backups"],
+    responses={**UNAUTHENTICATED, **FORBIDDEN, **INVALID},
+)
 async def list_backups(
     request: Request,
-    project_id: Annotated[str | None, Query(alias="projectId", max_length=63)] = None,
-    environment: Annotated[str | None, Query(max_length=63)] = None,
+    tenant: Caller,
+    project_id: Annotated[str | None, Query(alias="projectId", max_length=63, pattern=DNS_LABEL)] = None,
+    environment: Annotated[str | None, Query(max_length=63, pattern=DNS_LABEL)] = None,
     state: Annotated[Phase | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> BackupList:
-    """Newest first; filter by project, environment and state; follow ``nextCursor`` for more."""
+    """Newest first; filter by project, environment and state; follow ``nextCursor`` for more. Only the
+    projects of the caller's tenant are listed; asking for another project is 403."""
+    if project_id is not None:
+        require_project(tenant, project_id)
     try:
         page = await queries.list_backups(
             _res(request).pool,
@@ -203,29 +232,47 @@ async def list_backups(
             state=state,
             limit=limit,
             cursor=cursor,
+            projects=tenant.visible_projects(),
         )
     except queries.BadCursor as exc:
         raise Unprocessable([Problem(field="query.cursor", message=str(exc), type="value_error")]) from exc
     return BackupList(items=[BackupSummary(**_summary(r)) for r in page.rows], next_cursor=page.next_cursor)
 
 
-@router.get(f"{API_PREFIX}/backups/{{backup_id}}", response_model=BackupDetail, tags=["backups"], responses=NOT_FOUND)
-async def get_backup(request: Request, backup_id: Annotated[str, Path(max_length=64)]) -> BackupDetail:
+def _not_found(backup_id: str) -> HTTPException:
+    """The one answer for an unknown backup and for another tenant's: nothing tells them apart."""
+    return HTTPException(404, f"backup {backup_id} not found")
+
+
+@router.get(
+    f"{API_PREFIX}/backups/{{backup_id}}",
+    response_model=BackupDetail,
+    tags=["backups"],
+    responses={**UNAUTHENTICATED, **NOT_FOUND, **INVALID},
+)
+async def get_backup(
+    request: Request, tenant: Caller, backup_id: Annotated[str, Path(max_length=64, pattern=BACKUP_ID)]
+) -> BackupDetail:
     """One backup with its full state: both branches, their operations, counters and timings."""
-    row = await queries.get_backup(_res(request).pool, backup_id)
+    row = await queries.get_backup(_res(request).pool, backup_id, tenant.visible_projects())
     if row is None:
-        raise HTTPException(404, f"backup {backup_id} not found")
+        raise _not_found(backup_id)
     return BackupDetail(**_summary(row), status=BackupState.model_validate_json(row["state_doc"]))
 
 
 @router.get(
-    f"{API_PREFIX}/backups/{{backup_id}}/events", response_model=EventList, tags=["backups"], responses=NOT_FOUND
+    f"{API_PREFIX}/backups/{{backup_id}}/events",
+    response_model=EventList,
+    tags=["backups"],
+    responses={**UNAUTHENTICATED, **NOT_FOUND, **INVALID},
 )
-async def get_events(request: Request, backup_id: Annotated[str, Path(max_length=64)]) -> EventList:
+async def get_events(
+    request: Request, tenant: Caller, backup_id: Annotated[str, Path(max_length=64, pattern=BACKUP_ID)]
+) -> EventList:
     """The backup's audit trail: every event in order, with its envelope."""
-    rows = await queries.backup_events(_res(request).pool, backup_id)
+    rows = await queries.backup_events(_res(request).pool, backup_id, tenant.visible_projects())
     if not rows:
-        raise HTTPException(404, f"backup {backup_id} not found")
+        raise _not_found(backup_id)
     items = [
         EventOut(
             seq=r["seq"],
@@ -244,20 +291,30 @@ async def get_events(request: Request, backup_id: Annotated[str, Path(max_length
     return EventList(backup_id=backup_id, items=items)
 
 
-@router.post(f"{API_PREFIX}/backups", status_code=202, response_model=Accepted, tags=["backups"], responses=INVALID)
+@router.post(
+    f"{API_PREFIX}/backups",
+    status_code=202,
+    response_model=Accepted,
+    tags=["backups"],
+    responses={**UNREADABLE, **UNAUTHENTICATED, **FORBIDDEN, **INVALID},
+)
 async def request_backup(
     request: Request,
     response: Response,
+    tenant: Caller,
     spec: BackupRequestSpec,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> Accepted:
-    """Request a backup (the same command NATS users publish). Send ``Idempotency-Key`` to make retries safe."""
+    """Request a backup (the same command NATS users publish) for one of the tenant's projects. Send
+    ``Idempotency-Key`` to make retries safe: the same key names the same backup within a project."""
     try:
         checked = parse_spec(spec.model_dump(mode="json", by_alias=True))
     except SpecInvalid as invalid:
         raise Unprocessable(invalid.problems) from invalid
-    # The same key names the same backup as a NATS command with that requestId (the CLI relies on it).
-    backup_id = backup_id_for_request(idempotency_key) if idempotency_key else str(uuid.uuid4())
+    require_project(tenant, checked.project_id)
+    # Keys are scoped by project: another tenant reusing a key cannot claim (or block) this project's backup.
+    request_id = api_request_id(checked.project_id, idempotency_key) if idempotency_key else None
+    backup_id = backup_id_for_request(request_id) if request_id else str(uuid.uuid4())
     res = _res(request)
     command = {
         "backupId": backup_id,
@@ -304,11 +361,28 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)})
 
 
+async def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiRefusal)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return JSONResponse(status_code=exc.status, content={"detail": str(exc)}, headers=headers)
+
+
+def api_request_id(project_id: str, idempotency_key: str) -> str:
+    """The request id a POST's Idempotency-Key stands for (its backup id is derived from it)."""
+    return f"api:{project_id}/{idempotency_key}"
+
+
 OpenResources = Callable[[], AbstractAsyncContextManager[ApiResources]]
 
 
-def create_app(resources: ApiResources | None = None, *, open_resources: OpenResources | None = None) -> FastAPI:
-    """``resources`` are shared with the archiver process; ``open_resources`` lets the app own them."""
+def create_app(
+    resources: ApiResources | None = None,
+    *,
+    open_resources: OpenResources | None = None,
+    tokens: TokenBook | None = None,
+) -> FastAPI:
+    """``resources`` are shared with the archiver process; ``open_resources`` lets the app own them. ``tokens``
+    are the accepted bearer tokens (none: every ``/api/v1`` call is refused)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -330,14 +404,8 @@ def create_app(resources: ApiResources | None = None, *, open_resources: OpenRes
     )
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Unprocessable, _unprocessable)
+    app.add_exception_handler(ApiRefusal, _refused)
     app.add_exception_handler(HTTPException, _http_error)
+    app.state.tokens = tokens if tokens is not None else TokenBook({})
     app.include_router(router)
     return app
-
-
-class Unprocessable(Exception):
-    """Input that passed the schema but not our rules (cross-field checks, a forged cursor)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("invalid request")
-        self.problems = problems

@@ -1,4 +1,7 @@
-"""Read queries of the projection API: filters and keyset (cursor) pagination, all parameterised."""
+"""Read queries of the projection API: filters and keyset (cursor) pagination, all parameterised.
+
+``projects`` is the caller's visibility (None: every project); a backup outside it is simply not found.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ async def list_backups(
     state: str | None,
     limit: int,
     cursor: str | None,
+    projects: list[str] | None = None,
 ) -> Page:
     where: list[str] = []
     args: list[Any] = []
@@ -58,6 +62,8 @@ async def list_backups(
         args.append(value)
         return f"${len(args)}"
 
+    if projects is not None:
+        where.append(f"project_id = ANY({param(projects)}::text[])")
     if project_id is not None:
         where.append(f"project_id = {param(project_id)}")
     if environment is not None:
@@ -79,13 +85,21 @@ async def list_backups(
     return Page(rows, next_cursor)
 
 
-async def get_backup(pool: asyncpg.Pool, backup_id: str) -> asyncpg.Record | None:
-    return await pool.fetchrow(f"SELECT {SUMMARY_COLUMNS}, state_doc FROM backups WHERE backup_id = $1", backup_id)
+_VISIBLE = "($2::text[] IS NULL OR project_id = ANY($2::text[]))"
 
 
-async def backup_events(pool: asyncpg.Pool, backup_id: str) -> list[asyncpg.Record]:
+async def get_backup(pool: asyncpg.Pool, backup_id: str, projects: list[str] | None = None) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        f"SELECT {SUMMARY_COLUMNS}, state_doc FROM backups WHERE backup_id = $1 AND {_VISIBLE}", backup_id, projects
+    )
+
+
+async def backup_events(pool: asyncpg.Pool, backup_id: str, projects: list[str] | None = None) -> list[asyncpg.Record]:
+    """The backup's events, or none when the backup is unknown or outside ``projects``."""
     return await pool.fetch(
         "SELECT seq, event_id, type, schema_version, occurred_at, correlation_id, causation_id, producer, "
-        "traceparent, payload FROM backup_events WHERE backup_id = $1 ORDER BY seq",
+        "traceparent, payload FROM backup_events WHERE backup_id = $1 "
+        f"AND EXISTS (SELECT 1 FROM backups WHERE backup_id = $1 AND {_VISIBLE}) ORDER BY seq",
         backup_id,
+        projects,
     )

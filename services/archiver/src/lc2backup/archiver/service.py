@@ -15,6 +15,7 @@ import uvicorn
 
 from lc2backup.archiver.api import ApiResources, create_app
 from lc2backup.archiver.archiving import Projector
+from lc2backup.archiver.auth import TokenBook
 from lc2backup.archiver.schema import migrate
 from lc2backup.archiver.settings import Settings
 from lc2backup.domain import registry
@@ -58,9 +59,10 @@ async def open_pool(settings: Settings, stop: asyncio.Event | None = None) -> As
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
+    tokens = TokenBook.from_settings(settings.api)  # a broken tokens file stops the start, loudly
     async with scaffold(NAME, settings, stop, registry()) as parts, open_pool(settings, stop) as pool:
         projector = Projector(parts.nc, pool, parts.store.registry, parts.topology, batch_size=settings.batch_size)
-        app = create_app(ApiResources(pool, parts.nc, parts.topology, projector))
+        app = create_app(ApiResources(pool, parts.nc, parts.topology, projector), tokens=tokens)
         server = _Server(
             uvicorn.Config(
                 app,

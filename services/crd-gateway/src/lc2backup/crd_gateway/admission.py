@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 from lc2backup.crd_gateway.domain import Lane, decide_admission, lane_key
 from lc2backup.crd_gateway.errors import LaneContention
 from lc2backup.domain import fold
-from lc2backup.eventing import TYPE_HEADER, Causation, EventStore, Repository
+from lc2backup.eventing import Causation, EventStore, Repository
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,15 @@ class Admission:
         self._lanes = lanes
 
     async def on_event(self, msg: Msg) -> None:
-        event_type = (msg.headers or {}).get(TYPE_HEADER)
-        backup_id = self._store.topology.backup_id_of(msg.subject)
+        event = self._store.delivered(msg).envelope  # not a readable event: dead-lettered with the reason
+        event_type, backup_id = event.type, event.backup_id
         state, _ = await self._backups.load(backup_id)
         key = lane_key(state)
         if key is None:
             return
-        if event_type in ENTERS:
+        if event_type in ENTERS and not state.terminal:  # a redelivery after the end must not re-enter the lane
             lane = await self._change(key, lambda lane: lane.enter(backup_id))
-        elif event_type in LEAVES:
+        elif event_type in LEAVES and state.terminal:  # the fold decides, not the subject a message came on
             lane = await self._change(key, lambda lane: lane.leave(backup_id))
         else:
             return

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 
 from lc2backup.crd_gateway.admission import ENTERS, LEAVES, Admission
 from lc2backup.crd_gateway.handlers import IntakeHandler
-from lc2backup.crd_gateway.kube import open_api
-from lc2backup.crd_gateway.reconciling import Reconciler
-from lc2backup.crd_gateway.recording import EventRecorder
 from lc2backup.crd_gateway.settings import Settings
-from lc2backup.crd_gateway.status import StatusProjector
-from lc2backup.crd_gateway.watching import Watcher
 from lc2backup.domain import registry
 from lc2backup.eventing import ensure_lanes
 from lc2backup.runtime import ReadinessCheck, ServiceScaffold, TaskGroupStopper, scaffold
+
+if TYPE_CHECKING:
+    from lc2backup.crd_gateway.watching import Watcher
 
 NAME = "crd-gateway"
 STATUS_CONSUMER = "crd-gateway-status"
@@ -35,6 +34,14 @@ async def _start_kubernetes(
     group: TaskGroupStopper,
     stack: contextlib.AsyncExitStack,
 ) -> list[Watcher]:
+    # Imported here: the Kubernetes client takes ~1 s and ~50 MB to import, and NATS-only deployments (and the
+    # local stack) never need it (benchmark B7).
+    from lc2backup.crd_gateway.kube import open_api
+    from lc2backup.crd_gateway.reconciling import Reconciler
+    from lc2backup.crd_gateway.recording import EventRecorder
+    from lc2backup.crd_gateway.status import StatusProjector
+    from lc2backup.crd_gateway.watching import Watcher
+
     k8s = settings.kubernetes
     api = await stack.enter_async_context(open_api(k8s))
     status = StatusProjector(
@@ -72,7 +79,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             parts.topology.events_stream, ADMISSION_CONSUMER, *parts.topology.events_of_type(*ENTERS, *LEAVES)
         )
         # One at a time, in stream order: the queue order is the order backups were requested.
-        group.start("admission", parts.runner(lanes, admission.on_event, concurrency=1).run(stop))
+        # A readable event that keeps failing here is an outage (KV, the event log), never poison: giving up
+        # would block its lane for good, so it is retried (at most every minute) instead of dead-lettered.
+        admitting = parts.runner(lanes, admission.on_event, concurrency=1, max_error_attempts=1_000_000)
+        group.start("admission", admitting.run(stop))
         readiness: ReadinessCheck = parts.nats_ready
         if settings.kubernetes.enabled:
             watchers = await _start_kubernetes(settings, parts, intake, group, stack)

@@ -25,15 +25,7 @@ from lc2backup.crd_gateway.kube import Json, KubeApi
 from lc2backup.crd_gateway.projection import Transition, identity, merge_patch, status_of, transition_of
 from lc2backup.crd_gateway.recording import EventRecorder
 from lc2backup.domain import BackupState, backup_id_for_resource, fold
-from lc2backup.eventing import (
-    DecodeError,
-    EventStore,
-    PoisonMessage,
-    Repository,
-    RetryLater,
-    consuming_span,
-    decode_envelope,
-)
+from lc2backup.eventing import EventStore, Repository, RetryLater, consuming_span
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -88,10 +80,7 @@ class StatusProjector:
 
     async def on_event(self, msg: Msg) -> None:
         """Consumer handler: bring the CR of this event's backup up to date."""
-        try:
-            envelope = decode_envelope(msg.data)
-        except DecodeError as exc:
-            raise PoisonMessage(str(exc)) from exc
+        envelope = self._store.delivered(msg).envelope  # not a readable event: dead-lettered with the reason
         with consuming_span("status", envelope.trace, backup_id=envelope.backup_id):
             try:
                 async with self._locks.hold(envelope.backup_id):

@@ -34,7 +34,11 @@ def next_step(state: BackupState, now: datetime, deadline: timedelta) -> Step:
     db = state.database
     if state.terminal or not state.admitted or state.spec is None or db.state in ("Completed", "Failed"):
         return Step("finished")
-    if db.started_at is not None and now - db.started_at > deadline:
+    since = db.started_at or state.admitted_at  # a branch that cannot even start is bounded too
+    if since is not None and now - since > deadline:
+        if db.state == "Pending":
+            step = "snapshot" if state.spec.database.type == "snapshot" else "export"
+            return Step("timed_out", f"{step} could not be started within {deadline}")
         step = "snapshot" if db.state == "SnapshotInProgress" else "export"
         return Step("timed_out", f"{step} did not finish within {deadline}")
     if db.state == "Pending":
@@ -47,7 +51,7 @@ def next_step(state: BackupState, now: datetime, deadline: timedelta) -> Step:
 
 
 def _open(state: BackupState) -> bool:
-    return not state.terminal and state.database.state not in ("Completed", "Failed")
+    return state.exists and not state.terminal and state.database.state not in ("Completed", "Failed")
 
 
 def record_snapshot_started(state: BackupState, snapshot_id: str, instance_id: str) -> list[DomainEvent]:

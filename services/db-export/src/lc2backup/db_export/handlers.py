@@ -20,7 +20,15 @@ from nats.aio.msg import Msg
 from lc2backup.db_export import domain
 from lc2backup.domain import BackupLayout, BackupState, fold
 from lc2backup.domain.events import DatabaseExportCompleted, DatabaseExportStarted, DatabaseSnapshotCompleted
-from lc2backup.eventing import TYPE_HEADER, Causation, DomainEvent, EventStore, Repository, RetryLater, consuming_span
+from lc2backup.eventing import (
+    Causation,
+    DomainEvent,
+    EventingError,
+    EventStore,
+    Repository,
+    RetryLater,
+    consuming_span,
+)
 from lc2backup.providers import (
     BackupJob,
     DatabaseBackupProvider,
@@ -56,9 +64,10 @@ class DatabaseBranch:
         self._clock = clock
 
     async def on_event(self, msg: Msg) -> None:
-        if (msg.headers or {}).get(TYPE_HEADER) != "BackupAdmitted":
+        admitted = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
+        if admitted.envelope.type != "BackupAdmitted":
             return
-        backup_id = self._store.topology.backup_id_of(msg.subject)
+        backup_id = admitted.envelope.backup_id
         history = await self._store.load(backup_id)
         requested = history.events[0].envelope if history.events else None
         causation = Causation(str(requested.id) if requested else None)
@@ -66,8 +75,12 @@ class DatabaseBranch:
             await self.advance(backup_id, fold(backup_id, history.events), causation)
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
-        backup_id = self._store.topology.backup_id_of(msg.subject)
-        await self._fail(backup_id, Causation(None), f"internal error in db-export: {reason}")
+        """Our delivery of a backup's ``BackupAdmitted`` gave up: fail the branch. Poison is no work of ours."""
+        try:
+            backup_id = self._store.delivered(msg).envelope.backup_id
+        except EventingError:
+            return
+        await self._fail(backup_id, Causation(None), f"internal error in db-export: {redact(reason)}")
 
     async def _fail(
         self, backup_id: str, causation: Causation, reason: str, step: Literal["snapshot", "export"] | None = None

@@ -21,7 +21,10 @@ def next_step(state: BackupState, now: datetime, deadline: timedelta) -> tuple[S
     dl = state.document_library
     if state.terminal or not state.admitted or state.spec is None or dl.state in ("Completed", "Failed"):
         return "finished", ""
-    if dl.started_at is not None and now - dl.started_at > deadline:
+    since = dl.started_at or state.admitted_at  # a transfer that cannot even start is bounded too
+    if since is not None and now - since > deadline:
+        if dl.state == "Pending":
+            return "timed_out", f"transfer could not be started within {deadline}"
         return "timed_out", f"transfer did not finish within {deadline}"
     return ("start", "") if dl.state == "Pending" else ("check", "")
 
@@ -50,6 +53,6 @@ def record_completed(state: BackupState, counters: TransferCounters, manifest: s
 
 
 def record_failure(state: BackupState, reason: str) -> list[DomainEvent]:
-    if state.terminal or state.document_library.state in ("Completed", "Failed"):
+    if not state.exists or state.terminal or state.document_library.state in ("Completed", "Failed"):
         return []
     return [DocumentLibraryTransferFailed(reason=reason)]

@@ -52,9 +52,15 @@ def record_succeeded(state: BackupState) -> list[DomainEvent]:
 
 
 def record_metadata_failure(state: BackupState, reason: str) -> list[DomainEvent]:
-    if state.terminal:
+    if state.terminal or not state.exists:
         return []
     return [BackupFailed(branch="metadata", reason=reason)]
+
+
+def write_overdue(state: BackupState, now: datetime, deadline: timedelta) -> bool:
+    """Both branches completed longer than ``deadline`` ago and metadata.json is still not written."""
+    done = [t for t in (state.database.completed_at, state.document_library.completed_at) if t is not None]
+    return next_action(state) == "write_metadata" and len(done) == 2 and now - max(done) > deadline
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -12,3 +12,4 @@ class Settings(ServiceSettings):
     s3: S3Settings = S3Settings()
     aws: AwsSettings = AwsSettings()
     providers: list[str] = ["local"]
+    deadline_hours: float = 12.0  # metadata.json still unwritable this long after both branches: the backup fails

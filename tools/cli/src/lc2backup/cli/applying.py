@@ -11,6 +11,7 @@ import asyncio
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -26,6 +27,7 @@ from lc2backup.cli.options import ApiOption, NatsOption
 from lc2backup.cli.rendering import make_console
 from lc2backup.cli.watching import follow, report
 from lc2backup.eventing import Topology
+from lc2backup.eventing.permissions import INBOX_ROOT, inbox_prefix
 
 
 class Via(StrEnum):
@@ -46,7 +48,9 @@ async def _quiet(_exc: Exception) -> None:
 async def publish_via_nats(url: str, manifest: Manifest, topology: Topology | None = None) -> PubAck:
     topology = topology or Topology()
     try:
-        nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False, error_cb=_quiet)
+        user = urlsplit(url).username  # a NATS user may only receive replies below its own inbox prefix
+        inbox = inbox_prefix(user) if user else INBOX_ROOT
+        nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False, error_cb=_quiet, inbox_prefix=inbox)
     except (OSError, nats.errors.Error, TimeoutError) as exc:
         raise Unreachable(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from exc
     try:

@@ -12,15 +12,20 @@ from typing import Any
 import httpx
 
 from lc2backup.cli.errors import ApiError, InvalidInput, NotFound, Unreachable
+from lc2backup.cli.locating import api_token
 from lc2backup.domain import Problem
 
 API_PREFIX = "/api/v1"
 
 
 class ProjectionApi:
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    """``token``: the bearer token; by default ``LC2_API_TOKEN``, else the running local stack's own."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        token = token or api_token(self.base_url)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> ProjectionApi:
         return self
@@ -50,7 +55,8 @@ class ProjectionApi:
         if resp.status_code >= 400:
             detail = _body(resp).get("detail") or resp.text[:500]
             where = f"{resp.request.method} {resp.request.url.path}"
-            raise ApiError(f"{where} answered {resp.status_code}: {detail}", status=resp.status_code)
+            hint = "set LC2_API_TOKEN to a token the API accepts" if resp.status_code == 401 else None
+            raise ApiError(f"{where} answered {resp.status_code}: {detail}", status=resp.status_code, hint=hint)
         return resp.json()
 
     def list_page(

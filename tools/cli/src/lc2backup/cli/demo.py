@@ -125,13 +125,15 @@ def demo(
 
             mark = time.monotonic()
             console.print("[bold]3/4[/] starting crd-gateway, db-export, doclib-transfer, metadata and archiver")
-            services = ServiceSet(services_env(stack, data), where / "logs")
+            services = ServiceSet(
+                services_env(stack, data), where / "logs", nats_users=stack.nats.users, nats_url=stack.nats.service_url
+            )
             services.start()
             timings["services"] = time.monotonic() - mark
 
             mark = time.monotonic()
             console.print(f"[bold]4/4[/] applying {sample.origin} through the API ({services.api_url})")
-            with ProjectionApi(services.api_url) as api:
+            with ProjectionApi(services.api_url, token=services.api_token) as api:
                 backup_id = submit_via_api(api, sample)
                 console.print(f"      backup {backup_id}", highlight=False)
                 watched = follow(api, backup_id, console, timeout=timeout)

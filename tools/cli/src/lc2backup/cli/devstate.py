@@ -110,6 +110,11 @@ class StackState:
         return str(url) if url else None
 
     @property
+    def api_token(self) -> str | None:
+        token = self.doc.get("api", {}).get("token")
+        return str(token) if token else None
+
+    @property
     def env(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in self.doc.get("env", {}).items()}
 
@@ -148,10 +153,17 @@ def read_state(directory: Path) -> StackState | None:
     return StackState(path, doc) if isinstance(doc, dict) else None
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Owner-only (0600): both files hold the stack's API token and NATS admin password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
 def write_state(directory: Path, doc: Mapping[str, Any]) -> Path:
     path = directory / STATE_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    _write_private(tmp, json.dumps(doc, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     return path
 
@@ -160,7 +172,7 @@ def write_env_file(directory: Path, env: Mapping[str, str]) -> Path:
     path = directory / ENV_FILE
     lines = ["# Written by `lc2backup dev up`; use with: source " + shlex.quote(str(path))]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
-    path.write_text("\n".join(lines) + "\n")
+    _write_private(path, "\n".join(lines) + "\n")
     return path
 
 

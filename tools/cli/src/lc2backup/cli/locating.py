@@ -1,7 +1,9 @@
 """Where the projection API and NATS are: an option, else the environment, else a running ``make up`` stack.
 
 The order is the usual one for CLIs (flag > environment > state file), so ``source .lc2/env`` and a plain
-``make up`` both work without flags, and a remote installation only needs ``LC2_API_URL``.
+``make up`` both work without flags, and a remote installation only needs ``LC2_API_URL``. The API's bearer
+token comes from ``LC2_API_TOKEN`` (never a flag: it would show in ``ps`` and shell history), else from the
+running stack, and only when the API called is that stack's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ def api_url(option: str | None, state_dir: Path | None = None) -> str:
         f"no projection API configured (no --api, no LC2_API_URL, no {directory}/stack.json)",
         hint=START_HINT.format(flag="--api URL", env="LC2_API_URL"),
     )
+
+
+def api_token(base_url: str, state_dir: Path | None = None) -> str | None:
+    if os.environ.get("LC2_API_TOKEN"):
+        return os.environ["LC2_API_TOKEN"]
+    state = read_state(state_dir or default_state_dir())
+    if state is None or not state.alive or state.api_url != base_url.rstrip("/"):
+        return None
+    return state.api_token
 
 
 def nats_url(option: str | None, state_dir: Path | None = None) -> str:

@@ -48,7 +48,7 @@ def _state_doc(stack: LocalStack, services: ServiceSet, env: dict[str, str], dat
         "ready": True,
         "startedAt": datetime.now(UTC).isoformat(),
         "supervisor": {"pid": pid, "startTicks": start_ticks(pid), "argv": sys.argv},
-        "api": {"url": services.api_url, "docs": f"{services.api_url}/docs"},
+        "api": {"url": services.api_url, "docs": f"{services.api_url}/docs", "token": services.api_token},
         "services": {
             name: {"pid": svc.pid, "url": svc.url, "log": str(services.log_dir / f"{name}.log")}
             for name, svc in services.services.items()
@@ -120,9 +120,10 @@ def run_foreground(directory: Path, console: Console) -> None:
             data = prepare(stack)
             env = services_env(stack, data)
             console.print("starting the five services")
-            services = ServiceSet(env, directory / "logs")
+            services = ServiceSet(env, directory / "logs", nats_users=stack.nats.users, nats_url=stack.nats.service_url)
             services.start()
             env["LC2_API_URL"] = services.api_url
+            env["LC2_API_TOKEN"] = services.api_token  # an operator token for this stack (only its hash is served)
             _publish(directory, stack, services, env, data)
             state = read_state(directory)
             assert state is not None

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lc2backup.contracts import natsauth
 from lc2backup.contracts.artifacts import KEPT
 from lc2backup.contracts.generating import check, write
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "check":
         drift = check(root)
+        if natsauth.deploy_drift(root.parent):
+            drift.changed.append(f"../{natsauth.DEPLOY_PATH}")
         if not drift:
             sys.stdout.write(f"{root}: up to date\n")
             return 0
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     drift = write(root, prune=args.prune)
+    if (deployed := natsauth.write_deploy(root.parent)) is not None:
+        sys.stdout.write(f"wrote   {deployed}\n")
     for path in [*drift.changed, *drift.missing]:
         sys.stdout.write(f"missing {path} (listed in KEPT)\n" if path in KEPT else f"wrote   {path}\n")
     for path in drift.extra:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lc2backup.contracts import asyncapi, openapi, schemas
+from lc2backup.contracts import asyncapi, natsauth, openapi, schemas
 from lc2backup.contracts.rendering import to_json, to_yaml
 from lc2backup.crd_gateway import crd
 from lc2backup.domain.events import EVENT_TYPES
@@ -63,6 +63,11 @@ def api_artifacts() -> list[Artifact]:
             "AsyncAPI 3.0 document: NATS subjects, messages, headers, who sends and receives what",
         ),
         Artifact("openapi.json", lambda: to_json(openapi.openapi_document()), "OpenAPI document of the projection API"),
+        Artifact(
+            natsauth.CONTRACT_PATH,
+            natsauth.authorization_conf,
+            "NATS users (one per service, admin, requester) and their least-privilege publish/subscribe grants",
+        ),
     ]
 
 

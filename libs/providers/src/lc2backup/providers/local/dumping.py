@@ -17,10 +17,11 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from lc2backup.eventing import crash_point
 from lc2backup.providers.base import BackupJob, ExportProgress, ExportRef, ExportStatus
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
 from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, translate
@@ -49,8 +50,12 @@ class DumpTarget:
             netloc = f"{netloc}:{parts.port}"
         if parts.username:
             netloc = f"{parts.username}@{netloc}"
-        clean = urlunsplit((parts.scheme, netloc, f"/{db}", parts.query, ""))
-        return cls(clean, parts.password, db)
+        # A password in the query string moves out too: the clean DSN ends up in pg_dump's command line.
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        password = parts.password or next((v for k, v in query if k == "password"), None)
+        kept = urlencode([(k, v) for k, v in query if k != "password"])
+        clean = urlunsplit((parts.scheme, netloc, f"/{db}", kept, ""))
+        return cls(clean, password, db)
 
 
 _PERMANENT_MARKERS = (
@@ -127,7 +132,11 @@ class PgDumper:
             f"--dbname={target.dsn}",
         ]
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=2 * READ_CHUNK,  # reads of up to READ_CHUNK, not 64 KiB: fewer trips through the loop (B6)
         )
         assert proc.stdout is not None and proc.stderr is not None
         stderr_task = asyncio.create_task(proc.stderr.read())
@@ -142,6 +151,7 @@ class PgDumper:
         try:
             while chunk := await proc.stdout.read(READ_CHUNK):
                 await writer.write(chunk)
+                crash_point("dump:chunk")  # test-only (lc2backup.eventing.crashpoints): SIGKILL mid-dump
                 if time.monotonic() - last_report >= self._progress_interval:
                     last_report = time.monotonic()
                     await progress(ExportStatus(done=False, bytes_written=writer.size, estimated_total_bytes=db_size))

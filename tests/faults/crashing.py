@@ -1,0 +1,98 @@
+"""Crash cases: which service is SIGKILLed at which named point, and the marker files that arm them.
+
+A system is started once per provider with *every* point of its cases listed in each service's
+``LC2_CRASH_AT`` and every marker file present (all disarmed); a case arms its one point by deleting its
+marker, runs backups through it, and the process kills itself there (``lc2backup.eventing.crashpoints``).
+One system per provider, not one per case: a case then costs a backup and a restart, not five start-ups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from lc2backup.domain import BackupState
+from tests.faults.figures import FIGURES
+from tests.faults.harness import EventLog, eventually, settled, supervising, wait_terminal
+from tests.support import System
+
+Shape = Literal["one", "queued", "failing"]
+
+
+@dataclass(frozen=True)
+class Case:
+    service: str
+    point: str  # as armed: ``name`` or ``name@N`` (the N-th time it is reached)
+    shape: Shape = "one"  # one backup; two in one lane (the second queues); one whose database branch fails
+    hold: tuple[str, dict[str, str]] | None = field(default=None, compare=False)  # aws stage: answer this way
+    # until the crash, so the service is polling when it dies
+
+    @property
+    def name(self) -> str:
+        return self.point.partition("@")[0]
+
+    def __str__(self) -> str:
+        return f"{self.service}:{self.point}"
+
+
+class CrashPoints:
+    """The marker directory of one system: one subdirectory per service, one file per disarmed point."""
+
+    def __init__(self, root: Path, cases: Iterable[Case]) -> None:
+        self.root = root
+        self.cases = list(cases)
+        for case in self.cases:
+            self.marker(case).parent.mkdir(parents=True, exist_ok=True)
+            self.marker(case).touch()
+
+    def marker(self, case: Case) -> Path:
+        return self.root / case.service / case.name
+
+    def service_env(self) -> dict[str, dict[str, str]]:
+        points: dict[str, list[str]] = {}
+        for case in self.cases:
+            points.setdefault(case.service, []).append(case.point)
+        return {
+            service: {"LC2_CRASH_AT": ",".join(armed), "LC2_CRASH_MARKERS": str(self.root / service)}
+            for service, armed in points.items()
+        }
+
+    def arm(self, case: Case) -> None:
+        self.marker(case).unlink()
+
+    def crashed(self, case: Case) -> bool:
+        return self.marker(case).exists()
+
+
+async def run_case(
+    system: System,
+    log: EventLog,
+    points: CrashPoints,
+    case: Case,
+    provider: str,
+    submit: Callable[[], Awaitable[Sequence[str]]],
+    release: Callable[[], None] | None = None,
+) -> list[BackupState]:
+    """Arm the case's point, run its backups to their end under a supervisor, and wait until all is quiet."""
+    points.arm(case)
+    try:
+        async with supervising(system) as supervisor:
+            backup_ids = await submit()
+
+            async def crashed() -> bool:
+                return points.crashed(case)
+
+            await eventually(f"{case} reached", crashed, system)
+            if release is not None:
+                release()
+            states = [await wait_terminal(log, backup_id, system) for backup_id in backup_ids]
+            await settled(log, system)
+    finally:
+        if not points.crashed(case):  # never reached: disarm it, or a later case would crash there
+            points.marker(case).touch()
+    assert case.service in supervisor.restarted, f"{case}: {case.service} was not restarted"
+    FIGURES.crashes[case.service] += 1
+    FIGURES.points.add((provider, case.service, case.point))
+    return states

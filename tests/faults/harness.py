@@ -1,0 +1,216 @@
+"""What every fault test needs: the event log as the judge, bounded waits that survive a service being down,
+a supervisor that restarts what died (as Kubernetes would), and the checks that nothing was lost or doubled.
+
+The tests judge by the event log (a pure fold over the backup's subject) rather than by the API, because the
+archiver serving the API is one of the processes being killed; the projection is then checked against the
+same fold, and against a rebuild from the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import NotFoundError
+
+from lc2backup.domain import BackupState, backup_id_for_request, fold, registry
+from lc2backup.eventing import EventStore, RecordedEvent, Topology
+from tests.faults.figures import FIGURES
+from tests.support import System
+
+TOPOLOGY = Topology()
+EVENT_DURABLES = ("db-export", "doclib-transfer", "metadata", "crd-gateway-admission")
+COMMAND_DURABLES = ("crd-gateway-intake",)
+
+
+async def connect(system: System) -> NatsClient:
+    """A client with the stack's operator credentials (``NatsServer.url`` carries them when auth is on)."""
+    return await nats.connect(system.nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+
+
+class EventLog:
+    """The tests' reader of the event log: the same store and fold the services use, read-only."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.store = EventStore(nc, registry(), producer="fault-tests", topology=TOPOLOGY)
+
+    async def history(self, backup_id: str) -> list[RecordedEvent]:
+        return list((await self.store.load(backup_id)).events)
+
+    async def state(self, backup_id: str) -> BackupState:
+        return fold(backup_id, await self.history(backup_id))
+
+    async def types(self, backup_id: str) -> list[str]:
+        return [e.envelope.type for e in await self.history(backup_id)]
+
+    async def request(self, request_id: str, spec: dict[str, Any]) -> str:
+        body = json.dumps({"requestId": request_id, "spec": spec}).encode()
+        await self.js.publish(TOPOLOGY.request_subject, body, stream=TOPOLOGY.commands_stream)
+        return backup_id_for_request(request_id)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+async def eventually(
+    what: str, probe: Callable[[], Awaitable[Any]], system: System | None = None, timeout: float = 90.0
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; errors while a server is down count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = await probe()
+        except Exception as exc:
+            last = exc
+        else:
+            if result:
+                return result
+            last = result
+        await asyncio.sleep(0.1)
+    logs = f"\n{system.logs()}" if system is not None else ""
+    raise AssertionError(f"not reached after {timeout:.0f}s: {what} (last: {last!r}){logs}")
+
+
+async def wait_terminal(log: EventLog, backup_id: str, system: System, timeout: float = 90.0) -> BackupState:
+    async def terminal() -> BackupState | None:
+        state = await log.state(backup_id)
+        return state if state.terminal else None
+
+    state: BackupState = await eventually(f"backup {backup_id} ends", terminal, system, timeout)
+    FIGURES.backups[state.state] += 1
+    return state
+
+
+async def settled(log: EventLog, system: System, timeout: float = 60.0) -> None:
+    """Every durable consumer has handled and acknowledged everything (no redelivery is still to come)."""
+
+    async def idle() -> bool:
+        for stream, durables in (
+            (TOPOLOGY.events_stream, EVENT_DURABLES),
+            (TOPOLOGY.commands_stream, COMMAND_DURABLES),
+        ):
+            for durable in durables:
+                try:
+                    info = await log.js.consumer_info(stream, durable)
+                except NotFoundError:
+                    continue
+                if info.num_pending or info.num_ack_pending:
+                    return False
+        return True
+
+    await eventually("every consumer idle", idle, system, timeout)
+
+
+class Supervisor:
+    """Restarts a service whose process died, as a Deployment would; counts what it did."""
+
+    def __init__(self, system: System, interval: float = 0.05) -> None:
+        assert system.services is not None
+        self.services = system.services
+        self.interval = interval
+        self.restarted: list[str] = []
+
+    def dead(self) -> list[str]:
+        return [
+            name for name, svc in self.services.services.items() if svc.process is not None and not svc.process.alive()
+        ]
+
+    async def watch(self) -> None:
+        while True:
+            for name in self.dead():
+                # start() must run on this (long-lived) thread: the child's death signal follows it
+                self.services.restart(name)
+                self.restarted.append(name)
+                FIGURES.restarts += 1
+            await asyncio.sleep(self.interval)
+
+
+@asynccontextmanager
+async def supervising(system: System) -> AsyncIterator[Supervisor]:
+    supervisor = Supervisor(system)
+    task = asyncio.create_task(supervisor.watch())
+    try:
+        yield supervisor
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        for name in supervisor.dead():  # died just now: bring it back before the next test
+            supervisor.services.restart(name)
+            supervisor.restarted.append(name)
+
+
+async def projection_matches_the_log(log: EventLog, system: System, backup_ids: Iterable[str]) -> None:
+    """Each backup's projected row is the fold of its history, and its projected events are its events."""
+    ids = list(backup_ids)
+
+    async def matches() -> bool:
+        conn = await asyncpg.connect(system.projection_dsn, timeout=5)
+        try:
+            for backup_id in ids:
+                history = await log.history(backup_id)
+                expected = fold(backup_id, history)
+                row = await conn.fetchrow("SELECT state_doc FROM backups WHERE backup_id = $1", backup_id)
+                if row is None or BackupState.model_validate_json(row["state_doc"]) != expected:
+                    return False
+                seqs = [r["seq"] for r in await conn.fetch(
+                    "SELECT seq FROM backup_events WHERE backup_id = $1 ORDER BY seq", backup_id
+                )]  # fmt: skip
+                if seqs != [e.sequence for e in history]:
+                    return False
+            return True
+        finally:
+            await conn.close()
+
+    await eventually("the projection equals the fold of the log", matches, system, timeout=60)
+
+
+async def tables(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            "backups": [tuple(r) for r in await conn.fetch("SELECT * FROM backups ORDER BY backup_id")],
+            "backup_events": [tuple(r) for r in await conn.fetch("SELECT * FROM backup_events ORDER BY seq")],
+        }
+    finally:
+        await conn.close()
+
+
+async def rebuild_equals_live(system: System, scratch_database: str) -> int:
+    """``python -m lc2backup.archiver rebuild`` into a second database equals the live projection.
+
+    Returns the number of backups compared. The rebuild runs as the archiver's NATS user (its grant must
+    suffice to replay the stream).
+    """
+    assert system.services is not None
+    live = system.projection_dsn
+    again = system.stack.postgres.create_database(scratch_database)
+    env = {**os.environ, **system.services["archiver"].env, "LC2_POSTGRES__DSN": again}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "lc2backup.archiver", "rebuild"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    live_tables, rebuilt = await tables(live), await tables(again)
+    assert rebuilt == live_tables
+    return len(live_tables["backups"])

@@ -1,0 +1,204 @@
+"""SIGKILL every service at every step boundary of a local-provider backup, start it again, and check that the
+backup still ends right with every effect exactly once.
+
+Boundaries (``lc2backup.eventing.crashpoints``): after an effect but before its event (``before-append``),
+after an event but before the message is acked (``after-append``, ``ack``), in the middle of the dump and of
+the copy, between a projection batch's rows and its commit, and after it. After each case: each decision is
+in the log once; one dump (created once), one copy set with one manifest line per object, metadata.json
+created once; the lane is free again; the projection equals the fold of the log; and at the end of the
+module a rebuild of the projection from the stream equals the live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aioboto3
+import asyncpg
+import pytest
+
+from lc2backup.devstack import LocalStack, NatsServer
+from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
+from lc2backup.devstack.seeding import plan_document_library, seed_document_library
+from tests.faults import checks
+from tests.faults.crashing import Case, CrashPoints, run_case
+from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
+from tests.support import System, local_spec
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+
+CASES = [
+    Case("crd-gateway", "after-append:BackupRequested"),
+    Case("crd-gateway", "before-append:BackupAdmitted"),
+    Case("crd-gateway", "after-append:BackupAdmitted"),
+    Case("crd-gateway", "after-append:BackupQueued", shape="queued"),
+    Case("crd-gateway", "ack:crd-gateway-admission", shape="queued"),
+    Case("db-export", "before-append:DatabaseExportStarted"),
+    Case("db-export", "after-append:DatabaseExportStarted"),
+    Case("db-export", "dump:chunk@3"),
+    Case("db-export", "after-append:DatabaseExportProgressed"),
+    Case("db-export", "before-append:DatabaseExportCompleted"),
+    Case("db-export", "after-append:DatabaseExportCompleted"),
+    Case("db-export", "after-append:DatabaseBranchFailed", shape="failing"),
+    Case("doclib-transfer", "before-append:DocumentLibraryTransferStarted"),
+    Case("doclib-transfer", "after-append:DocumentLibraryTransferStarted"),
+    Case("doclib-transfer", "copy:object@5"),
+    Case("doclib-transfer", "after-append:DocumentLibraryTransferProgressed"),
+    Case("doclib-transfer", "before-append:DocumentLibraryTransferCompleted"),
+    Case("doclib-transfer", "after-append:DocumentLibraryTransferCompleted"),
+    Case("metadata", "before-append:BackupMetadataWritten"),
+    Case("metadata", "after-append:BackupMetadataWritten"),
+    Case("metadata", "after-append:BackupSucceeded"),
+    Case("metadata", "after-append:BackupFailed", shape="failing"),
+    Case("archiver", "projection:rows-written"),
+    Case("archiver", "projection:committed"),
+]
+# ~10 MB of rows: a dump of a few hundred KB at level 1 (several chunks, progress reported mid-dump)
+SOURCE_TABLE = """
+CREATE TABLE attachments (id int PRIMARY KEY, body text);
+INSERT INTO attachments SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text)
+FROM generate_series(1, 100000) g;
+"""
+
+
+@dataclass
+class Bed:
+    system: System
+    points: CrashPoints
+    source: str
+    destination: str
+    regular: list[str]
+    etags: dict[str, str]
+
+
+async def _seed(stack: LocalStack, source_dsn: str, source: str, destination: str) -> tuple[list[str], dict[str, str]]:
+    conn = await asyncpg.connect(source_dsn)
+    try:
+        await conn.execute(SOURCE_TABLE)
+    finally:
+        await conn.close()
+    session = aioboto3.Session()
+    async with session.client(
+        "s3",
+        endpoint_url=stack.s3.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ) as s3:
+        await s3.create_bucket(Bucket=source)
+        await s3.create_bucket(Bucket=destination)
+        # every version is kept: "created once" is then something the bucket can show
+        await s3.put_bucket_versioning(Bucket=destination, VersioningConfiguration={"Status": "Enabled"})
+        layout = await seed_document_library(s3, source, "", plan_document_library(40))
+        etags = await checks.listing(s3, source, "")
+    return sorted(layout.regular), etags
+
+
+@pytest.fixture(scope="module")
+def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    unique = uuid.uuid4().hex[:8]
+    root = tmp_path_factory.mktemp("crash-local")
+    nats_server = NatsServer(root / "nats")
+    nats_server.start()
+    projection = stack.postgres.create_database(f"p_{unique}")
+    source_db = stack.postgres.create_database(f"lportal_{unique}")
+    source, destination = f"src-{unique}", f"dst-{unique}"
+    regular, etags = asyncio.run(_seed(stack, source_db, source, destination))
+    points = CrashPoints(root / "markers", CASES)
+    env = {
+        **stack.env(),
+        "LC2_NATS__URL": nats_server.url,
+        "LC2_POSTGRES__DSN": projection,
+        "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_db}),
+        "LC2_CONSUMER__ACK_WAIT_SECONDS": "2",  # a killed service's message comes back after this
+        "LC2_POLL_INTERVAL_SECONDS": "0.5",
+        "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.05",
+        "LC2_LOCAL__COPY_WORKERS": "4",
+        "LC2_BATCH_SIZE": "20",  # several projection batches per backup
+    }
+    system = System(
+        stack=stack,
+        nats=nats_server,
+        env=env,
+        log_dir=root / "logs",
+        source_dsn=source_db,
+        projection_dsn=projection,
+        service_env=points.service_env(),
+    )
+    system.start()
+    try:
+        yield Bed(system, points, source, destination, regular, etags)
+    finally:
+        system.stop()
+        nats_server.stop()
+
+
+@pytest.fixture
+async def s3_versions(stack: LocalStack) -> Any:
+    session = aioboto3.Session()
+    async with session.client(
+        "s3",
+        endpoint_url=stack.s3.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ) as client:
+        yield client
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(
+    bed: Bed, s3_versions: Any, case: Case
+) -> None:
+    system = bed.system
+    lane = f"crash-{CASES.index(case)}"
+
+    def spec(**overrides: Any) -> dict[str, Any]:
+        return local_spec(
+            bed.source, bed.destination, database_name=system.source_database, environment=lane, **overrides
+        )
+
+    log = EventLog(await connect(system))
+    try:
+
+        async def submit() -> Sequence[str]:
+            if case.shape == "failing":
+                broken = {"type": "dump", "instanceId": "not-configured", "databaseName": "lportal"}
+                return [await log.request(f"{lane}-failing", spec(database=broken))]
+            first = await log.request(f"{lane}-a", spec())
+            if case.shape == "one":
+                return [first]
+            return [first, await log.request(f"{lane}-b", spec())]
+
+        states = await run_case(system, log, bed.points, case, "local", submit)
+        for state in states:
+            history = await log.history(state.backup_id)
+            if case.shape == "failing":
+                assert state.state == "Failed", state.message
+                assert "not-configured" in (state.message or "")
+                checks.check_events_once(history, ("BackupRequested", "DatabaseBranchFailed", "BackupFailed"))
+                await checks.check_no_metadata(s3_versions, state)
+                continue
+            assert state.state == "Succeeded", state.message
+            checks.check_events_once(history, checks.SUCCEEDED_ONCE)
+            await checks.check_dump_once(s3_versions, state)
+            await checks.check_copy_set(s3_versions, state, bed.regular, bed.etags)
+            await checks.check_metadata_once(s3_versions, state, history)
+        if case.point == "after-append:BackupQueued":
+            assert (await log.types(states[1].backup_id)).count("BackupQueued") == 1
+        await checks.check_lane_released(log, states[0])
+        await projection_matches_the_log(log, system, [s.backup_id for s in states])
+    finally:
+        await log.close()
+        await log.nc.close()
+
+
+@pytest.mark.timeout(240)
+async def test_after_every_crash_a_rebuild_of_the_projection_equals_the_live_one(bed: Bed) -> None:
+    await rebuild_equals_live(bed.system, f"rebuild_{uuid.uuid4().hex[:8]}")  # after the cases above: equal tables

@@ -10,7 +10,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+# Bytecode is compiled at install (as in the image) and cached for our own sources: without it every service
+# process compiles FastAPI, pydantic and nats-py again at start (a fifth of a short run's CPU; benchmark B7).
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+AWSCLI_VERSION := 1.46.3
+AWSCLI := $(TOOLS)/awscli/bin/aws
 
 .PHONY: help install test test-fast lint format typecheck imports demo up down status contracts bench clean
 
@@ -22,7 +28,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
-	$(UV) sync --all-packages --frozen --python $(PYTHON)
+	$(UV) sync --all-packages --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv with every package of the workspace (uv, from PyPI)
@@ -44,7 +50,7 @@ format: install ## Format and autofix with ruff
 	$(BIN)/ruff check --fix .
 
 typecheck: install ## mypy --strict over libs, services and tools
-	$(BIN)/mypy libs/*/src services/*/src tools/*/src
+	$(BIN)/mypy libs/*/src services/*/src tools/*/src bench
 
 demo: install ## Back up a Liferay-like environment on the embedded local stack, end to end
 	$(BIN)/lc2backup demo
@@ -62,8 +68,17 @@ contracts: install ## Regenerate contracts/ (event schemas, asyncapi.yaml, opena
 	$(BIN)/python -m lc2backup.contracts write
 	$(BIN)/python -m lc2backup.crd_gateway.crd
 
-bench: install ## Run the benchmark suite and write bench/results/latest.json
-	$(BIN)/python -m bench
+# awscli in a virtualenv of its own: beside aioboto3 it resolves to a boto3 that does not import.
+$(AWSCLI): $(UV)
+	$(UV) venv --quiet $(TOOLS)/awscli --python $(PYTHON)
+	$(UV) pip install --quiet --python $(TOOLS)/awscli awscli==$(AWSCLI_VERSION)
+
+bench: install $(AWSCLI) ## Run benchmarks B1-B7 (~30 min; BENCH_ARGS="--only B4"), write bench/results/latest.json
+	@command -v rclone >/dev/null 2>&1 || { \
+	  echo "bench: installing rclone (Debian package), the B4 peer"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; \
+	  else echo "bench: rclone is missing: run 'sudo apt-get install rclone'" >&2; exit 1; fi; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environments and local state
 	rm -rf $(VENV) $(TOOLS) .lc2 .pytest_cache .mypy_cache .ruff_cache

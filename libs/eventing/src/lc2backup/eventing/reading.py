@@ -70,11 +70,7 @@ class DirectReader:
             )
             messages: list[StoredMessage] = []
             while True:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        msg = await queue.get()
-                except TimeoutError as exc:
-                    raise EventingError(f"direct get on {self._stream} timed out after {self._timeout}s") from exc
+                msg = queue.get_nowait() if not queue.empty() else await self._next(queue)
                 headers = dict(msg.headers or {})
                 status = headers.get("Status")
                 if status is None:
@@ -91,6 +87,13 @@ class DirectReader:
                 raise EventingError(f"direct get on {self._stream} failed: {status} {headers.get('Description', '')}")
         finally:
             del self._waiting[token]
+
+    async def _next(self, queue: asyncio.Queue[Msg]) -> Msg:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await queue.get()
+        except TimeoutError as exc:
+            raise EventingError(f"direct get on {self._stream} timed out after {self._timeout}s") from exc
 
     async def read_all(self, subject: str, start_sequence: int = 1, batch: int = 1000) -> list[StoredMessage]:
         out: list[StoredMessage] = []

@@ -17,6 +17,7 @@ from lc2backup.providers.base import (
     TransferRef,
     TransferStatus,
 )
+from lc2backup.providers.deferred import DeferredS3Client
 from lc2backup.providers.errors import (
     OperationAborted,
     PermanentProviderError,
@@ -30,6 +31,7 @@ __all__ = [
     "ArtifactStore",
     "BackupJob",
     "DatabaseBackupProvider",
+    "DeferredS3Client",
     "DocumentTransferProvider",
     "ExportProgress",
     "ExportRef",

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aioboto3
-from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 from pydantic import BaseModel, SecretStr
 
@@ -45,6 +43,10 @@ class S3Settings(BaseModel):
 
 @contextlib.asynccontextmanager
 async def s3_client(settings: S3Settings) -> AsyncIterator[S3Client]:
+    # Imported here, not at module level: aioboto3 takes ~0.5 s to import (see ``deferred``).
+    import aioboto3
+    from aiobotocore.config import AioConfig
+
     session = aioboto3.Session()
     config = AioConfig(
         region_name=settings.region,
@@ -109,7 +111,9 @@ class MultipartWriter:
     """Streams bytes into one object with at most two parts in memory (one filling, one uploading).
 
     Memory is bounded by ``part_size``, never by the object's size; the SHA-256 of the whole object is
-    computed on the way (``sha256``).
+    computed on the way (``sha256``). Bytes go into a part buffer of the full size (no growing, slicing or
+    joining, each of which would hold another part at the peak: benchmark B5), and a full part is turned into
+    the upload's body only once the previous upload is done.
     """
 
     def __init__(
@@ -128,7 +132,8 @@ class MultipartWriter:
         self._part_size = max(part_size, 5 * MIB)
         self._metadata = metadata or {}
         self._content_type = content_type
-        self._buffer = bytearray()
+        self._buffer = bytearray(0)  # the part being filled, allocated at its full size when first written to
+        self._filled = 0
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
         self._pending: asyncio.Task[None] | None = None
@@ -142,13 +147,19 @@ class MultipartWriter:
     async def write(self, data: bytes) -> None:
         self.sha256.update(data)
         self.size += len(data)
-        self._buffer += data
-        while len(self._buffer) >= self._part_size:
-            chunk = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            await self._submit(chunk)
+        view = memoryview(data)
+        while view:
+            if not self._buffer:
+                self._buffer = bytearray(self._part_size)
+            take = min(len(view), self._part_size - self._filled)
+            self._buffer[self._filled : self._filled + take] = view[:take]
+            self._filled += take
+            view = view[take:]
+            if self._filled == self._part_size:
+                part, self._buffer, self._filled = self._buffer, bytearray(0), 0
+                await self._submit(part)
 
-    async def _submit(self, chunk: bytes) -> None:
+    async def _submit(self, chunk: bytearray) -> None:
         if self._upload_id is None:
             try:
                 created = await self._client.create_multipart_upload(
@@ -159,9 +170,11 @@ class MultipartWriter:
             self._upload_id = created["UploadId"]
         if self._pending is not None:
             await self._pending  # at most one part in flight: memory stays at two parts
+        body = bytes(chunk)  # botocore sends bytes without copying them; the part buffer goes at once
+        chunk.clear()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
-        self._pending = asyncio.create_task(self._upload(number, chunk))
+        self._pending = asyncio.create_task(self._upload(number, body))
 
     async def _upload(self, number: int, chunk: bytes) -> None:
         try:
@@ -179,16 +192,16 @@ class MultipartWriter:
                 resp = await self._client.put_object(
                     Bucket=self._bucket,
                     Key=self._key,
-                    Body=bytes(self._buffer),
+                    Body=bytes(self._buffer[: self._filled]),
                     Metadata=self._metadata,
                     ContentType=self._content_type,
                 )
             except Exception as exc:
                 raise translate(exc, self.where, self._bucket) from exc
             return str(resp["ETag"])
-        if self._buffer:
-            await self._submit(bytes(self._buffer))
-            self._buffer.clear()
+        if self._filled:
+            last, self._buffer, self._filled = self._buffer[: self._filled], bytearray(0), 0
+            await self._submit(last)
         if self._pending is not None:
             await self._pending
         try:

@@ -5,20 +5,28 @@ it, each with its own client and limits. No object bytes pass through the proces
 UploadPartCopy). Memory is bounded: the listing feeds a bounded queue, and the manifest (one JSON line per
 copied object) is streamed by a multipart upload. Progress is reported every ``progress_interval`` seconds
 and once at the end.
+
+On an S3-compatible endpoint with static credentials (``direct``), listing and CopyObject take the lean
+path of ``s3direct`` (aiohttp, our own SigV4): botocore's per-request CPU would otherwise cap the copy rate
+on a small machine. Everything else — multipart copies above the single-copy limit, HEAD, the manifest, and
+AWS itself — stays on the botocore client; behaviour and errors are the same on both paths.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lc2backup.domain import TransferCounters, generated_prefixes, is_generated
+from lc2backup.domain import TransferCounters, generated_prefixes, is_generated, unsafe_key_reason
+from lc2backup.eventing import crash_point
 from lc2backup.providers.base import BackupJob, TransferProgress, TransferStatus
 from lc2backup.providers.errors import PermanentProviderError, ProviderError, TransientProviderError
 from lc2backup.providers.s3 import (
@@ -30,6 +38,7 @@ from lc2backup.providers.s3 import (
     error_code,
     translate,
 )
+from lc2backup.providers.s3direct import DirectEndpoint, DirectS3, Listed
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +94,9 @@ class S3Copier:
         single_copy_limit: int = SINGLE_COPY_LIMIT,
         multipart_part_size: int = 512 * MIB,
         object_attempts: int = 4,
+        direct: DirectEndpoint | None = None,
     ) -> None:
+        self._direct = direct
         self._workers = workers
         self._progress_interval = progress_interval
         self._manifest_part_size = manifest_part_size
@@ -113,19 +124,26 @@ class S3Copier:
             content_type="application/x-ndjson",
         )
         manifest_lock = asyncio.Lock()
+        http: DirectS3 | None = None
 
         async def lister() -> None:
             try:
-                paginator = client.get_paginator("list_objects_v2")
-                async for page in paginator.paginate(Bucket=dl.source_bucket, Prefix=dl.source_prefix):
-                    for obj in page.get("Contents", []):
-                        key, size = obj["Key"], int(obj["Size"])
+                async for page in _listing(client, http, dl.source_bucket, dl.source_prefix):
+                    for obj in page:
+                        key, size = obj.key, obj.size
                         counts.objects_found += 1
+                        unsafe = (
+                            unsafe_key_reason(key[len(dl.source_prefix) :])
+                            if key.startswith(dl.source_prefix)
+                            else "outside the source prefix"
+                        )
+                        if unsafe is not None:  # never copied outside documentlibrary/ (layout.unsafe_key_reason)
+                            raise PermanentProviderError(f"refusing to copy source object {key[:300]!r}: {unsafe}")
                         if dl.exclude_generated_files and is_generated(key[len(dl.source_prefix) :]):
                             counts.objects_excluded += 1
                             counts.bytes_excluded += size
                             continue
-                        await queue.put(_Item(key, size, str(obj["ETag"])))
+                        await queue.put(_Item(key, size, obj.etag))
             except ProviderError:
                 raise
             except Exception as exc:
@@ -137,7 +155,7 @@ class S3Copier:
         async def worker() -> None:
             while (item := await queue.get()) is not None:
                 relative = item.key[len(dl.source_prefix) :]
-                etag = await self._copy_one(client, job, item, job.layout.document_library_prefix + relative)
+                etag = await self._copy_one(client, http, job, item, job.layout.document_library_prefix + relative)
                 if etag is None:
                     counts.objects_vanished += 1
                     continue
@@ -146,17 +164,16 @@ class S3Copier:
                 line = json.dumps({"key": relative, "size": item.size, "etag": etag.strip('"')}) + "\n"
                 async with manifest_lock:
                     await manifest.write(line.encode())
+                crash_point("copy:object")  # test-only (lc2backup.eventing.crashpoints): SIGKILL mid-copy
 
         copied = asyncio.Event()
 
         started = time.monotonic()
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(lister())
-                workers = [group.create_task(worker()) for _ in range(self._workers)]
-                group.create_task(_report_until(copied, self._progress_interval, progress, counts))
-                await asyncio.gather(*workers)
-                copied.set()
+            async with contextlib.AsyncExitStack() as stack:
+                if self._direct is not None:
+                    http = await stack.enter_async_context(DirectS3(self._direct, self._workers))
+                await self._run(lister(), worker, copied, progress, counts)
             await manifest.close()
         except BaseException as exc:
             await manifest.abort()
@@ -172,12 +189,32 @@ class S3Copier:
         )
         return TransferStatus(done=True, counters=final, manifest_location=job.layout.uri(job.layout.manifest_key))
 
-    async def _copy_one(self, client: S3Client, job: BackupJob, item: _Item, dst_key: str) -> str | None:
+    async def _run(
+        self,
+        lister: Coroutine[Any, Any, None],
+        worker: Callable[[], Coroutine[Any, Any, None]],
+        copied: asyncio.Event,
+        progress: TransferProgress,
+        counts: _Counting,
+    ) -> None:
+        """The lister, the workers and the progress reporter, until the workers are done (or one fails)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(lister)
+            workers = [group.create_task(worker()) for _ in range(self._workers)]
+            group.create_task(_report_until(copied, self._progress_interval, progress, counts))
+            await asyncio.gather(*workers)
+            copied.set()
+
+    async def _copy_one(
+        self, client: S3Client, http: DirectS3 | None, job: BackupJob, item: _Item, dst_key: str
+    ) -> str | None:
         """Copy one object; None if it vanished from the source. Retries transient failures per object."""
         dl = job.spec.document_library
         etag = item.etag
         for attempt in range(1, self._object_attempts + 1):
             try:
+                if http is not None and item.size <= self._single_copy_limit:
+                    return await _direct_copy(http, dl.source_bucket, item.key, job.layout.bucket, dst_key, etag)
                 result = await copy_server_side(
                     client,
                     src_bucket=dl.source_bucket,
@@ -217,6 +254,24 @@ class S3Copier:
                 return None
             raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
         return str(head["ETag"])
+
+
+async def _direct_copy(http: DirectS3, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, etag: str) -> str:
+    try:
+        return await http.copy_object(src_bucket, src_key, dst_bucket, dst_key, etag)
+    except Exception as exc:
+        raise translate(exc, f"copy s3://{src_bucket}/{src_key} -> s3://{dst_bucket}/{dst_key}", src_bucket) from exc
+
+
+async def _listing(client: S3Client, http: DirectS3 | None, bucket: str, prefix: str) -> AsyncIterator[list[Listed]]:
+    """The source's objects page by page: the lean path when there is one, else botocore's paginator."""
+    if http is not None:
+        async for page in http.list_objects(bucket, prefix):
+            yield page
+        return
+    paginator = client.get_paginator("list_objects_v2")
+    async for raw in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        yield [Listed(o["Key"], int(o["Size"]), str(o["ETag"])) for o in raw.get("Contents", [])]
 
 
 async def _report_until(done: asyncio.Event, interval: float, progress: TransferProgress, counts: _Counting) -> None:

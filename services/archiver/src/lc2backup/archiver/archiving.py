@@ -15,7 +15,7 @@ import time
 import asyncpg
 from nats.aio.client import Client as NatsClient
 
-from lc2backup.archiver.projection import apply_batch, checkpoint
+from lc2backup.archiver.projection import Decoded, apply_batch, checkpoint, decode_page
 from lc2backup.eventing import DirectReader, EventingError, EventRegistry, Topology
 
 log = logging.getLogger(__name__)
@@ -49,21 +49,32 @@ class Projector:
         applied = 0
         async with self._pool.acquire() as conn:
             position = await checkpoint(conn)
-            while True:
-                page = await self._reader.read(self._topology.all_events, position + 1, self._batch)
-                if not page.messages:
-                    break
-                result = await apply_batch(conn, self._registry, page.messages)
-                for message, reason in result.poison:  # kept in the stream; skipped here, loudly
-                    self.unreadable += 1
-                    log.error("event seq=%d cannot be projected: %s", message.sequence, reason)
-                applied += result.events
-                position = max(result.checkpoint, page.messages[-1].sequence)
-                self.position = position
-                if not page.more:
-                    break
+            page, more = await self._read(position + 1)
+            ahead: asyncio.Task[tuple[Decoded, bool]] | None = None
+            try:
+                while page.last_sequence:
+                    if more:  # the next page is read and decoded while this one is written (benchmark B3)
+                        ahead = asyncio.create_task(self._read(page.last_sequence + 1))
+                    result = await apply_batch(conn, page)
+                    for message, reason in result.poison:  # kept in the stream; skipped here, loudly
+                        self.unreadable += 1
+                        log.error("event seq=%d cannot be projected: %s", message.sequence, reason)
+                    applied += result.events
+                    position = max(result.checkpoint, page.last_sequence)
+                    self.position = position
+                    if ahead is None:
+                        break
+                    (page, more), ahead = await ahead, None
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
         self.applied += applied
         return applied
+
+    async def _read(self, start: int) -> tuple[Decoded, bool]:
+        """The page from ``start`` on, decoded, and whether the stream holds more after it."""
+        batch = await self._reader.read(self._topology.all_events, start, self._batch)
+        return decode_page(self._registry, batch.messages, self._topology), batch.more
 
     async def run(self, stop: asyncio.Event) -> None:
         wake = asyncio.Event()

@@ -177,25 +177,38 @@ def backup_row(s: BackupState) -> tuple[object, ...]:
     )
 
 
-async def apply_batch(
-    conn: Executor, registry: EventRegistry, batch: Sequence[StoredMessage], topology: Topology | None = None
-) -> Applied:
-    """Apply ``batch`` once; messages that are not events (``read_event``) are skipped and returned as poison."""
+@dataclass(frozen=True)
+class Decoded:
+    """A page of the stream, decoded (pure CPU: done while the previous page is being written)."""
+
+    last_sequence: int
+    recorded: list[RecordedEvent]
+    poison: list[tuple[StoredMessage, str]]
+
+
+def decode_page(registry: EventRegistry, batch: Sequence[StoredMessage], topology: Topology | None = None) -> Decoded:
+    """Messages that are not events (``read_event``) are kept aside as poison, with the reason."""
     topology = topology or Topology()
+    recorded: list[RecordedEvent] = []
     poison: list[tuple[StoredMessage, str]] = []
+    for message in batch:
+        try:
+            recorded.append(read_event(registry, topology, message))
+        except EventingError as exc:
+            poison.append((message, str(exc)))
+    return Decoded(batch[-1].sequence if batch else 0, recorded, poison)
+
+
+async def apply_batch(conn: Executor, page: Decoded) -> Applied:
+    """Apply ``page`` once: what is at or below the checkpoint was applied before and is skipped."""
     async with conn.transaction():
         checkpoint = await conn.fetchval(
             "SELECT last_seq FROM projection_checkpoint WHERE name = $1 FOR UPDATE", PROJECTION
         )
-        fresh = [m for m in batch if m.sequence > checkpoint]
-        if not fresh:
-            return Applied(0, len(batch), [], checkpoint)
-        recorded: list[RecordedEvent] = []
-        for message in fresh:
-            try:
-                recorded.append(read_event(registry, topology, message))
-            except EventingError as exc:
-                poison.append((message, str(exc)))
+        if page.last_sequence <= checkpoint:
+            return Applied(0, len(page.recorded) + len(page.poison), [], checkpoint)
+        recorded = [r for r in page.recorded if r.sequence > checkpoint]
+        poison = [(m, reason) for m, reason in page.poison if m.sequence > checkpoint]
         ids = sorted({r.envelope.backup_id for r in recorded})
         states: dict[str, BackupState] = {}
         for row in await conn.fetch("SELECT backup_id, state_doc FROM backups WHERE backup_id = ANY($1)", ids):
@@ -225,10 +238,11 @@ async def apply_batch(
         )
         await conn.executemany(_UPSERT, [backup_row(states[bid]) for bid in ids])
         crash_point("projection:rows-written")  # test-only (lc2backup.eventing.crashpoints)
-        last = fresh[-1].sequence
+        last = page.last_sequence
         await conn.execute("UPDATE projection_checkpoint SET last_seq = $2 WHERE name = $1", PROJECTION, last)
     crash_point("projection:committed")
-    return Applied(len(recorded), len(batch) - len(fresh), poison, last)
+    skipped = len(page.recorded) + len(page.poison) - len(recorded) - len(poison)
+    return Applied(len(recorded), skipped, poison, last)
 
 
 async def checkpoint(conn: Executor | asyncpg.Pool) -> int:

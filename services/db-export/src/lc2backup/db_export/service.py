@@ -9,7 +9,7 @@ from datetime import timedelta
 from lc2backup.db_export.handlers import DatabaseBranch
 from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
-from lc2backup.providers import DatabaseBackupProvider, s3_client
+from lc2backup.providers import DatabaseBackupProvider, DeferredS3Client
 from lc2backup.providers.aws import open_database_provider
 from lc2backup.providers.instant import InstantDatabaseProvider
 from lc2backup.providers.local import LocalDatabaseProvider
@@ -22,7 +22,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
         providers: dict[str, DatabaseBackupProvider] = {}
         if "local" in settings.providers:
-            client = await stack.enter_async_context(s3_client(settings.s3))
+            client = DeferredS3Client(settings.s3, stack)  # opened on first use (start-up, B7)
             providers["local"] = (
                 InstantDatabaseProvider()
                 if settings.local.mode == "instant"

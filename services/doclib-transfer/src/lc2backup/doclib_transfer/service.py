@@ -9,7 +9,7 @@ from datetime import timedelta
 from lc2backup.doclib_transfer.handlers import TransferBranch
 from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
-from lc2backup.providers import DocumentTransferProvider, s3_client
+from lc2backup.providers import DeferredS3Client, DocumentTransferProvider
 from lc2backup.providers.aws import open_transfer_provider
 from lc2backup.providers.instant import InstantTransferProvider
 from lc2backup.providers.local import LocalTransferProvider
@@ -22,11 +22,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
         providers: dict[str, DocumentTransferProvider] = {}
         if "local" in settings.providers:
-            client = await stack.enter_async_context(s3_client(settings.s3))
+            client = DeferredS3Client(settings.s3, stack)  # opened on first use (start-up, B7)
             providers["local"] = (
                 InstantTransferProvider()
                 if settings.local.mode == "instant"
-                else LocalTransferProvider(client, settings.local)
+                else LocalTransferProvider(client, settings.local, settings.s3)
             )
         if "aws" in settings.providers:
             providers["aws"] = await stack.enter_async_context(open_transfer_provider(settings.aws))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 from lc2backup.domain import registry
 from lc2backup.metadata.handlers import TRIGGERS, Completion
 from lc2backup.metadata.settings import Settings
-from lc2backup.providers import ArtifactStore, s3_client
+from lc2backup.providers import ArtifactStore
 from lc2backup.providers.aws import open_artifact_store
-from lc2backup.providers.local import S3ArtifactStore
+from lc2backup.providers.local import local_artifact_store
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
 NAME = "metadata"
@@ -20,13 +21,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
         stores: dict[str, ArtifactStore] = {}
         if "local" in settings.providers:
-            client = await stack.enter_async_context(s3_client(settings.s3))
-            stores["local"] = S3ArtifactStore(client)
+            stores["local"] = await stack.enter_async_context(local_artifact_store(settings.s3, stack))
         if "aws" in settings.providers:
             stores["aws"] = await stack.enter_async_context(open_artifact_store(settings.aws))
-        completion = Completion(parts.store, stores)
+        completion = Completion(parts.store, stores, deadline=timedelta(hours=settings.deadline_hours))
         events = parts.consumer(parts.topology.events_stream, "metadata", *parts.topology.events_of_type(*TRIGGERS))
         group = TaskGroupStopper(stop)
-        group.start("events", parts.runner(events, completion.on_event).run(stop))
+        runner = parts.runner(events, completion.on_event, on_dead_letter=completion.on_dead_letter)
+        group.start("events", runner.run(stop))
         async with parts.serving_health():
             await group.wait()

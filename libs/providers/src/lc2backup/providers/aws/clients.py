@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
-
-import aioboto3
-from aiobotocore.config import AioConfig
+from typing import TYPE_CHECKING, Any
 
 from lc2backup.providers.aws.settings import AwsSettings
+
+if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
 
 RdsClient = Any  # types-aiobotocore-rds' RDSClient; kept loose so no SDK type leaks past this package
 
 
 def client_config(settings: AwsSettings) -> AioConfig:
+    from aiobotocore.config import AioConfig  # imported on use: aioboto3 is slow to import (B7)
+
     return AioConfig(
         region_name=settings.region,
         retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
@@ -32,6 +34,8 @@ def client_config(settings: AwsSettings) -> AioConfig:
 @contextlib.asynccontextmanager
 async def rds_client(settings: AwsSettings) -> AsyncIterator[RdsClient]:
     """An RDS client whose credentials come from the standard AWS chain (env, profile, IRSA)."""
+    import aioboto3
+
     session = aioboto3.Session()
     async with session.client("rds", endpoint_url=settings.rds_endpoint_url, config=client_config(settings)) as client:
         yield client

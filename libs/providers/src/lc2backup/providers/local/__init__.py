@@ -22,7 +22,8 @@ from lc2backup.providers.base import (
 )
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.local.dumping import EXTENSION, FORMAT, DumpTarget, PgDumper
-from lc2backup.providers.s3 import MIB, S3ArtifactStore, S3Client
+from lc2backup.providers.s3 import MIB, S3ArtifactStore, S3Client, S3Settings
+from lc2backup.providers.s3direct import DirectEndpoint, local_artifact_store
 from lc2backup.providers.s3transfer import S3Copier
 
 
@@ -37,6 +38,9 @@ class LocalSettings(BaseModel):
     compress: int = Field(default=1, ge=0, le=9)
     part_size_mib: int = Field(default=8, ge=5, le=512)
     copy_workers: int = Field(default=64, ge=1, le=512)
+    direct_copy: bool = Field(
+        default=True, description="list and CopyObject over aiohttp with our own SigV4 (s3direct) instead of botocore"
+    )
     progress_interval_seconds: float = 2.0
     single_copy_limit_bytes: int = 5 * 1024 * MIB
     multipart_part_size_bytes: int = 512 * MIB
@@ -84,13 +88,15 @@ class LocalDatabaseProvider:
 class LocalTransferProvider:
     name = "local"
 
-    def __init__(self, client: S3Client, settings: LocalSettings) -> None:
+    def __init__(self, client: S3Client, settings: LocalSettings, s3: S3Settings | None = None) -> None:
+        """``s3``: the endpoint ``client`` talks to; with static credentials it enables the lean copy path."""
         self._client = client
         self._copier = S3Copier(
             workers=settings.copy_workers,
             progress_interval=settings.progress_interval_seconds,
             single_copy_limit=settings.single_copy_limit_bytes,
             multipart_part_size=settings.multipart_part_size_bytes,
+            direct=DirectEndpoint.from_settings(s3) if s3 is not None and settings.direct_copy else None,
         )
 
     async def start_transfer(self, job: BackupJob) -> TransferRef:
@@ -113,4 +119,5 @@ __all__ = [
     "LocalSettings",
     "LocalTransferProvider",
     "S3ArtifactStore",
+    "local_artifact_store",
 ]

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lc2backup.domain import BackupState, Intake, Problem, SpecInvalid, parse_spec
+from lc2backup.domain import BackupRequestSpec, BackupState, Intake, Problem, SpecInvalid, parse_spec
 from lc2backup.domain.events import BackupAdmitted, BackupQueued, BackupRejected, BackupRequested
 from lc2backup.eventing.events import DomainEvent
 
@@ -81,9 +81,11 @@ class Lane:
 
 def lane_key(state: BackupState) -> str | None:
     """The lane a backup belongs to (a NATS KV key), or None for a backup that never entered one."""
-    if state.spec is None:
-        return None
-    return f"{state.spec.project_id}.{state.spec.environment}"
+    return None if state.spec is None else lane_of(state.spec)
+
+
+def lane_of(spec: BackupRequestSpec) -> str:
+    return f"{spec.project_id}.{spec.environment}"
 
 
 def decide_admission(state: BackupState, lane: Lane) -> list[DomainEvent]:
@@ -93,6 +95,7 @@ def decide_admission(state: BackupState, lane: Lane) -> list[DomainEvent]:
     if lane.active == state.backup_id:
         return [] if state.admitted else [BackupAdmitted()]
     position = lane.position(state.backup_id)
-    if position is not None and state.queue_position is None and lane.active is not None:
+    # Not once admitted: a lane read before a concurrent leave can still show the backup queued.
+    if position is not None and state.queue_position is None and lane.active is not None and not state.admitted:
         return [BackupQueued(position=position, behind=lane.active)]
     return []

@@ -78,10 +78,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         lanes = parts.consumer(
             parts.topology.events_stream, ADMISSION_CONSUMER, *parts.topology.events_of_type(*ENTERS, *LEAVES)
         )
-        # One at a time, in stream order: the queue order is the order backups were requested.
+        # Lanes concurrently, each lane's entries in stream order (the queue order is the request order).
         # A readable event that keeps failing here is an outage (KV, the event log), never poison: giving up
         # would block its lane for good, so it is retried (at most every minute) instead of dead-lettered.
-        admitting = parts.runner(lanes, admission.on_event, concurrency=1, max_error_attempts=1_000_000)
+        admitting = parts.runner(
+            lanes, admission.on_event, concurrency=settings.admission_concurrency, max_error_attempts=1_000_000
+        )
         group.start("admission", admitting.run(stop))
         readiness: ReadinessCheck = parts.nats_ready
         if settings.kubernetes.enabled:

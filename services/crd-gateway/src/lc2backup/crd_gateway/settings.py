@@ -30,4 +30,7 @@ class KubernetesSettings(BaseModel):
 class Settings(ServiceSettings):
     health: HealthSettings = HealthSettings(port=8081)
     intake_concurrency: int = 32
+    admission_concurrency: int = Field(
+        default=32, ge=1, description="admission events handled at once (different lanes; one lane stays in order)"
+    )
     kubernetes: KubernetesSettings = KubernetesSettings()

@@ -6,7 +6,6 @@ PostgreSQL database and its own buckets.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -104,26 +103,7 @@ def system(
     stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, system_extra_env: dict[str, str]
 ) -> Iterator[System]:
     """The five services as real processes, on a fresh NATS and a fresh projection database."""
-    projection = stack.postgres.create_database(f"p_{unique}")
-    source_db = stack.postgres.create_database(f"lportal_{unique}")
-    env = {
-        **stack.env(),
-        "LC2_NATS__URL": nats_server.url,
-        "LC2_POSTGRES__DSN": projection,
-        "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_db}),
-        "LC2_CONSUMER__ACK_WAIT_SECONDS": "5",
-        "LC2_POLL_INTERVAL_SECONDS": "1",
-        "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.5",
-        **system_extra_env,
-    }
-    system = System(
-        stack=stack,
-        nats=nats_server,
-        env=env,
-        log_dir=tmp_path / "logs",
-        source_dsn=source_db,
-        projection_dsn=projection,
-    )
+    system = System.local(stack, nats_server, tmp_path / "logs", unique, system_extra_env)
     system.start()
     yield system
     system.stop()

@@ -55,6 +55,32 @@ class System:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per service, on top of env
 
+    @classmethod
+    def local(
+        cls,
+        stack: LocalStack,
+        nats: NatsServer,
+        log_dir: Path,
+        unique: str,
+        extra_env: Mapping[str, str] | None = None,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> System:
+        """The five services on a fresh projection database and a fresh Liferay-like source database, with
+        the short intervals the tests want; ``extra_env`` on top for every service, ``service_env`` per service."""
+        projection = stack.postgres.create_database(f"p_{unique}")
+        source_db = stack.postgres.create_database(f"lportal_{unique}")
+        env = {
+            **stack.env(),
+            "LC2_NATS__URL": nats.url,
+            "LC2_POSTGRES__DSN": projection,
+            "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_db}),
+            "LC2_CONSUMER__ACK_WAIT_SECONDS": "5",
+            "LC2_POLL_INTERVAL_SECONDS": "1",
+            "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.5",
+            **(extra_env or {}),
+        }
+        return cls(stack, nats, env, log_dir, source_db, projection, service_env=service_env or {})
+
     def start(self) -> None:
         self.services = ServiceSet(
             {**self.env, **self.extra_env},

@@ -12,7 +12,6 @@ module a rebuild of the projection from the stream equals the live one.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -105,31 +104,23 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root = tmp_path_factory.mktemp("crash-local")
     nats_server = NatsServer(root / "nats")
     nats_server.start()
-    projection = stack.postgres.create_database(f"p_{unique}")
-    source_db = stack.postgres.create_database(f"lportal_{unique}")
-    source, destination = f"src-{unique}", f"dst-{unique}"
-    regular, etags = asyncio.run(_seed(stack, source_db, source, destination))
     points = CrashPoints(root / "markers", CASES)
-    env = {
-        **stack.env(),
-        "LC2_NATS__URL": nats_server.url,
-        "LC2_POSTGRES__DSN": projection,
-        "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_db}),
-        "LC2_CONSUMER__ACK_WAIT_SECONDS": "2",  # a killed service's message comes back after this
-        "LC2_POLL_INTERVAL_SECONDS": "0.5",
-        "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.05",
-        "LC2_LOCAL__COPY_WORKERS": "4",
-        "LC2_BATCH_SIZE": "20",  # several projection batches per backup
-    }
-    system = System(
-        stack=stack,
-        nats=nats_server,
-        env=env,
-        log_dir=root / "logs",
-        source_dsn=source_db,
-        projection_dsn=projection,
-        service_env=points.service_env(),
+    system = System.local(
+        stack,
+        nats_server,
+        root / "logs",
+        unique,
+        {
+            "LC2_CONSUMER__ACK_WAIT_SECONDS": "2",  # a killed service's message comes back after this
+            "LC2_POLL_INTERVAL_SECONDS": "0.5",
+            "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.05",
+            "LC2_LOCAL__COPY_WORKERS": "4",
+            "LC2_BATCH_SIZE": "20",  # several projection batches per backup
+        },
+        points.service_env(),
     )
+    source, destination = f"src-{unique}", f"dst-{unique}"
+    regular, etags = asyncio.run(_seed(stack, system.source_dsn, source, destination))
     system.start()
     try:
         yield Bed(system, points, source, destination, regular, etags)
@@ -138,24 +129,9 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         nats_server.stop()
 
 
-@pytest.fixture
-async def s3_versions(stack: LocalStack) -> Any:
-    session = aioboto3.Session()
-    async with session.client(
-        "s3",
-        endpoint_url=stack.s3.endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    ) as client:
-        yield client
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("case", CASES, ids=str)
-async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(
-    bed: Bed, s3_versions: Any, case: Case
-) -> None:
+async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(bed: Bed, s3: Any, case: Case) -> None:
     system = bed.system
     lane = f"crash-{CASES.index(case)}"
 
@@ -183,13 +159,13 @@ async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(
                 assert state.state == "Failed", state.message
                 assert "not-configured" in (state.message or "")
                 checks.check_events_once(history, ("BackupRequested", "DatabaseBranchFailed", "BackupFailed"))
-                await checks.check_no_metadata(s3_versions, state)
+                await checks.check_no_metadata(s3, state)
                 continue
             assert state.state == "Succeeded", state.message
             checks.check_events_once(history, checks.SUCCEEDED_ONCE)
-            await checks.check_dump_once(s3_versions, state)
-            await checks.check_copy_set(s3_versions, state, bed.regular, bed.etags)
-            await checks.check_metadata_once(s3_versions, state, history)
+            await checks.check_dump_once(s3, state)
+            await checks.check_copy_set(s3, state, bed.regular, bed.etags)
+            await checks.check_metadata_once(s3, state, history)
         if case.point == "after-append:BackupQueued":
             assert (await log.types(states[1].backup_id)).count("BackupQueued") == 1
         await checks.check_lane_released(log, states[0])

@@ -226,30 +226,9 @@ class TestObjectStore:
         proxies: tuple[TcpProxy, TcpProxy],
     ) -> Iterator[System]:
         workers, metadata = proxies
-        projection = stack.postgres.create_database(f"p_{unique}")
-        source_db = stack.postgres.create_database(f"lportal_{unique}")
-        env = {
-            **stack.env(),
-            "LC2_NATS__URL": nats_server.url,
-            "LC2_POSTGRES__DSN": projection,
-            "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_db}),
-            "LC2_CONSUMER__ACK_WAIT_SECONDS": "5",
-            "LC2_POLL_INTERVAL_SECONDS": "1",
-            "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.2",
-            "LC2_S3__ENDPOINT_URL": workers.url,
-            **system_extra_env,
-        }
-        system = System(
-            stack=stack,
-            nats=nats_server,
-            env=env,
-            log_dir=tmp_path / "logs",
-            source_dsn=source_db,
-            projection_dsn=projection,
-            service_env={
-                "metadata": {"LC2_S3__ENDPOINT_URL": metadata.url, "LC2_DEADLINE_HOURS": str(DEADLINE_HOURS / 2)}
-            },
-        )
+        extra = {"LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.2", "LC2_S3__ENDPOINT_URL": workers.url, **system_extra_env}
+        metadata_env = {"LC2_S3__ENDPOINT_URL": metadata.url, "LC2_DEADLINE_HOURS": str(DEADLINE_HOURS / 2)}
+        system = System.local(stack, nats_server, tmp_path / "logs", unique, extra, {"metadata": metadata_env})
         system.start()
         yield system
         system.stop()

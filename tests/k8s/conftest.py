@@ -150,30 +150,14 @@ def k8s_system(
     stack: LocalStack, nats_server: NatsServer, kube: KubeEmulator, tmp_path: Path, unique: str
 ) -> Iterator[System]:
     """The five services as real processes; crd-gateway watches the emulator."""
-    projection = stack.postgres.create_database(f"p_{unique}")
-    source_db = stack.postgres.create_database(f"lportal_{unique}")
-    env = {
-        **stack.env(),
-        "LC2_NATS__URL": nats_server.url,
-        "LC2_POSTGRES__DSN": projection,
-        "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_db}),
-        "LC2_CONSUMER__ACK_WAIT_SECONDS": "5",
-        "LC2_POLL_INTERVAL_SECONDS": "1",
-        "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.5",
+    kubernetes = {
         "LC2_KUBERNETES__ENABLED": "true",
         "LC2_KUBERNETES__KUBECONFIG": str(kube.kubeconfig),
         "LC2_KUBERNETES__BACKOFF_INITIAL_SECONDS": "0.1",
         "LC2_KUBERNETES__BACKOFF_MAX_SECONDS": "1",
         "LC2_KUBERNETES__STATUS_RETRY_SECONDS": "0.5",
     }
-    system = System(
-        stack=stack,
-        nats=nats_server,
-        env=env,
-        log_dir=tmp_path / "logs",
-        source_dsn=source_db,
-        projection_dsn=projection,
-    )
+    system = System.local(stack, nats_server, tmp_path / "logs", unique, kubernetes)
     system.start()
     yield system
     system.stop()

@@ -32,7 +32,7 @@ from nats.js.errors import NotFoundError
 
 from lc2backup.eventing.crashpoints import crash_point
 from lc2backup.eventing.deadletters import DeadLetters
-from lc2backup.eventing.errors import DecodeError, PoisonMessage, RetryLater, UnknownEventType
+from lc2backup.eventing.errors import DecodeError, PoisonMessage, RetryLater, TopologyError, UnknownEventType
 from lc2backup.eventing.topology import ConsumerSpec, ensure_consumer
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class ConsumerRunner:
                 continue
             if status == "409" and "Deleted" in str((msg.headers or {}).get("Description", "")):
                 log.warning("consumer %s was deleted; recreating it", self.spec.durable)
-                await ensure_consumer(self._js, self.spec)
+                await self._recreate()
             return  # 404 no messages, 408 expired, 409 limits: this pull request is over
 
     async def _check_consumer(self) -> None:
@@ -178,9 +178,18 @@ class ConsumerRunner:
             await self._js.consumer_info(self.spec.stream, self.spec.durable)
         except NotFoundError:
             log.warning("consumer %s is missing; recreating it", self.spec.durable)
-            await ensure_consumer(self._js, self.spec)
+            await self._recreate()
         except Exception as exc:  # disconnected or JetStream restarting: the next pull retries
             log.warning("consumer %s not reachable: %r", self.spec.durable, exc)
+
+    async def _recreate(self) -> None:
+        """Create the consumer again. While the server is still deleting it, a create can be refused ("consumer
+        does not exist") or undone: the service keeps running, and the next expired pull checks again."""
+        try:
+            await ensure_consumer(self._js, self.spec)
+        except TopologyError as exc:
+            log.warning("%s; checking again shortly", exc)
+            await asyncio.sleep(0.5)
 
     async def _heartbeat(self, deliveries: list[Msg]) -> None:
         interval = max(self.spec.ack_wait / 3, 0.5)

@@ -3,6 +3,7 @@
 from lc2backup.runtime.connections import connect_nats
 from lc2backup.runtime.health import HealthServer, ReadinessCheck
 from lc2backup.runtime.lifecycle import TaskGroupStopper, run
+from lc2backup.runtime.locks import KeyedLocks
 from lc2backup.runtime.logs import configure_logging
 from lc2backup.runtime.redaction import redact
 from lc2backup.runtime.scaffold import ServiceScaffold, scaffold
@@ -16,6 +17,7 @@ from lc2backup.runtime.settings import (
 from lc2backup.runtime.telemetry import configure_tracing
 
 __all__ = [
+    "KeyedLocks",
     "ConsumerSettings",
     "HealthServer",
     "HealthSettings",

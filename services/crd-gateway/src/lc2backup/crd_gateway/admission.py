@@ -13,10 +13,8 @@ admission the bottleneck of the whole system (benchmark B2: half a second of que
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -27,6 +25,7 @@ from lc2backup.crd_gateway.errors import LaneContention
 from lc2backup.domain import fold
 from lc2backup.domain.events import BackupRequested
 from lc2backup.eventing import Causation, EventStore, Repository
+from lc2backup.runtime import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +39,16 @@ class Admission:
         self._store = store
         self._backups = Repository(store, fold)
         self._lanes = lanes
-        self._entering: dict[str, _Turns] = {}
+        self._entering = KeyedLocks()
 
     async def on_event(self, msg: Msg) -> None:
         delivered = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
         if not isinstance(delivered.event, BackupRequested):
             await self._admit(delivered.envelope.type, delivered.envelope.backup_id)
             return
-        # Take the lane's turn before the first await: handlers start in delivery order, so turns are taken
-        # (asyncio.Lock is FIFO) in the order the requests were made.
-        key = lane_of(delivered.event.spec)
-        turns = self._entering.setdefault(key, _Turns())
-        turns.users += 1
-        try:
-            async with turns.lock:
-                await self._admit(delivered.envelope.type, delivered.envelope.backup_id)
-        finally:
-            turns.users -= 1
-            if not turns.users:
-                del self._entering[key]
+        # Entries of one lane one after another, in delivery order (``KeyedLocks``: FIFO, no await before it).
+        async with self._entering.hold(lane_of(delivered.event.spec)):
+            await self._admit(delivered.envelope.type, delivered.envelope.backup_id)
 
     async def _admit(self, event_type: str, backup_id: str) -> None:
         state, _ = await self._backups.load(backup_id)
@@ -95,11 +85,3 @@ class Admission:
                 continue  # another replica changed the lane: read it again
             return changed
         raise LaneContention(f"lane {key} kept changing under us")
-
-
-@dataclass
-class _Turns:
-    """The entries of one lane waiting for, or holding, its turn."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0

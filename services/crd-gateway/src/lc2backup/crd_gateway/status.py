@@ -12,10 +12,8 @@ claiming a sequence the log does not have is overwritten: the log is the truth.)
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -26,6 +24,7 @@ from lc2backup.crd_gateway.projection import Transition, identity, merge_patch, 
 from lc2backup.crd_gateway.recording import EventRecorder
 from lc2backup.domain import BackupState, backup_id_for_resource, fold
 from lc2backup.eventing import EventStore, Repository, RetryLater, consuming_span
+from lc2backup.runtime import KeyedLocks
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -37,27 +36,6 @@ def _now() -> datetime:
 
 def from_kubernetes(state: BackupState) -> bool:
     return state.exists and state.source is not None and state.source.kind == "kubernetes"
-
-
-class KeyedLocks:
-    """One lock per backup, dropped when unused: serialises this process's writes to one CR."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 class StatusProjector:

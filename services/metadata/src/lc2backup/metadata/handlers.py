@@ -8,11 +8,9 @@ fails with the reason: it never stays in GeneratingMetadata forever.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from nats.aio.msg import Msg
@@ -29,7 +27,7 @@ from lc2backup.eventing import (
 )
 from lc2backup.metadata import domain
 from lc2backup.providers import ArtifactStore, PermanentProviderError, TransientProviderError
-from lc2backup.runtime import redact
+from lc2backup.runtime import KeyedLocks, redact
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class Completion:
         self._retry_delay = retry_delay
         self._deadline = deadline
         self._clock = clock
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()
 
     async def on_event(self, msg: Msg) -> None:
         trigger = self._store.delivered(msg).envelope  # not a readable event: dead-lettered with the reason
@@ -63,25 +61,11 @@ class Completion:
         backup_id = trigger.backup_id
         # Both branch outcomes often arrive together: one at a time per backup, the second sees the first's
         # metadata.json and events, instead of racing it to a 412 and a read-back (benchmark B2).
-        async with self._one_at_a_time(backup_id):
+        async with self._locks.hold(backup_id):
             history = await self._store.load(backup_id)
             causation = Causation(str(trigger.id))
             with consuming_span("metadata", trigger.trace, backup_id=backup_id):
                 await self.advance(backup_id, fold(backup_id, history.events), causation)
-
-    @contextlib.asynccontextmanager
-    async def _one_at_a_time(self, backup_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(backup_id, (asyncio.Lock(), 0))
-        self._locks[backup_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[backup_id]
-            if users == 1:
-                del self._locks[backup_id]
-            else:
-                self._locks[backup_id] = (lock, users - 1)
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         """A trigger we gave up on would leave its backup unfinished: fail it instead. Poison is no backup's."""

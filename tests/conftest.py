@@ -11,16 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aioboto3
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
 from lc2backup.devstack import LocalStack, NatsServer
-from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 from lc2backup.domain import registry
 from lc2backup.eventing import EventStore, Topology, ensure_streams
-from tests.support import System
+from tests.support import System, stack_s3
 
 
 @pytest.fixture(scope="session")
@@ -72,14 +70,7 @@ def pg_dsn(stack: LocalStack, unique: str) -> str:
 
 @pytest.fixture
 async def s3(stack: LocalStack) -> AsyncIterator[Any]:
-    session = aioboto3.Session()
-    async with session.client(
-        "s3",
-        endpoint_url=stack.s3.endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    ) as client:
+    async with stack_s3(stack) as client:
         yield client
 
 

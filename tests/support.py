@@ -3,18 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aioboto3
 import httpx
 
 from lc2backup.devstack import LocalStack, NatsServer, ServiceSet
+from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 
 TERMINAL = {"Succeeded", "Failed", "Rejected"}
+
+
+@contextlib.asynccontextmanager
+async def stack_s3(stack: LocalStack) -> AsyncIterator[Any]:
+    """A botocore S3 client on the stack's SeaweedFS."""
+    async with aioboto3.Session().client(
+        "s3",
+        endpoint_url=stack.s3.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ) as client:
+        yield client
+
+
+async def rebuild_projection(env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``lc2backup-archiver rebuild`` as its own process with ``env`` on top of ours; fails the test if it fails."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "lc2backup.archiver", "rebuild"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def local_spec(

@@ -14,7 +14,7 @@ from aiobotocore.config import AioConfig
 
 from lc2backup.devstack import MotoServer
 from tests.aws.stage import Stage
-from tests.aws.support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, aws_env
+from tests.aws.support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, aws_env, create_instance
 
 
 @pytest.fixture(scope="session")
@@ -62,18 +62,7 @@ async def aws_s3(moto: MotoServer) -> AsyncIterator[Any]:
 @pytest.fixture
 async def instance(rds: Any, unique: str) -> str:
     """A PostgreSQL RDS instance in moto, unique to the test."""
-    name = f"liferay-{unique}"
-    await rds.create_db_instance(
-        DBInstanceIdentifier=name,
-        Engine="postgres",
-        EngineVersion="16.3",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername="liferay",
-        MasterUserPassword="not-used-by-the-backup",
-        DBName="lportal",
-    )
-    return name
+    return await create_instance(rds, f"liferay-{unique}")
 
 
 @pytest.fixture

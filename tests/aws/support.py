@@ -23,6 +23,21 @@ ACCESS_KEY_ID = "AKIALC2MOTOTESTONLY7"
 SECRET_ACCESS_KEY = "lc2-moto-secret-must-never-leak-0123456789"
 
 
+async def create_instance(rds: Any, name: str) -> str:
+    """A PostgreSQL RDS instance in moto named ``name`` (the backups never log in to it)."""
+    await rds.create_db_instance(
+        DBInstanceIdentifier=name,
+        Engine="postgres",
+        EngineVersion="16.3",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="liferay",
+        MasterUserPassword="not-used-by-the-backup",
+        DBName="lportal",
+    )
+    return name
+
+
 def aws_spec(instance: str, source: str, destination: str, **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "projectId": "retail",

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import asyncpg
@@ -18,7 +15,7 @@ from lc2backup.devstack.seeding import plan_document_library, seed_document_libr
 from lc2backup.domain import backup_id_for_request
 from lc2backup.eventing import Topology
 from lc2backup.metadata.handlers import TRIGGERS
-from tests.support import System
+from tests.support import System, rebuild_projection
 
 pytestmark = pytest.mark.e2e
 
@@ -107,16 +104,7 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
         assert await _tables(system.projection_dsn) == before_tables  # one projection row per backup
 
         # Rebuild: drop the projection and replay the stream; the tables come back identical.
-        env = {**os.environ, **system.env}
-        done = subprocess.run(
-            [sys.executable, "-m", "lc2backup.archiver", "rebuild"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
+        done = await rebuild_projection(system.env, timeout=120)
         assert "rebuilt the projection from" in done.stdout
         assert await _tables(system.projection_dsn) == before_tables
     finally:

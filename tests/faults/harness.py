@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -26,7 +23,7 @@ from nats.js.errors import NotFoundError
 from lc2backup.domain import BackupState, backup_id_for_request, fold, registry
 from lc2backup.eventing import EventStore, RecordedEvent, Topology
 from tests.faults.figures import FIGURES
-from tests.support import System
+from tests.support import System, rebuild_projection
 
 TOPOLOGY = Topology()
 EVENT_DURABLES = ("db-export", "doclib-transfer", "metadata", "crd-gateway-admission")
@@ -200,17 +197,7 @@ async def rebuild_equals_live(system: System, scratch_database: str) -> int:
     assert system.services is not None
     live = system.projection_dsn
     again = system.stack.postgres.create_database(scratch_database)
-    env = {**os.environ, **system.services["archiver"].env, "LC2_POSTGRES__DSN": again}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "lc2backup.archiver", "rebuild"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    await rebuild_projection({**system.services["archiver"].env, "LC2_POSTGRES__DSN": again}, timeout=180)
     live_tables, rebuilt = await tables(live), await tables(again)
     assert rebuilt == live_tables
     return len(live_tables["backups"])

@@ -24,7 +24,16 @@ from lc2backup.devstack import LocalStack, MotoServer, NatsServer
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from lc2backup.providers.aws import export_identifier, snapshot_identifier
 from tests.aws.stage import Stage
-from tests.aws.support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, aws_env, aws_spec, exports_of, snapshots_of
+from tests.aws.support import (
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    aws_env,
+    aws_spec,
+    create_instance,
+    exports_of,
+    snapshots_of,
+)
 from tests.faults import checks
 from tests.faults.crashing import Case, CrashPoints, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
@@ -145,16 +154,7 @@ async def test_a_sigkill_at_every_step_boundary_of_an_aws_backup_starts_nothing_
     system, stage = bed.system, bed.stage
     lane = f"crash-{CASES.index(case)}"
     instance = f"liferay-{lane}"
-    await rds.create_db_instance(
-        DBInstanceIdentifier=instance,
-        Engine="postgres",
-        EngineVersion="16.3",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername="liferay",
-        MasterUserPassword="not-used-by-the-backup",
-        DBName="lportal",
-    )
+    await create_instance(rds, instance)
     log = EventLog(await connect(system))
     if case.hold is not None:
         stage.set_fields(*case.hold)

@@ -17,17 +17,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aioboto3
 import asyncpg
 import pytest
 
 from lc2backup.devstack import LocalStack, NatsServer
-from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from tests.faults import checks
 from tests.faults.crashing import Case, CrashPoints, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
-from tests.support import System, local_spec
+from tests.support import System, local_spec, stack_s3
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
@@ -81,14 +79,7 @@ async def _seed(stack: LocalStack, source_dsn: str, source: str, destination: st
         await conn.execute(SOURCE_TABLE)
     finally:
         await conn.close()
-    session = aioboto3.Session()
-    async with session.client(
-        "s3",
-        endpoint_url=stack.s3.endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    ) as s3:
+    async with stack_s3(stack) as s3:
         await s3.create_bucket(Bucket=source)
         await s3.create_bucket(Bucket=destination)
         # every version is kept: "created once" is then something the bucket can show

@@ -1,11 +1,29 @@
-"""Free loopback ports, so every server of the stack can run beside any other copy of it."""
+"""Free loopback ports, so every server of the stack can run beside any other copy of it.
+
+A port is chosen *below* the kernel's ephemeral range (``/proc/sys/net/ipv4/ip_local_port_range``), never
+from it: the kernel gives ephemeral ports to every outgoing connection (each client of NATS, PostgreSQL or
+S3), so a port taken from that range (``bind(0)``) can become some connection's source port between the
+moment it is chosen and the moment the server binds it — seen as ``bind: address already in use`` when a
+nats-server started, or restarted on its old port after an outage. Below the range only explicit binds
+compete, and each candidate is checked free before it is handed out.
+"""
 
 from __future__ import annotations
 
 import random
 import socket
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+_LOWEST = 10000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _is_free(port: int) -> bool:
@@ -19,21 +37,12 @@ def _is_free(port: int) -> bool:
 
 
 def free_port() -> int:
-    """A port the kernel just handed out on 127.0.0.1 (free at the time of the call)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def free_port_with_grpc_twin(offset: int = 10000, low: int = 20000, high: int = 45000) -> int:
-    """A port P such that P and P + offset are both free.
-
-    SeaweedFS binds its gRPC listener at the HTTP port + 10000 and offers no flag to move it,
-    so both must be free, and P must stay below 65535 - offset.
-    """
-    for _ in range(500):
-        port = random.randint(low, high)
-        if _is_free(port) and _is_free(port + offset):
+    """A port free on 127.0.0.1 at the time of the call, below the kernel's ephemeral range."""
+    high = _ephemeral_start() - 1
+    if high <= _LOWEST:
+        raise RuntimeError(f"the ephemeral port range starts at {high + 1}: no room below it for servers")
+    for _ in range(1000):
+        port = random.randint(_LOWEST, high)
+        if _is_free(port):
             return port
-    raise RuntimeError("no free port pair found on 127.0.0.1")
+    raise RuntimeError(f"no free port found on {LOOPBACK} between {_LOWEST} and {high}")

@@ -11,6 +11,7 @@ from asyncpg.pool import PoolConnectionProxy
 Executor = asyncpg.Connection | PoolConnectionProxy
 
 PROJECTION = "backups@v1"
+MIGRATION_LOCK = 4242001  # pg_advisory_xact_lock key: one migration or reset at a time
 
 DDL = """
 CREATE TABLE IF NOT EXISTS projection_checkpoint (
@@ -80,7 +81,7 @@ CREATE INDEX IF NOT EXISTS backups_state ON backups (state, created_at DESC);
 
 async def migrate(conn: Executor) -> None:
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(4242001)")  # concurrent start-ups migrate once
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)  # concurrent start-ups migrate once
         await conn.execute(DDL)
         await conn.execute(
             "INSERT INTO projection_checkpoint (name, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", PROJECTION
@@ -90,7 +91,7 @@ async def migrate(conn: Executor) -> None:
 async def reset(conn: Executor) -> None:
     """Drop the projection (rebuild's first step): tables recreated empty, checkpoint back to 0."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(4242001)")
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await conn.execute("DROP TABLE IF EXISTS backups, backup_events")
         await conn.execute(DDL)
         await conn.execute(

@@ -89,9 +89,14 @@ async def migrate(conn: Executor) -> None:
 
 
 async def reset(conn: Executor) -> None:
-    """Drop the projection (rebuild's first step): tables recreated empty, checkpoint back to 0."""
+    """Drop the projection (rebuild's first step): tables recreated empty, checkpoint back to 0.
+
+    The checkpoint row is locked before the tables, in the order a batch takes them (``apply_batch``): a batch
+    in flight holds the row and then reads ``backups``, so dropping ``backups`` first could deadlock with it.
+    """
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute("SELECT 1 FROM projection_checkpoint WHERE name = $1 FOR NO KEY UPDATE", PROJECTION)
         await conn.execute("DROP TABLE IF EXISTS backups, backup_events")
         await conn.execute(DDL)
         await conn.execute(

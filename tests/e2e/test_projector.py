@@ -38,6 +38,10 @@ WAITING_FOR_ROW = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
     "AND wait_event_type = 'Lock' AND query LIKE '%projection_checkpoint%FOR UPDATE%'"
 )
+LOCK_WAITERS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND wait_event_type = 'Lock'"
+)
 WAITING_FOR_MIGRATION = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
     "AND wait_event = 'advisory'"
@@ -175,6 +179,90 @@ async def test_rebuild_in_place_beside_the_running_archiver_loses_nothing(
         proxy.release()
         proxy.drop()
         for conn in (row_holder, watch):
+            await conn.close()
+        await log.nc.close()
+
+
+def _deadlocks(log_text: str, database_oid: int) -> list[str]:
+    """The deadlocks PostgreSQL reported in ``log_text`` whose lock graph involves this database."""
+    reports = log_text.split("ERROR:  deadlock detected")[1:]
+    return [r[:600] for r in reports if f"of database {database_oid};" in "\n".join(r.splitlines()[:6])]
+
+
+DEADLOCK_REPORT = """\
+2026-12-05 08:10:20.726 UTC [11633] ERROR:  deadlock detected
+2026-12-05 08:10:20.726 UTC [11633] DETAIL:  Process 11633 waits for AccessShareLock on relation 16403 of database \
+16384; blocked by process 11650.
+\tProcess 11650 waits for ShareLock on transaction 1201; blocked by process 11633.
+\tProcess 11633: SELECT backup_id, state_doc FROM backups WHERE backup_id = ANY($1)
+"""
+
+
+def test_deadlock_check_finds_a_report_of_its_database_only() -> None:
+    """Positive control of the judge below, on the server's own wording."""
+    assert len(_deadlocks(DEADLOCK_REPORT, 16384)) == 1
+    assert _deadlocks(DEADLOCK_REPORT, 16385) == []
+    assert _deadlocks(DEADLOCK_REPORT.replace("deadlock detected", "canceling statement"), 16384) == []
+
+
+@pytest.mark.timeout(300)
+async def test_rebuild_reset_and_a_live_batch_take_their_locks_in_one_order(
+    system: System, s3: Any, buckets: tuple[str, str], unique: str
+) -> None:
+    """The reset waits to drop ``backups`` while a live batch starts: neither is chosen as a deadlock victim.
+
+    Forced: the test holds ``backups`` (ACCESS SHARE) so the reset waits at its DROP; then a live batch starts
+    and waits too; then the test lets go. The judge is PostgreSQL's own log of deadlocks in this database.
+    """
+    source, destination = buckets
+    await seed_document_library(s3, source, "", plan_document_library(10))
+    assert system.services is not None
+    server_log = system.stack.postgres.log_path
+    log_from = server_log.stat().st_size
+    log = EventLog(await connect(system))
+    watch = await asyncpg.connect(system.projection_dsn)
+    table_holder = await asyncpg.connect(system.projection_dsn)
+    try:
+        oid = int(await watch.fetchval("SELECT oid FROM pg_database WHERE datname = current_database()"))
+        first = await log.request("first", system.spec(source, destination))
+        await _terminal(log, system, [first])
+        await _caught_up(log, system, watch)
+
+        async def lock_waiters() -> int:
+            return int(await watch.fetchval(LOCK_WAITERS))
+
+        hold_table = table_holder.transaction()
+        await hold_table.start()
+        await table_holder.execute("LOCK TABLE backups IN ACCESS SHARE MODE")
+        rebuilding = asyncio.create_task(rebuild_projection(system.services["archiver"].env, timeout=120))
+
+        async def reset_waits() -> bool:
+            return await lock_waiters() == 1
+
+        await eventually("the rebuild's reset waits to drop the tables", reset_waits, system, timeout=30)
+        running = await log.request("running", system.spec(source, destination, environment="e2"))
+
+        async def both_wait() -> bool:
+            return await lock_waiters() == 2
+
+        await eventually("a live batch waits too", both_wait, system, timeout=30)
+        await hold_table.commit()
+        done = await rebuilding
+        assert "rebuilt the projection from" in done.stdout
+
+        await _terminal(log, system, [running])
+        await settled(log, system)
+        await _caught_up(log, system, watch)
+        first_seq, last_seq = await _stream_bounds(log)
+        problems = sequence_problems(await _rows_per_sequence(system.projection_dsn), first_seq, last_seq)
+        assert problems == [], f"{len(problems)} problems: {problems[:20]}"
+        with server_log.open(encoding="utf-8", errors="replace") as file:
+            file.seek(log_from)
+            deadlocks = _deadlocks(file.read(), oid)
+        assert deadlocks == [], deadlocks
+        assert await rebuild_equals_live(system, f"r_{unique}") == 2
+    finally:
+        for conn in (table_holder, watch):
             await conn.close()
         await log.nc.close()
 

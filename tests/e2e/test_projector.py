@@ -300,7 +300,7 @@ async def test_readyz_after_a_restart_reports_the_stored_checkpoint_and_the_lag(
         # Restarted, it cannot move the checkpoint while the test holds the row: /readyz reports what is stored.
         async with watch.transaction():
             await watch.fetchval("SELECT last_seq FROM projection_checkpoint FOR KEY SHARE")
-            await asyncio.to_thread(archiver.spawn)
+            archiver.spawn()  # on this thread: the child's death signal follows the thread that started it
 
             async def answers() -> tuple[int, dict[str, Any]]:
                 return await _readiness(system)
@@ -313,11 +313,11 @@ async def test_readyz_after_a_restart_reports_the_stored_checkpoint_and_the_lag(
                 "lag": stream_last - stored,
             }, json.dumps(body)
 
-        await asyncio.to_thread(archiver.wait_ready, 60)
+        archiver.wait_ready(60)
         assert await _caught_up(log, system, watch) == stream_last
 
         # Restarted again with nothing new to apply: the position is still the stored one, not 0.
-        await asyncio.to_thread(system.services.restart, "archiver")
+        system.services.restart("archiver")
         status, body = await _readiness(system)
         assert status == 200, body
         assert body["projection"] == {"checkpoint": stream_last, "streamLastSequence": stream_last, "lag": 0}, body

@@ -4,6 +4,9 @@ Killing the session's SeaweedFS would break every later test; a proxy in front o
 services under test, makes the outage theirs alone. ``drop()`` closes the listener and resets every open
 connection (new ones are refused, as with a store that is down); ``restore()`` listens again. Threads, not
 asyncio: it must keep forwarding while the test's event loop is blocked (restarting a service).
+
+``hold()`` keeps the connections open but forwards nothing until ``release()``: the process behind it waits
+for an answer exactly at its next request, which lets a test order two processes' steps deterministically.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ class TcpProxy:
     _listener: socket.socket | None = None
     _connections: set[socket.socket] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _flowing: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -60,6 +67,13 @@ class TcpProxy:
 
     close = drop
 
+    def hold(self) -> None:
+        """Forward nothing more (what arrives waits in the proxy) until ``release()``; connections stay open."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -80,6 +94,7 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

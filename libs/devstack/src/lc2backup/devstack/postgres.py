@@ -75,6 +75,12 @@ class PostgresServer:
         assert self._data_root is not None, "start() first"
         return self._data_root / "data"
 
+    @property
+    def log_path(self) -> Path:
+        """The server's own log (stderr): errors it reported to clients, deadlocks with their lock graph."""
+        assert self._data_root is not None, "start() first"
+        return self._data_root / "server.log"
+
     def _prepare_root(self) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         link = self.directory / "postgres"
@@ -123,7 +129,7 @@ class PostgresServer:
         self._process = ManagedProcess(
             "postgres",
             _as_pg_user(argv, pdeathsig="INT"),
-            log_path=self._data_root / "server.log",
+            log_path=self.log_path,
             stop_signal=signal.SIGINT,  # fast shutdown: disconnect clients, checkpoint, exit
             pdeathsig_in_preexec=not root,
         )

@@ -13,13 +13,14 @@ need none.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
@@ -33,6 +34,7 @@ from lc2backup.archiver import queries
 from lc2backup.archiver.archiving import Projector
 from lc2backup.archiver.auth import Tenant, TokenBook, current_tenant, require_project
 from lc2backup.archiver.errors import ApiRefusal, Unauthenticated, Unprocessable
+from lc2backup.archiver.projection import checkpoint
 from lc2backup.domain import (
     BackupRequestSpec,
     BackupState,
@@ -118,6 +120,27 @@ class Accepted(ApiModel):
     location: str
 
 
+class ProjectionProgress(ApiModel):
+    """Where the projection stands, read from its stores at each request (not what this process applied)."""
+
+    checkpoint: int | None = Field(
+        description="Stream sequence of the last event the projection holds, as stored in PostgreSQL; "
+        "null when PostgreSQL does not answer"
+    )
+    stream_last_sequence: int | None = Field(
+        description="Sequence of the last event in the event stream; null when NATS does not answer"
+    )
+    lag: int | None = Field(description="Events in the stream not projected yet: streamLastSequence - checkpoint")
+
+
+class Readiness(ApiModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool] = Field(
+        description="nats and postgres answer; projection: the projector has caught up once since it started"
+    )
+    projection: ProjectionProgress | None = None
+
+
 class ErrorOut(ApiModel):
     detail: str
     problems: list[Problem] | None = None
@@ -186,23 +209,39 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"], responses={503: {"description": "A dependency is not ready"}})
-async def readyz(request: Request, response: Response) -> dict[str, Any]:
+@router.get(
+    "/readyz",
+    tags=["health"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
+)
+async def readyz(request: Request, response: Response) -> Readiness:
     res = _res(request)
     checks: dict[str, bool] = {"nats": res.nc.is_connected}
+    stored: int | None = None
     try:
-        await res.pool.fetchval("SELECT 1", timeout=2)
+        async with asyncio.timeout(2):
+            stored = await checkpoint(res.pool)
         checks["postgres"] = True
     except Exception:
         checks["postgres"] = False
+    progress: ProjectionProgress | None = None
     if res.projector is not None:
         checks["projection"] = res.projector.ready
+        last = await _stream_last_sequence(res) if checks["nats"] else None
+        lag = last - stored if last is not None and stored is not None else None
+        progress = ProjectionProgress(checkpoint=stored, stream_last_sequence=last, lag=lag)
     ready = all(checks.values())
     response.status_code = 200 if ready else 503
-    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
-    if res.projector is not None:
-        body["projectionPosition"] = res.projector.position
-    return body
+    return Readiness(status="ready" if ready else "not ready", checks=checks, projection=progress)
+
+
+async def _stream_last_sequence(res: ApiResources) -> int | None:
+    try:
+        info = await res.nc.jetstream(timeout=2).stream_info(res.topology.events_stream)
+    except Exception:
+        return None
+    return info.state.last_seq
 
 
 @router.get(

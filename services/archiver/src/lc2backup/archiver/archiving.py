@@ -39,7 +39,6 @@ class Projector:
         self._batch = batch_size
         self._idle = idle_poll
         self.ready = False
-        self.position = 0
         self.applied = 0
         self.unreadable = 0
         self.last_error: str | None = None
@@ -48,20 +47,24 @@ class Projector:
         """Apply everything the stream holds now; returns the number of events applied."""
         applied = 0
         async with self._pool.acquire() as conn:
-            position = await checkpoint(conn)
-            page, more = await self._read(position + 1)
+            page, more = await self._read(await checkpoint(conn) + 1)
             ahead: asyncio.Task[tuple[Decoded, bool]] | None = None
             try:
                 while page.last_sequence:
                     if more:  # the next page is read and decoded while this one is written (benchmark B3)
                         ahead = asyncio.create_task(self._read(page.last_sequence + 1))
                     result = await apply_batch(conn, page)
+                    if result.stale:  # the checkpoint moved back since the page was read (a rebuild's reset)
+                        if ahead is not None:
+                            ahead.cancel()
+                            ahead = None
+                        log.info("the checkpoint moved back to %d: reading again from there", result.checkpoint)
+                        page, more = await self._read(result.checkpoint + 1)
+                        continue
                     for message, reason in result.poison:  # kept in the stream; skipped here, loudly
                         self.unreadable += 1
                         log.error("event seq=%d cannot be projected: %s", message.sequence, reason)
                     applied += result.events
-                    position = max(result.checkpoint, page.last_sequence)
-                    self.position = position
                     if ahead is None:
                         break
                     (page, more), ahead = await ahead, None
@@ -74,7 +77,7 @@ class Projector:
     async def _read(self, start: int) -> tuple[Decoded, bool]:
         """The page from ``start`` on, decoded, and whether the stream holds more after it."""
         batch = await self._reader.read(self._topology.all_events, start, self._batch)
-        return decode_page(self._registry, batch.messages, self._topology), batch.more
+        return decode_page(self._registry, start, batch.messages, self._topology), batch.more
 
     async def run(self, stop: asyncio.Event) -> None:
         wake = asyncio.Event()

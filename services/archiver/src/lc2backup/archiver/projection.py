@@ -3,6 +3,11 @@
 The checkpoint row is locked (``FOR UPDATE``) for the batch, events at or below it are skipped, and the
 new checkpoint is written in the same transaction, so a crash anywhere leaves either the whole batch or
 none of it, and a second archiver replica simply waits and skips.
+
+A page is read before that lock is taken (and the next one while this one is written), so the checkpoint can
+have moved back meanwhile: a rebuild's reset sets it to 0. A page read from further on than the locked
+checkpoint + 1 is therefore refused (``Applied.stale``) and the projector reads again from the checkpoint;
+applied, it would move the checkpoint past events that were never projected.
 """
 
 from __future__ import annotations
@@ -95,7 +100,8 @@ class Applied:
     events: int
     skipped: int
     poison: list[tuple[StoredMessage, str]]
-    checkpoint: int
+    checkpoint: int  # the stored checkpoint after the batch
+    stale: bool = False  # the page starts after checkpoint + 1: nothing applied, read again from the checkpoint
 
 
 def _pg_safe(value: Any) -> Any:
@@ -181,13 +187,17 @@ def backup_row(s: BackupState) -> tuple[object, ...]:
 class Decoded:
     """A page of the stream, decoded (pure CPU: done while the previous page is being written)."""
 
+    start: int  # the sequence the read started from: the page holds every event from there to last_sequence
     last_sequence: int
     recorded: list[RecordedEvent]
     poison: list[tuple[StoredMessage, str]]
 
 
-def decode_page(registry: EventRegistry, batch: Sequence[StoredMessage], topology: Topology | None = None) -> Decoded:
-    """Messages that are not events (``read_event``) are kept aside as poison, with the reason."""
+def decode_page(
+    registry: EventRegistry, start: int, batch: Sequence[StoredMessage], topology: Topology | None = None
+) -> Decoded:
+    """``batch`` as read from ``start`` on. Messages that are not events (``read_event``) are kept aside as
+    poison, with the reason."""
     topology = topology or Topology()
     recorded: list[RecordedEvent] = []
     poison: list[tuple[StoredMessage, str]] = []
@@ -196,15 +206,18 @@ def decode_page(registry: EventRegistry, batch: Sequence[StoredMessage], topolog
             recorded.append(read_event(registry, topology, message))
         except EventingError as exc:
             poison.append((message, str(exc)))
-    return Decoded(batch[-1].sequence if batch else 0, recorded, poison)
+    return Decoded(start, batch[-1].sequence if batch else 0, recorded, poison)
 
 
 async def apply_batch(conn: Executor, page: Decoded) -> Applied:
-    """Apply ``page`` once: what is at or below the checkpoint was applied before and is skipped."""
+    """Apply ``page`` once: what is at or below the checkpoint was applied before and is skipped; a page that
+    starts after checkpoint + 1 would leave a gap and is refused (``stale``)."""
     async with conn.transaction():
         checkpoint = await conn.fetchval(
             "SELECT last_seq FROM projection_checkpoint WHERE name = $1 FOR UPDATE", PROJECTION
         )
+        if page.start > checkpoint + 1:
+            return Applied(0, 0, [], checkpoint, stale=True)
         if page.last_sequence <= checkpoint:
             return Applied(0, len(page.recorded) + len(page.poison), [], checkpoint)
         recorded = [r for r in page.recorded if r.sequence > checkpoint]
@@ -246,5 +259,6 @@ async def apply_batch(conn: Executor, page: Decoded) -> Applied:
 
 
 async def checkpoint(conn: Executor | asyncpg.Pool) -> int:
+    """The stored checkpoint, read without a lock (``apply_batch`` checks it again under its lock)."""
     value = await conn.fetchval("SELECT last_seq FROM projection_checkpoint WHERE name = $1", PROJECTION)
     return int(value or 0)

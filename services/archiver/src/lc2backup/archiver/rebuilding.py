@@ -1,6 +1,8 @@
 """``lc2backup-archiver rebuild``: drop the projection and replay it from the stream.
 
-Safe beside a running archiver: both serialise on the checkpoint row, so the tables end up the same.
+Safe beside a running archiver: both serialise on the checkpoint row (the reset takes it before the tables,
+as a batch does), and a page the live archiver read before the reset is refused under that lock and read
+again from checkpoint 0 (``apply_batch``), so each event is projected once, by whichever gets there first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 async def rebuild(nc: NatsClient, pool: asyncpg.Pool, topology: Topology, batch_size: int = 1000) -> tuple[int, float]:
-    """Returns (events replayed, seconds)."""
+    """Returns (events this process replayed, seconds); a live archiver may have replayed the others."""
     started = time.monotonic()
     async with pool.acquire() as conn:
         await reset(conn)

@@ -11,12 +11,17 @@ from asyncpg.pool import PoolConnectionProxy
 Executor = asyncpg.Connection | PoolConnectionProxy
 
 PROJECTION = "backups@v1"
+MIGRATION_LOCK = 4242001  # pg_advisory_xact_lock key: one migration or reset at a time
 
-DDL = """
+CHECKPOINT_DDL = """
 CREATE TABLE IF NOT EXISTS projection_checkpoint (
     name      text PRIMARY KEY,
     last_seq  bigint NOT NULL DEFAULT 0
 );
+"""
+DDL = (
+    CHECKPOINT_DDL
+    + """
 CREATE TABLE IF NOT EXISTS backup_events (
     seq             bigint PRIMARY KEY,
     backup_id       text NOT NULL,
@@ -76,11 +81,12 @@ CREATE INDEX IF NOT EXISTS backups_list ON backups (created_at DESC, backup_id D
 CREATE INDEX IF NOT EXISTS backups_env ON backups (project_id, environment, created_at DESC, backup_id DESC);
 CREATE INDEX IF NOT EXISTS backups_state ON backups (state, created_at DESC);
 """
+)
 
 
 async def migrate(conn: Executor) -> None:
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(4242001)")  # concurrent start-ups migrate once
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)  # concurrent start-ups migrate once
         await conn.execute(DDL)
         await conn.execute(
             "INSERT INTO projection_checkpoint (name, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", PROJECTION
@@ -88,13 +94,19 @@ async def migrate(conn: Executor) -> None:
 
 
 async def reset(conn: Executor) -> None:
-    """Drop the projection (rebuild's first step): tables recreated empty, checkpoint back to 0."""
+    """Drop the projection (rebuild's first step): tables recreated empty, checkpoint back to 0.
+
+    The checkpoint row is reset (and so locked) before the tables are touched, in the order a batch takes them
+    (``apply_batch``): a batch in flight holds the row and then reads ``backups``, so dropping ``backups``
+    first could deadlock with it.
+    """
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(4242001)")
-        await conn.execute("DROP TABLE IF EXISTS backups, backup_events")
-        await conn.execute(DDL)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(CHECKPOINT_DDL)
         await conn.execute(
             "INSERT INTO projection_checkpoint (name, last_seq) VALUES ($1, 0) "
             "ON CONFLICT (name) DO UPDATE SET last_seq = 0",
             PROJECTION,
         )
+        await conn.execute("DROP TABLE IF EXISTS backups, backup_events")
+        await conn.execute(DDL)

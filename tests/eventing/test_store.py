@@ -138,4 +138,3 @@ async def test_repository_returns_the_state_after_the_append(store: EventStore) 
     assert recorded.state.exists and len(recorded.appended) == 1
     again = await backups.record("b1", CAUSE, lambda s: [] if s.exists else [REQUESTED])
     assert again.appended == () and again.state == recorded.state
-

@@ -11,27 +11,52 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
-NOT_YET = (AssertionError,)
+NOT_YET: tuple[type[BaseException], ...] = (AssertionError,)
+
+
+@overload
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,
+    what: str = ...,
+    interval: float = ...,
+    tolerate: tuple[type[BaseException], ...] = ...,
+    context: Callable[[], str] | None = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T],
+    *,
+    timeout: float,
+    what: str = ...,
+    interval: float = ...,
+    tolerate: tuple[type[BaseException], ...] = ...,
+    context: Callable[[], str] | None = ...,
+) -> T: ...
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T] | T],
+    probe: Callable[[], Any],
     *,
     timeout: float,
     what: str = "condition",
     interval: float = 0.1,
     tolerate: tuple[type[BaseException], ...] = (),
     context: Callable[[], str] | None = None,
-) -> T:
+) -> Any:
     """Call ``probe`` (sync or async) until it returns something truthy without raising; return that.
 
     ``tolerate``: more exception types that mean "not yet" (a server that is down on purpose); any other
     exception fails at once. Raises ``AssertionError`` after ``timeout`` seconds, chained to the last error.
     """
+    not_yet = (*NOT_YET, *tolerate)
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     last_value: object = None
@@ -40,8 +65,8 @@ async def eventually(
         attempts += 1
         try:
             outcome = probe()
-            result: T = await outcome if isinstance(outcome, Awaitable) else outcome  # type: ignore[assignment]
-        except (*NOT_YET, *tolerate) as exc:
+            result = await outcome if isinstance(outcome, Awaitable) else outcome
+        except not_yet as exc:
             last_error, last_value = exc, None
         else:
             if result:

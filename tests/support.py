@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 
 from lc2backup.devstack import LocalStack, NatsServer, ServiceSet
 from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
+from tests.polling import eventually
 
 TERMINAL = {"Succeeded", "Failed", "Rejected"}
 
@@ -175,11 +175,13 @@ class System:
     async def wait_for(self, backup_id: str, states: set[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Poll the projection API until the backup reaches one of ``states`` (default: any terminal)."""
         wanted = states or TERMINAL
-        deadline = time.monotonic() + timeout
-        doc: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
+
+        async def reached() -> dict[str, Any]:
             doc = await self.get(backup_id)
-            if doc is not None and doc["state"] in wanted:
-                return doc
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"backup {backup_id} not in {wanted} after {timeout}s: {json.dumps(doc)}\n{self.logs()}")
+            assert doc is not None, f"backup {backup_id} is not in the projection"
+            assert doc["state"] in wanted, f"backup {backup_id} is {doc['state']}: {json.dumps(doc)}"
+            return doc
+
+        return await eventually(
+            reached, timeout=timeout, interval=0.2, what=f"backup {backup_id} in {sorted(wanted)}", context=self.logs
+        )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from tests.polling import eventually
 from tests.support import System
 
 MIB = 1024 * 1024
@@ -66,13 +65,8 @@ async def request_backup(system: System, spec: dict[str, Any]) -> str:
 
 
 async def wait_until(what: str, check: Callable[[], Awaitable[bool]], system: System, timeout: float = 90.0) -> None:
-    """Poll ``check`` until it holds; a bounded wait, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not reached after {timeout}s: {what}\n{system.logs()}")
+    """Poll ``check`` until it holds (``tests.polling.eventually``); a bounded wait, not a timing assertion."""
+    await eventually(check, timeout=timeout, what=what, interval=0.2, context=system.logs)
 
 
 async def events_of(system: System, backup_id: str, event_type: str) -> list[dict[str, Any]]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 
+from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
-from lc2backup.domain import backup_id_for_request
+from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_request
+from tests.polling import eventually
 from tests.support import System
 
 pytestmark = pytest.mark.e2e
@@ -32,15 +35,18 @@ async def test_requests_queue_per_environment_and_run_in_order(
             spec = system.spec(source, destination, environment=env)
             await js.publish("lc2.backup.cmd.request", json.dumps({"requestId": request_id, "spec": spec}).encode())
         ids = {backup_id_for_request(r): env for r, env in requests}
+
         # While the first ones run, later ones are visibly queued.
-        queued_seen: dict[str, Any] = {}
-        async with asyncio.timeout(60):
-            while not queued_seen:
-                for backup_id in ids:
-                    doc = await system.get(backup_id)
-                    if doc is not None and doc["state"] == "Queued":
-                        queued_seen = doc
-                        break
+        async def queued() -> dict[str, Any]:
+            states = {}
+            for backup_id in ids:
+                doc = await system.get(backup_id)
+                if doc is not None and doc["state"] == "Queued":
+                    return doc
+                states[backup_id] = doc and doc["state"]
+            raise AssertionError(f"none Queued: {states}")
+
+        queued_seen = await eventually(queued, timeout=60, what="a later request visibly queued", context=system.logs)
         assert "Queued behind backup" in queued_seen["message"]
         assert queued_seen["status"]["queuePosition"] >= 1
 
@@ -49,13 +55,96 @@ async def test_requests_queue_per_environment_and_run_in_order(
         await nc.close()
     assert all(d["state"] == "Succeeded" for d in docs.values()), [d["message"] for d in docs.values()]
 
-    lanes: dict[str, list[tuple[int, int, int]]] = defaultdict(list)  # env -> (requested, admitted, ended) seqs
-    for backup_id, env in ids.items():
-        seq = {e["type"]: e["seq"] for e in await system.events(backup_id)}
-        lanes[env].append((seq["BackupRequested"], seq["BackupAdmitted"], seq["BackupSucceeded"]))
-    for env, runs in lanes.items():
-        runs.sort()
-        admitted_order = sorted(runs, key=lambda r: r[1])
-        assert admitted_order == runs, f"{env}: admitted out of request order"
-        for before, after in zip(runs, runs[1:], strict=False):
-            assert after[1] > before[2], f"{env}: a backup was admitted before the previous one ended"
+    # Per environment: the backups in the order this test published them, against the order they started.
+    lanes: dict[str, list[str]] = defaultdict(list)
+    for backup_id, env in ids.items():  # dicts keep insertion order: the publishing order
+        lanes[env].append(backup_id)
+    for env, submitted in lanes.items():
+        runs = {b: {e["type"]: e["seq"] for e in await system.events(b)} for b in submitted}
+        admitted = sorted(submitted, key=lambda b: runs[b]["BackupAdmitted"])
+        assert admitted == submitted, f"{env}: admitted out of submission order"
+        for before, after in itertools.pairwise(submitted):
+            assert runs[after]["BackupAdmitted"] > runs[before]["BackupSucceeded"], f"{env}: admitted too early"
+
+
+LANE_REQUESTS = 12
+
+
+@pytest.mark.timeout(600)
+async def test_one_environment_is_admitted_in_submission_order_across_a_gateway_crash(
+    stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, s3: Any, buckets: tuple[str, str]
+) -> None:
+    """Requests for one environment start in the order they were submitted, by NATS and by the API alike,
+    even when crd-gateway dies handling one of them: the reference is the order this test submitted them in.
+
+    crd-gateway crashes at its second BackupRequested append. The commands it held unacknowledged come back
+    only after the ack wait (20 s here), while the restarted gateway is handed the later commands at once: an
+    intake that records commands as they come records those first. A small intake window (4) keeps the later
+    commands undelivered at the crash whatever the machine's speed.
+    """
+    source, destination = buckets
+    await seed_document_library(s3, source, "", plan_document_library(5))
+    markers = tmp_path / "crash-markers"
+    gateway = {
+        "LC2_CRASH_AT": "before-append:BackupRequested@2",
+        "LC2_CRASH_MARKERS": str(markers),
+        "LC2_INTAKE_CONCURRENCY": "4",
+        "LC2_CONSUMER__ACK_WAIT_SECONDS": "20",
+    }
+    system = System.local(stack, nats_server, tmp_path / "logs", unique, service_env={"crd-gateway": gateway})
+    system.start()
+    try:
+        submitted = await _submit_mixed(system, source, destination)
+        assert system.services is not None
+        services = system.services
+        await eventually(
+            lambda: not services["crd-gateway"].process.alive() if services["crd-gateway"].process else False,
+            timeout=60,
+            what="crd-gateway killed at its second BackupRequested append",
+            context=system.logs,
+        )
+        assert (markers / "before-append:BackupRequested").exists()
+        services.restart("crd-gateway")
+        docs = {b: await system.wait_for(b, timeout=180) for b in submitted}
+        assert all(d["state"] == "Succeeded" for d in docs.values()), [d["message"] for d in docs.values()]
+        runs = {b: {e["type"]: e["seq"] for e in await system.events(b)} for b in submitted}
+    finally:
+        system.stop()
+    admitted = sorted(submitted, key=lambda b: runs[b]["BackupAdmitted"])
+    assert admitted == submitted, f"admitted as submitted #{[submitted.index(b) + 1 for b in admitted]}"
+    for before, after in itertools.pairwise(submitted):
+        assert runs[after]["BackupAdmitted"] > runs[before]["BackupSucceeded"], "admitted before the previous ended"
+
+
+async def _submit_mixed(system: System, source: str, destination: str) -> list[str]:
+    """LANE_REQUESTS requests for retail/dev, one at a time (each stored before the next is sent), alternating
+    NATS commands, NATS manifests and API calls, with specs of different sizes; their backup ids in order."""
+    submitted: list[str] = []
+    nc = await nats.connect(system.nats.url)
+    try:
+        async with system.client() as api:
+            for i in range(LANE_REQUESTS):
+                spec = system.spec(source, destination, environment="dev")
+                spec["tags"] = {f"t{t}": "x" * (23 * i) for t in range(i * 2)}
+                path = i % 3
+                if path == 0:
+                    await nc.jetstream().publish(
+                        "lc2.backup.cmd.request", json.dumps({"requestId": f"order-{i}", "spec": spec}).encode()
+                    )
+                    submitted.append(backup_id_for_request(f"order-{i}"))
+                elif path == 1:
+                    manifest = {
+                        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                        "kind": KIND,
+                        "metadata": {"name": f"order-{i}", "namespace": "team"},
+                        "spec": spec,
+                    }
+                    await nc.jetstream().publish("lc2.backup.cmd.request", json.dumps(manifest).encode())
+                    submitted.append(backup_id_for_request(f"manifest:team/order-{i}"))
+                else:
+                    resp = await api.post("/api/v1/backups", json=spec)
+                    assert resp.status_code == 202, resp.text
+                    submitted.append(resp.json()["backupId"])
+    finally:
+        await nc.close()
+    return submitted

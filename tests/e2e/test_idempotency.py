@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -15,11 +14,13 @@ from lc2backup.devstack.seeding import plan_document_library, seed_document_libr
 from lc2backup.domain import backup_id_for_request
 from lc2backup.eventing import Topology
 from lc2backup.metadata.handlers import TRIGGERS
+from tests.polling import eventually
 from tests.support import System, rebuild_projection
 
 pytestmark = pytest.mark.e2e
 
 DURABLES = ("db-export", "doclib-transfer", "metadata")
+INTAKE = "crd-gateway-intake"
 
 
 async def _objects(s3: Any, bucket: str) -> dict[str, tuple[str, Any]]:
@@ -43,16 +44,35 @@ async def _tables(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def _settled(js: Any, topology: Topology) -> list[int]:
-    """Every service consumer exists and has processed and acknowledged everything; returns delivered counts."""
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                infos = [await js.consumer_info(topology.events_stream, d) for d in DURABLES]
-            except NotFoundError:
-                infos = []
-            if infos and all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
-                return [i.ack_floor.stream_seq for i in infos]
-            await asyncio.sleep(0.2)
+    """Every service consumer exists and has processed and acknowledged everything; returns their ack floors."""
+
+    async def settled() -> list[int]:
+        infos = [await js.consumer_info(topology.events_stream, d) for d in DURABLES]  # NotFoundError: not yet
+        busy = {i.name: (i.num_pending, i.num_ack_pending) for i in infos if i.num_pending or i.num_ack_pending}
+        assert not busy, f"(pending, unacknowledged) per consumer: {busy}"
+        return [i.ack_floor.stream_seq for i in infos]
+
+    return await eventually(settled, timeout=60, what="the services' consumers settled", tolerate=(NotFoundError,))
+
+
+async def _command_handled(js: Any, topology: Topology, sequence: int) -> None:
+    """crd-gateway's intake has acknowledged the command stored at ``sequence`` (its ack floor passed it)."""
+
+    async def handled() -> bool:
+        info = await js.consumer_info(topology.commands_stream, INTAKE)
+        assert info.ack_floor.stream_seq >= sequence, f"intake ack floor {info.ack_floor.stream_seq} < {sequence}"
+        return True
+
+    await eventually(handled, timeout=60, what=f"command {sequence} handled by crd-gateway")
+
+
+async def _intake_outcomes(js: Any, topology: Topology) -> int:
+    """How many BackupRequested and BackupRejected the event stream holds, counted by the server."""
+    total = 0
+    for event_type in ("BackupRequested", "BackupRejected"):
+        info = await js.stream_info(topology.events_stream, subjects_filter=topology.event_subject("*", event_type))
+        total += sum((info.state.subjects or {}).values())
+    return total
 
 
 async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_identical(
@@ -82,6 +102,8 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
         assert failed["state"] == "Failed" and "not-configured" in failed["message"]
         await _settled(js, topology)
 
+        outcomes = await _intake_outcomes(js, topology)
+        assert outcomes == 2
         before_objects = await _objects(s3, destination)
         before_events = await system.events(backup_id)
         before_tables = await _tables(system.projection_dsn)
@@ -90,8 +112,13 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
         # recreates its consumer, which starts again from the first event.
         for durable in DURABLES:
             await js.delete_consumer(topology.events_stream, durable)
-        # And send the same command again.
-        await js.publish(topology.request_subject, command)
+        # And send the same command again; wait until crd-gateway has handled it, and not as a dead letter.
+        dead_before = (await js.stream_info(topology.dlq_stream)).state.messages
+        resent = await js.publish(topology.request_subject, command)
+        assert not resent.duplicate  # stored as a new command, not dropped by the stream's dedupe
+        await _command_handled(js, topology, resent.seq)
+        assert (await js.stream_info(topology.dlq_stream)).state.messages == dead_before
+        assert await _intake_outcomes(js, topology) == outcomes  # the re-sent command recorded nothing
         redelivered = await _settled(js, topology)
         # Every event each service acts on went through it again: its new consumer is past the last of them.
         wanted = {"db-export": {"BackupAdmitted"}, "doclib-transfer": {"BackupAdmitted"}, "metadata": set(TRIGGERS)}
@@ -107,5 +134,10 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
         done = await rebuild_projection(system.env, timeout=120)
         assert "rebuilt the projection from" in done.stdout
         assert await _tables(system.projection_dsn) == before_tables
+
+        # Positive control for the count above: a new command, handled the same way, is counted once.
+        new = await js.publish(topology.request_subject, json.dumps({"requestId": "new", "spec": {}}).encode())
+        await _command_handled(js, topology, new.seq)
+        assert await _intake_outcomes(js, topology) == outcomes + 1
     finally:
         await nc.close()

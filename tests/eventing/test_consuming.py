@@ -20,6 +20,7 @@ from lc2backup.eventing import (
     Topology,
     ensure_streams,
 )
+from tests.polling import eventually
 
 SUBJECT = "lc2.backup.evt.test.Probe"
 
@@ -43,12 +44,16 @@ def runner_for(
 
 
 async def run_until(runner: ConsumerRunner, done: Callable[[], bool], timeout: float = 20) -> None:
+    """Run ``runner`` until ``done()``; on timeout the failure shows the runner's counters."""
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
+
+    def reached() -> bool:
+        assert done(), f"not yet: {runner.stats}"
+        return True
+
     try:
-        async with asyncio.timeout(timeout):
-            while not done():
-                await asyncio.sleep(0.02)
+        await eventually(reached, timeout=timeout, interval=0.02, what="the runner's expected outcome")
     finally:
         stop.set()
         await task

@@ -113,6 +113,25 @@ async def test_a_lost_ack_is_recognised_even_after_others_appended(store: EventS
     assert len((await store.load("b1")).events) == 3
 
 
+async def test_a_lost_ack_is_recognised_hundreds_of_events_after_the_expected_sequence(store: EventStore) -> None:
+    """A plain append whose event is already recorded far (> 256 events of its own type) after the sequence it
+    expects returns that event as a duplicate instead of a conflict: the lookup spans the whole range."""
+    await store.append("b1", [REQUESTED], expected_version=0, causation=CAUSE)
+    await store.append("other", [REQUESTED], expected_version=0, causation=CAUSE)  # interleaved, not counted
+    progress = [ev.DatabaseExportProgressed(report=i, bytes_written=i) for i in range(1, 301)]
+    before = await store.append("b1", progress, expected_version=1, causation=CAUSE)
+    mine = ev.DatabaseExportProgressed(report=301, bytes_written=301)
+    landed = await store.append("b1", [mine], expected_version=before.version, causation=CAUSE)
+    retried = await store.append("b1", [mine], expected_version=1, causation=CAUSE)  # 300 events behind
+    assert (retried.version, retried.duplicates) == (landed.version, 1)
+    assert [r.sequence for r in retried.appended] == [landed.version]
+    history = await store.load("b1")
+    assert len(history.events) == 302 and history.version == landed.version
+    with pytest.raises(ConcurrencyError):  # positive control: an event that is not recorded still conflicts
+        await store.append("b1", [ev.DatabaseExportProgressed(report=302)], expected_version=1, causation=CAUSE)
+    assert len((await store.load("b1")).events) == 302
+
+
 async def test_repository_returns_the_state_after_the_append(store: EventStore) -> None:
     backups = Repository(store, fold)
     recorded = await backups.record("b1", CAUSE, lambda s: [] if s.exists else [REQUESTED])

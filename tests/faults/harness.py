@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +21,7 @@ from nats.js.errors import NotFoundError
 
 from lc2backup.domain import BackupState, backup_id_for_request, fold, registry
 from lc2backup.eventing import EventStore, RecordedEvent, Topology
+from tests import polling
 from tests.faults.figures import FIGURES
 from tests.support import System, rebuild_projection
 
@@ -64,21 +64,10 @@ class EventLog:
 async def eventually(
     what: str, probe: Callable[[], Awaitable[Any]], system: System | None = None, timeout: float = 90.0
 ) -> Any:
-    """Poll ``probe`` until it returns something truthy; errors while a server is down count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            result = await probe()
-        except Exception as exc:
-            last = exc
-        else:
-            if result:
-                return result
-            last = result
-        await asyncio.sleep(0.1)
-    logs = f"\n{system.logs()}" if system is not None else ""
-    raise AssertionError(f"not reached after {timeout:.0f}s: {what} (last: {last!r}){logs}")
+    """``tests.polling.eventually`` where an error while a server is down on purpose counts as "not yet"."""
+    return await polling.eventually(
+        probe, timeout=timeout, what=what, tolerate=(Exception,), context=system.logs if system is not None else None
+    )
 
 
 async def wait_terminal(log: EventLog, backup_id: str, system: System, timeout: float = 90.0) -> BackupState:

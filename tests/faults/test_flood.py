@@ -10,9 +10,7 @@ projection showed backups in ``Queued`` while the burst ran.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -22,6 +20,7 @@ import pytest
 from lc2backup.domain import backup_id_for_request
 from tests.faults.figures import FIGURES
 from tests.faults.harness import TOPOLOGY, EventLog, connect, settled
+from tests.polling import eventually
 from tests.support import System
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -104,17 +103,18 @@ async def test_a_burst_of_requests_is_admitted_one_per_environment_in_order_and_
             await log.js.publish(TOPOLOGY.request_subject, json.dumps({"requestId": request_id, "spec": spec}).encode())
 
         most_queued = 0
-        deadline = time.monotonic() + 480
-        while True:
+
+        async def all_ended() -> int:
+            nonlocal most_queued
             queued = await _count(system.projection_dsn, "SELECT count(*) FROM backups WHERE state = 'Queued'")
             most_queued = max(most_queued, queued)
             done = await _count(
                 system.projection_dsn, "SELECT count(*) FROM backups WHERE state IN ('Succeeded', 'Failed', 'Rejected')"
             )
-            if done >= REQUESTS:
-                break
-            assert time.monotonic() < deadline, f"{done} of {REQUESTS} backups ended\n{system.logs()}"
-            await asyncio.sleep(0.5)
+            assert done >= REQUESTS, f"{done} of {REQUESTS} backups ended"
+            return done
+
+        await eventually(all_ended, timeout=480, interval=0.5, what="every request ended", context=system.logs)
         await settled(log, system, timeout=120)
 
         runs = await _runs(log, ids)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from lc2backup.crd_gateway.kube import KubeApi, open_api
 from lc2backup.crd_gateway.settings import KubernetesSettings
 from lc2backup.devstack import KubeEmulator, LocalStack, NatsServer
 from lc2backup.domain import API_GROUP, API_VERSION, KIND
+from tests import polling
 from tests.support import System
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,17 +132,8 @@ def kubectl(kube: KubeEmulator) -> Kubectl:
 
 
 async def eventually(probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``probe`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached after {timeout}s")
-        await asyncio.sleep(0.05)
+    """``tests.polling.eventually`` with this suite's argument order and short interval."""
+    return await polling.eventually(probe, timeout=timeout, what=what, interval=0.05)
 
 
 @pytest.fixture

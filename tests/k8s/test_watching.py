@@ -88,6 +88,20 @@ async def test_existing_objects_are_listed_first(api: KubeApi, objects: Objects)
     await asyncio.wait_for(task, 10)
 
 
+async def test_a_relist_hands_over_in_creation_order_not_by_name(api: KubeApi, objects: Objects) -> None:
+    """The API server lists by name; BackupRequests created while nobody watched enter in the order applied."""
+    for name in ("zeta", "alpha", "mid"):
+        await objects.create(name, SPEC)
+    recorder = Recorder()
+    watcher = Watcher(api, "default", recorder, backoff_initial=0.05, backoff_max=0.5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await eventually(lambda: watcher.synced)
+    assert recorder.names() == ["zeta", "alpha", "mid"]
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
 async def test_dropped_watch_resumes_from_its_resource_version(
     running: Running, objects: Objects, kube: KubeEmulator
 ) -> None:

@@ -29,6 +29,7 @@ from lc2backup.domain import registry
 from lc2backup.domain.events import BackupRequested
 from lc2backup.eventing import EventStore, Topology, ensure_streams
 from lc2backup.eventing.permissions import SERVICES, STREAM_MANAGER, grants, inbox_prefix, password_variable
+from tests.polling import eventually
 
 pytestmark = pytest.mark.security
 
@@ -51,11 +52,12 @@ class Session:
             await self.nc.flush()
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
             pass
-        for _ in range(40):
-            if any(subject.lower() in v for v in self.violations[before:]):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no permissions violation for {subject}: {self.violations[before:]}")
+
+        def violated() -> bool:
+            assert any(subject.lower() in v for v in self.violations[before:]), self.violations[before:]
+            return True
+
+        await eventually(violated, timeout=2, interval=0.05, what=f"a permissions violation for {subject}")
 
 
 @pytest.fixture

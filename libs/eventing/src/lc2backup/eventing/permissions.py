@@ -7,7 +7,7 @@ what is shipped. What each service needs:
 
 * its JetStream API calls: ``STREAM.INFO`` and ``STREAM.CREATE`` of the three streams (creating an existing
   stream with another configuration is refused by the server; ``UPDATE`` only for the one stream manager,
-  crd-gateway), ``DIRECT.GET`` on the event stream (loading a backup), ``CONSUMER.DURABLE.CREATE|INFO|MSG.NEXT``
+  crd-gateway), ``DIRECT.GET`` on the event stream (loading a backup) and, for crd-gateway, on the command stream, ``CONSUMER.DURABLE.CREATE|INFO|MSG.NEXT``
   of *its own* durable consumers and their ack subjects ``$JS.ACK.<stream>.<durable>.>``;
 * the event subjects of the event types it appends (``lc2.backup.evt.*.<Type>``) and its dead-letter subject;
 * replies on its own inbox prefix ``_INBOX.<user>`` (never ``_INBOX.>``: it would read other clients' replies,
@@ -46,6 +46,7 @@ class ServiceAccess:
     manages_streams: bool = False
     lanes: bool = False  # crd-gateway's admission KV bucket
     sends_commands: bool = False
+    reads_commands: bool = False  # DIRECT.GET on the command stream (crd-gateway keeps each lane in order)
     watches_events: bool = False  # a core subscription on every event (the archiver's wake-up)
 
 
@@ -62,6 +63,7 @@ SERVICES: Mapping[str, ServiceAccess] = {
         dead_letters=True,
         manages_streams=True,
         lanes=True,
+        reads_commands=True,
     ),
     "db-export": ServiceAccess(
         consumers=(("events_stream", "db-export"),),
@@ -117,6 +119,8 @@ def service_grant(user: str, access: ServiceAccess, topology: Topology) -> Grant
     if access.manages_streams:
         publish += [f"{api}.STREAM.UPDATE.{s}" for s in _streams(topology)]
     publish.append(f"{api}.DIRECT.GET.{topology.events_stream}")
+    if access.reads_commands:
+        publish.append(f"{api}.DIRECT.GET.{topology.commands_stream}")
     for attribute, durable in access.consumers:
         stream = getattr(topology, attribute)
         publish += [

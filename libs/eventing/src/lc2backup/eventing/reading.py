@@ -45,6 +45,10 @@ class DirectReader:
         self._tokens = itertools.count()
         self._lock = asyncio.Lock()
 
+    @property
+    def stream(self) -> str:
+        return self._stream
+
     async def _ensure_subscribed(self) -> None:
         if self._sub is not None:
             return

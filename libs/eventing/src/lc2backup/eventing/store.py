@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _CONFLICT_CODES = {10071, 10164}
 _UNKNOWN_OUTCOME_CODES = {10158, 10163}
+_LOOKUP_BATCH = 256
 TYPE_HEADER = "Lc2-Event-Type"
 BACKUP_HEADER = "Lc2-Backup-Id"
 
@@ -225,7 +226,7 @@ class EventStore:
                 return ack
             except APIError as exc:
                 if exc.err_code in _CONFLICT_CODES:
-                    mine = await self._already_appended(guarded, expected, headers["Nats-Msg-Id"])
+                    mine = await self._already_appended(subject, expected, headers["Nats-Msg-Id"])
                     if mine is not None:
                         return mine
                     raise ConcurrencyError(subject, expected, exc.description or "") from exc
@@ -237,17 +238,24 @@ class EventStore:
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0) + random.random() * 0.05)
         raise AppendError(f"append to {subject} failed after {attempts} attempts: {last!r}") from last
 
-    async def _already_appended(self, subjects: str, expected: int, msg_id: str) -> PubAck | None:
-        """Is the conflicting message our own earlier attempt (a lost ack)? Then the append is done.
+    async def _already_appended(self, subject: str, expected: int, msg_id: str) -> PubAck | None:
+        """Is our event already recorded after ``expected`` (a lost ack)? Then the append is done.
 
         nats-server checks the expected sequence before the Nats-Msg-Id dedupe on a single-replica stream,
-        so a retry of an append that did land comes back as a conflict; the stored id tells them apart.
+        so a retry of an append that did land comes back as a conflict; the stored id tells them apart. The
+        same id always lands on the same subject (both derive from the backup and the event), so the lookup
+        reads that subject only, in pages, up to its end: an append that expects a version from before
+        hundreds of its own type's events (a progress report decided on an old load) is still recognised.
         """
-        page = await self._reader.read(subjects, expected + 1, batch=256)
-        for message in page.messages:
-            if message.headers.get("Nats-Msg-Id") == msg_id:
-                return PubAck(stream=self.topology.events_stream, seq=message.sequence, duplicate=True)
-        return None
+        start = expected + 1
+        while True:
+            page = await self._reader.read(subject, start, batch=_LOOKUP_BATCH)
+            for message in page.messages:
+                if message.headers.get("Nats-Msg-Id") == msg_id:
+                    return PubAck(stream=self.topology.events_stream, seq=message.sequence, duplicate=True)
+            if not page.more or not page.messages:
+                return None
+            start = page.messages[-1].sequence + 1
 
     async def execute(
         self, backup_id: str, decide: Decide, *, causation: Causation, max_attempts: int = 8

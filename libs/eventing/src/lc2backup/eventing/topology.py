@@ -99,6 +99,7 @@ class Topology:
                 name=self.commands_stream,
                 subjects=[f"{self.prefix}.cmd.>"],
                 retention=RetentionPolicy.WORK_QUEUE,
+                allow_direct=True,  # crd-gateway reads the commands still waiting, to keep each lane in order
                 duplicate_window=self.duplicate_window,
                 max_msg_size=self.max_command_bytes,
                 discard=DiscardPolicy.NEW,
@@ -150,6 +151,7 @@ class ConsumerSpec:
 # num_replicas too: a stream created at R1 must not silently stay R1 once the setting says 3 (on a server
 # that cannot place the replicas the update fails, and the service refuses to start, loudly).
 _UPDATABLE = (
+    "allow_direct",
     "deny_delete",
     "deny_purge",
     "duplicate_window",

@@ -6,8 +6,8 @@ events (leave it) in stream order; every delivery ends by making sure the lane's
 a crash between the lane update and the event is repaired by the redelivery.
 
 Lanes are independent, so deliveries are handled concurrently, except that the entries of one lane run one
-after another in the order they were delivered (the queue order is the request order). Leaving needs no such
-order: compare-and-set keeps the lane consistent whichever change comes first. One lane at a time made
+after another in stream order (``LaneOrder``, also across a crash: the queue order is the request order).
+Leaving needs no such order: compare-and-set keeps the lane consistent whichever change comes first. One lane at a time made
 admission the bottleneck of the whole system (benchmark B2: half a second of queueing per backup).
 """
 
@@ -22,10 +22,10 @@ from nats.js.kv import KeyValue
 
 from lc2backup.crd_gateway.domain import Lane, decide_admission, lane_key, lane_of
 from lc2backup.crd_gateway.errors import LaneContention
+from lc2backup.crd_gateway.ordering import LaneOrder
 from lc2backup.domain import fold
 from lc2backup.domain.events import BackupRequested
-from lc2backup.eventing import Causation, EventStore, Repository
-from lc2backup.runtime import KeyedLocks
+from lc2backup.eventing import Causation, EventingError, EventStore, Repository, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,44 @@ class Admission:
         self._store = store
         self._backups = Repository(store, fold)
         self._lanes = lanes
-        self._entering = KeyedLocks()
+        self._order: LaneOrder | None = None
+
+    def keep_order(self, order: LaneOrder) -> None:
+        """Enter a lane's backups in stream order (``on_event``; see the module)."""
+        self._order = order
+
+    def requested_lane(self, message: StoredMessage) -> str | None:
+        """The lane of a stored BackupRequested (None for anything else)."""
+        try:
+            event = self._store.decode(message).event
+        except EventingError:
+            return None
+        return lane_of(event.spec) if isinstance(event, BackupRequested) else None
+
+    async def entered(self, message: StoredMessage) -> bool:
+        """Has the backup of this stored BackupRequested entered its lane (or ended without needing to)?"""
+        backup_id = self._store.decode(message).envelope.backup_id
+        state, _ = await self._backups.load(backup_id)
+        if state.terminal or state.admitted or state.queue_position is not None:
+            return True
+        key = lane_key(state)
+        if key is None:
+            return True
+        try:
+            lane = Lane.decode((await self._lanes.get(key)).value)
+        except KeyNotFoundError:
+            return False
+        return backup_id == lane.active or backup_id in lane.queue
 
     async def on_event(self, msg: Msg) -> None:
         delivered = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
         if not isinstance(delivered.event, BackupRequested):
             await self._admit(delivered.envelope.type, delivered.envelope.backup_id)
             return
-        # Entries of one lane one after another, in delivery order (``KeyedLocks``: FIFO, no await before it).
-        async with self._entering.hold(lane_of(delivered.event.spec)):
+        if self._order is None:
+            await self._admit(delivered.envelope.type, delivered.envelope.backup_id)
+            return
+        async with self._order.turn(lane_of(delivered.event.spec), delivered.sequence):
             await self._admit(delivered.envelope.type, delivered.envelope.backup_id)
 
     async def _admit(self, event_type: str, backup_id: str) -> None:

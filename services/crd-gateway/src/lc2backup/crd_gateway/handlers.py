@@ -3,37 +3,83 @@
 Unreadable bytes (not UTF-8, not JSON, too large) cannot name a backup, so they go to the dead-letter
 stream with the reason. Everything readable ends as an event on the backup's own subject, appended with
 expected sequence 0: a re-sent command finds the subject taken and decides nothing.
+
+Order: the commands of one project+environment are recorded in the order the command stream stored them
+(``LaneOrder``), so their backups queue and run in the order they were submitted, by NATS or by the API
+(which publishes into the same stream). Commands of different environments are handled concurrently.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from nats.aio.msg import Msg
 
 from lc2backup.crd_gateway.domain import decide_intake
+from lc2backup.crd_gateway.ordering import LaneOrder
 from lc2backup.domain import CommandUnreadable, Intake, fold, read_command
-from lc2backup.eventing import Causation, EventStore, PoisonMessage, Repository, consuming_span
+from lc2backup.eventing import Causation, EventStore, PoisonMessage, Repository, StoredMessage, consuming_span
 
 log = logging.getLogger(__name__)
 
 
-def message_id(msg: Msg) -> str:
-    headers = msg.headers or {}
-    if "Nats-Msg-Id" in headers:
+def command_id(headers: Mapping[str, str] | None, stream: str, sequence: int) -> str:
+    """What names a command when it names no backup: its ``Nats-Msg-Id``, else its place in the stream."""
+    if headers and "Nats-Msg-Id" in headers:
         return headers["Nats-Msg-Id"]
+    return f"{stream}:{sequence}"
+
+
+def message_id(msg: Msg) -> str:
     meta = msg.metadata
-    return f"{meta.stream}:{meta.sequence.stream}"
+    return command_id(msg.headers, meta.stream, int(meta.sequence.stream))
+
+
+def lane_of_intake(intake: Intake) -> str | None:
+    """The project+environment a command is about, as far as it can be read (it may still be rejected)."""
+    spec: Any = intake.spec
+    if not isinstance(spec, dict):
+        return None
+    project, environment = spec.get("projectId"), spec.get("environment")
+    if not isinstance(project, str) or not isinstance(environment, str):
+        return None
+    return f"{project}.{environment}"
 
 
 class IntakeHandler:
     def __init__(self, store: EventStore) -> None:
+        self._store = store
         self._backups = Repository(store, fold)
+        self._order: LaneOrder | None = None
+
+    def keep_order(self, order: LaneOrder) -> None:
+        """Record the commands of one lane in command-stream order (``on_command`` only; see the module)."""
+        self._order = order
+
+    def read_stored(self, message: StoredMessage) -> Intake | None:
+        """A command as stored in the command stream, read as ``on_command`` reads it; None if unreadable."""
+        try:
+            return read_command(
+                message.data, command_id(message.headers, self._store.topology.commands_stream, message.sequence)
+            )
+        except CommandUnreadable:
+            return None
+
+    def lane_of_stored(self, message: StoredMessage) -> str | None:
+        intake = self.read_stored(message)
+        return None if intake is None else lane_of_intake(intake)
+
+    async def recorded(self, message: StoredMessage) -> bool:
+        """Has this stored command taken effect (its backup requested or rejected)?"""
+        intake = self.read_stored(message)
+        return intake is None or (await self._store.load(intake.backup_id)).version > 0
 
     async def submit(self, intake: Intake) -> None:
-        command_id = intake.source.command_id or intake.backup_id
+        command = intake.source.command_id or intake.backup_id
         result = await self._backups.record(
-            intake.backup_id, Causation(command_id, correlation_id=command_id), lambda s: decide_intake(s, intake)
+            intake.backup_id, Causation(command, correlation_id=command), lambda s: decide_intake(s, intake)
         )
         for recorded in result.appended:
             log.info("%s %s", recorded.envelope.type, intake.backup_id, extra={"backup_id": intake.backup_id})
@@ -44,4 +90,9 @@ class IntakeHandler:
         except CommandUnreadable as exc:
             raise PoisonMessage(f"unreadable command: {exc}") from exc
         with consuming_span("intake", None, backup_id=intake.backup_id):
-            await self.submit(intake)
+            lane = lane_of_intake(intake)
+            if self._order is None or lane is None:
+                await self.submit(intake)
+                return
+            async with self._order.turn(lane, int(msg.metadata.sequence.stream)):
+                await self.submit(intake)

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from lc2backup.crd_gateway.admission import ENTERS, LEAVES, Admission
 from lc2backup.crd_gateway.handlers import IntakeHandler
+from lc2backup.crd_gateway.ordering import LaneOrder
 from lc2backup.crd_gateway.settings import Settings
 from lc2backup.domain import registry
-from lc2backup.eventing import ensure_lanes
+from lc2backup.eventing import DirectReader, ensure_lanes
 from lc2backup.runtime import ReadinessCheck, ServiceScaffold, TaskGroupStopper, scaffold
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 NAME = "crd-gateway"
 STATUS_CONSUMER = "crd-gateway-status"
 ADMISSION_CONSUMER = "crd-gateway-admission"
+INTAKE_CONSUMER = "crd-gateway-intake"
 
 
 async def _start_kubernetes(
@@ -68,15 +70,41 @@ async def _start_kubernetes(
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with scaffold(NAME, settings, stop, registry()) as parts, contextlib.AsyncExitStack() as stack:
+        topology = parts.topology
         intake = IntakeHandler(parts.store)
-        commands = parts.consumer(parts.topology.commands_stream, "crd-gateway-intake", parts.topology.request_subject)
-        group = TaskGroupStopper(stop)
-        group.start(
-            "intake", parts.runner(commands, intake.on_command, concurrency=settings.intake_concurrency).run(stop)
+        commands = parts.consumer(topology.commands_stream, INTAKE_CONSUMER, topology.request_subject)
+        command_reader = DirectReader(parts.nc, topology.commands_stream)
+        stack.push_async_callback(command_reader.close)
+        intake.keep_order(
+            LaneOrder(
+                parts.js,
+                command_reader,
+                durable=INTAKE_CONSUMER,
+                subject=topology.request_subject,
+                lane_of=intake.lane_of_stored,
+                took_effect=intake.recorded,
+            )
         )
+        group = TaskGroupStopper(stop)
+        # A readable command always ends in an event: a failure is an outage, never poison, and giving up would
+        # lose the request (and a command waiting for an earlier one of its lane is handed back many times).
+        intake_runner = parts.runner(
+            commands, intake.on_command, concurrency=settings.intake_concurrency, max_error_attempts=1_000_000
+        )
+        group.start("intake", intake_runner.run(stop))
         admission = Admission(parts.store, await ensure_lanes(parts.js, parts.topology))
         lanes = parts.consumer(
             parts.topology.events_stream, ADMISSION_CONSUMER, *parts.topology.events_of_type(*ENTERS, *LEAVES)
+        )
+        admission.keep_order(
+            LaneOrder(
+                parts.js,
+                parts.store.reader,
+                durable=ADMISSION_CONSUMER,
+                subject=topology.event_subject("*", ENTERS[0]),
+                lane_of=admission.requested_lane,
+                took_effect=admission.entered,
+            )
         )
         # Lanes concurrently, each lane's entries in stream order (the queue order is the request order).
         # A readable event that keeps failing here is an outage (KV, the event log), never poison: giving up

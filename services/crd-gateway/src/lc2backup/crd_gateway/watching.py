@@ -51,6 +51,12 @@ class Backoff:
         raise Stopped
 
 
+def creation_order(resource: Json) -> tuple[str, int]:
+    meta = resource.get("metadata") or {}
+    version = str(meta.get("resourceVersion") or "")
+    return str(meta.get("creationTimestamp") or ""), int(version) if version.isdigit() else 0
+
+
 async def until_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
     """Await ``work``, or cancel it and raise ``Stopped`` as soon as ``stop`` is set."""
     task = asyncio.ensure_future(work)
@@ -122,7 +128,10 @@ class Watcher:
         items, resource_version = await until_stopped(stop, self._api.list(self.namespace))
         self.lists += 1
         log.info("listed %d BackupRequests in %s at resourceVersion %s", len(items), self.scope, resource_version)
-        for item in items:
+        # In creation order, not the API server's (by name): a lane's BackupRequests created while nobody
+        # watched enter it in the order they were applied (creationTimestamp, then the resourceVersion they were
+        # created at, which is still theirs while no status was written; handled ones decide nothing anyway).
+        for item in sorted(items, key=creation_order):
             await self._handle(WatchEvent("ADDED", item), stop)
         self.resource_version = resource_version
         self.synced = True

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-LIBS = ["lc2backup.eventing", "lc2backup.domain", "lc2backup.runtime", "lc2backup.providers", "lc2backup.devstack"]
+LIBS = [
+    "lc2backup.eventing",
+    "lc2backup.domain",
+    "lc2backup.runtime",
+    "lc2backup.providers",
+    "lc2backup.devstack",
+    "lc2backup.testing",
+]
 
 
 def test_import_contracts_hold() -> None:

@@ -1,6 +1,6 @@
 """The Kubernetes API emulator process: kmock's server and discovery, with object semantics real clients need.
 
-Run as ``python -m lc2backup.devstack.kubeapi --port P --state FILE --crd CRD.yaml``; ``KubeEmulator`` in
+Run as ``python -m lc2backup.testing.kubeapi --port P --state FILE --crd CRD.yaml``; ``KubeEmulator`` in
 ``kube.py`` starts it. kmock (PyPI, a dev dependency) provides the aiohttp server, request parsing, API
 discovery and error documents. Its stateful emulator is not enough for a controller and ``kubectl``
 (``reference/local-components.md`` §6), so served resources are handled here, on ``kubestore.ObjectStore``:
@@ -34,9 +34,10 @@ from typing import Any
 import aiohttp.web
 import kmock
 import yaml
-from kmock._internal import rendering
 
-from lc2backup.devstack.kubestore import ApiError, Key, Obj, ObjectStore, Selector, json_patch, merge_patch
+from lc2backup.testing.kubeschema import CrdSchema, invalid
+from lc2backup.testing.kubestore import ApiError, Key, Obj, ObjectStore, Selector, json_patch, merge_patch
+from lc2backup.testing.openapi import openapi_v3_document, openapi_v3_index
 
 log = logging.getLogger("kubeapi")
 
@@ -55,6 +56,7 @@ class Served:
     short_names: tuple[str, ...] = ()
     has_status: bool = False
     columns: tuple[dict[str, Any], ...] = ()
+    schema: CrdSchema | None = field(default=None, compare=False, hash=False)
 
     @property
     def key(self) -> str:
@@ -77,10 +79,37 @@ class Served:
                 short_names=tuple(names.get("shortNames", [])),
                 has_status="status" in (v.get("subresources") or {}),
                 columns=tuple(v.get("additionalPrinterColumns", [])),
+                schema=CrdSchema(v["schema"]["openAPIV3Schema"]) if "schema" in v else None,
             )
             for v in spec["versions"]
             if v.get("served", True)
         ]
+
+
+@dataclass
+class SchemaAdmission:
+    """The CRD's schema and CEL rules on one write (``kubestore.Admission``), as kube-apiserver applies them."""
+
+    served: Served
+    schema: CrdSchema
+    name: str
+    strict: bool  # ?fieldValidation=Strict: an unknown field is an error instead of being dropped
+
+    def prepare(self, obj: Obj) -> None:
+        unknown = self.schema.prune(obj)
+        if unknown and self.strict:
+            fields = ", ".join(f'unknown field "{path}"' for path in unknown)
+            kind, version = self.served.kind, self.served.version
+            message = f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: {fields}'
+            raise ApiError(400, "BadRequest", message)
+        self.schema.default(obj)
+
+    def check(self, new: Obj, old: Obj | None) -> None:
+        errors = self.schema.validate(new, old)
+        if errors:
+            name = (new.get("metadata") or {}).get("name") or self.name
+            document = invalid(self.served.kind, self.served.group, name, errors)
+            raise ApiError(422, "Invalid", document["message"], document)
 
 
 CORE_EVENTS = Served(group="", version="v1", plural="events", kind="Event", short_names=("ev",))
@@ -108,7 +137,7 @@ def _jsonpath(obj: Any, path: str) -> Any:
 
 @dataclass
 class Watch:
-    request: rendering.Request
+    request: kmock.Request
     served: Served
     selector: Selector
     response: aiohttp.web.StreamResponse = field(default_factory=aiohttp.web.StreamResponse)
@@ -117,9 +146,10 @@ class Watch:
 class Emulator(kmock.KubernetesScaffold):
     """kmock's scaffold (discovery, errors, HTTP) plus stateful served resources."""
 
-    def __init__(self, store: ObjectStore, served: list[Served]) -> None:
+    def __init__(self, store: ObjectStore, served: list[Served], bookmark_seconds: float = 60.0) -> None:
         super().__init__()
         self.store = store
+        self.bookmark_seconds = bookmark_seconds
         self.served = {s.key: s for s in served}
         for s in served:
             self.resources[s.key] = kmock.ResourceInfo(
@@ -131,7 +161,7 @@ class Emulator(kmock.KubernetesScaffold):
             )
         self.stopping = False
 
-    async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
         assert request.resource is not None
         group, version = request.resource.group or "", request.resource.version
         resources: list[Obj] = []
@@ -151,12 +181,14 @@ class Emulator(kmock.KubernetesScaffold):
             "resources": resources,
         }
 
-    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         del self._requests[:-50]  # kmock keeps every request for assertions; this process runs for long
         path = request.url.path
         try:
             if path.startswith("/_emulator/"):
                 return await self._admin(path)
+            if path.startswith("/openapi/v3"):
+                return self._openapi(path)
             served = self._served_for(request)
             if served is not None:
                 return await self._serve(request, served)
@@ -164,11 +196,32 @@ class Emulator(kmock.KubernetesScaffold):
             return aiohttp.web.json_response(exc.status(), status=exc.code)
         return await super()._handle(request)
 
-    def _served_for(self, request: rendering.Request) -> Served | None:
+    def _served_for(self, request: kmock.Request) -> Served | None:
         r = request.resource
         if r is None or r.plural is None:
             return None
         return self.served.get(f"{r.group or ''}/{r.version}/{r.plural}")
+
+    def _openapi(self, path: str) -> aiohttp.web.StreamResponse:
+        """OpenAPI v3 as kube-apiserver publishes it: an index, then one document per group-version."""
+        if path.rstrip("/") == "/openapi/v3":
+            return aiohttp.web.json_response(openapi_v3_index(self._published()))
+        group_version = path.removeprefix("/openapi/v3/")
+        served = [
+            s for s in self.served.values() if ("apis/" + s.api_version if s.group else "api/v1") == group_version
+        ]
+        if not served:
+            raise ApiError(404, "NotFound", f"no OpenAPI document for {group_version}")
+        return aiohttp.web.json_response(openapi_v3_document(served))
+
+    def _published(self) -> list[Served]:
+        return [s for s in self.served.values() if s.schema is not None]  # CRDs; the core group is not emulated
+
+    def _admission(self, request: kmock.Request, served: Served, name: str) -> SchemaAdmission | None:
+        if served.schema is None:
+            return None
+        strict = request.params.get("fieldValidation", "") == "Strict"
+        return SchemaAdmission(served, served.schema, name, strict)
 
     async def _admin(self, path: str) -> aiohttp.web.StreamResponse:
         if path == "/_emulator/compact":
@@ -178,7 +231,7 @@ class Emulator(kmock.KubernetesScaffold):
             return aiohttp.web.json_response({"dropped": True})
         raise ApiError(404, "NotFound", f"no emulator hook {path}")
 
-    async def _serve(self, request: rendering.Request, served: Served) -> aiohttp.web.StreamResponse:
+    async def _serve(self, request: kmock.Request, served: Served) -> aiohttp.web.StreamResponse:
         ns = request.namespace or ""
         if served.namespaced is False:
             ns = ""
@@ -190,7 +243,15 @@ class Emulator(kmock.KubernetesScaffold):
             if method == "GET":
                 return self._list(request, served, ns)
             if method == "POST":
-                created = await self.store.create(served.key, ns, request.data, has_status=served.has_status)
+                body = request.data
+                name = (body.get("metadata") or {}).get("name", "") if isinstance(body, dict) else ""
+                created = await self.store.create(
+                    served.key,
+                    ns,
+                    body,
+                    has_status=served.has_status,
+                    admission=self._admission(request, served, name),
+                )
                 return aiohttp.web.json_response(created, status=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         key: Key = (served.key, ns, request.name)
@@ -201,6 +262,7 @@ class Emulator(kmock.KubernetesScaffold):
             return self._one(request, served, self.store.get(key))
         if method == "DELETE":
             return aiohttp.web.json_response(await self.store.delete(key))
+        admission = self._admission(request, served, request.name)
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
             body = self._patch_body(request, content_type)
@@ -208,23 +270,33 @@ class Emulator(kmock.KubernetesScaffold):
                 if not isinstance(body, list):
                     raise ApiError(400, "BadRequest", "a JSON patch is a list of operations")
                 updated = await self.store.update(
-                    key, lambda o: json_patch(o, body), subresource=sub, has_status=served.has_status
+                    key,
+                    lambda o: json_patch(o, body),
+                    subresource=sub,
+                    has_status=served.has_status,
+                    admission=admission,
                 )
             else:
                 updated = await self.store.update(
-                    key, lambda o: merge_patch(o, body), subresource=sub, has_status=served.has_status
+                    key,
+                    lambda o: merge_patch(o, body),
+                    subresource=sub,
+                    has_status=served.has_status,
+                    admission=admission,
                 )
             return aiohttp.web.json_response(updated)
         if method == "PUT":
             body = request.data
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body must be a JSON object")
-            updated = await self.store.update(key, lambda o: dict(body), subresource=sub, has_status=served.has_status)
+            updated = await self.store.update(
+                key, lambda o: dict(body), subresource=sub, has_status=served.has_status, admission=admission
+            )
             return aiohttp.web.json_response(updated)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     @staticmethod
-    def _patch_body(request: rendering.Request, content_type: str) -> Any:
+    def _patch_body(request: kmock.Request, content_type: str) -> Any:
         if content_type == "application/strategic-merge-patch+json":
             raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources")
         if content_type == "application/apply-patch+yaml":
@@ -232,10 +304,10 @@ class Emulator(kmock.KubernetesScaffold):
         return request.data
 
     @staticmethod
-    def _wants_table(request: rendering.Request) -> bool:
+    def _wants_table(request: kmock.Request) -> bool:
         return "as=Table" in request.headers.get("Accept", "")
 
-    def _table(self, request: rendering.Request, served: Served, items: list[Obj], rv: str) -> Obj:
+    def _table(self, request: kmock.Request, served: Served, items: list[Obj], rv: str) -> Obj:
         columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
         columns += [
             {
@@ -269,12 +341,12 @@ class Emulator(kmock.KubernetesScaffold):
             "rows": rows,
         }
 
-    def _one(self, request: rendering.Request, served: Served, obj: Obj) -> aiohttp.web.StreamResponse:
+    def _one(self, request: kmock.Request, served: Served, obj: Obj) -> aiohttp.web.StreamResponse:
         if self._wants_table(request):
             return aiohttp.web.json_response(self._table(request, served, [obj], obj["metadata"]["resourceVersion"]))
         return aiohttp.web.json_response(obj)
 
-    def _selector(self, request: rendering.Request, served: Served, ns: str) -> Selector:
+    def _selector(self, request: kmock.Request, served: Served, ns: str) -> Selector:
         return Selector(
             served.key,
             ns or None,
@@ -282,7 +354,7 @@ class Emulator(kmock.KubernetesScaffold):
             request.params.get("labelSelector", ""),
         )
 
-    def _list(self, request: rendering.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
+    def _list(self, request: kmock.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
         items = self.store.list(self._selector(request, served, ns))
         rv = str(self.store.resource_version)
         if self._wants_table(request):
@@ -296,7 +368,7 @@ class Emulator(kmock.KubernetesScaffold):
             }
         )
 
-    async def _watch(self, request: rendering.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
+    async def _watch(self, request: kmock.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
         raw = request._raw_request
         assert raw is not None
         selector = self._selector(request, served, ns)
@@ -305,7 +377,7 @@ class Emulator(kmock.KubernetesScaffold):
         await response.prepare(raw)
         try:
             async with asyncio.timeout(timeout):
-                async for event in self._events(request, selector, raw):
+                async for event in self._events(request, served, selector, raw):
                     await response.write(json.dumps(event).encode() + b"\n")
         except (TimeoutError, ConnectionError):
             pass
@@ -314,15 +386,18 @@ class Emulator(kmock.KubernetesScaffold):
         return response
 
     async def _events(
-        self, request: rendering.Request, selector: Selector, raw: aiohttp.web.BaseRequest
+        self, request: kmock.Request, served: Served, selector: Selector, raw: aiohttp.web.BaseRequest
     ) -> AsyncIterator[Obj]:
         store = self.store
         epoch = store.epoch
+        bookmarks = request.params.get("allowWatchBookmarks") in TRUE
         since = request.params.get("resourceVersion") or "0"
-        if since == "0":  # no position: the current state as ADDED, then every change
-            cursor = store.resource_version
+        if since == "0" or request.params.get("sendInitialEvents") in TRUE:
+            cursor = store.resource_version  # no position: the current state as ADDED, then every change
             for obj in store.list(selector):
                 yield {"type": "ADDED", "object": obj}
+            if bookmarks and request.params.get("sendInitialEvents") in TRUE:
+                yield self._bookmark(served, cursor, initial_events_end=True)
         else:
             cursor = int(since)
             try:
@@ -330,6 +405,7 @@ class Emulator(kmock.KubernetesScaffold):
             except ApiError as gone:
                 yield {"type": "ERROR", "object": gone.status()}
                 return
+        last_sent = asyncio.get_running_loop().time()
         while not self.stopping and store.epoch == epoch:
             if raw.transport is None or raw.transport.is_closing():
                 return
@@ -342,10 +418,26 @@ class Emulator(kmock.KubernetesScaffold):
             cursor = latest
             for change in changes:
                 yield {"type": change.type, "object": change.object}
+            now = asyncio.get_running_loop().time()
+            if changes:
+                last_sent = now
+            elif bookmarks and now - last_sent >= self.bookmark_seconds:
+                # a quiet stream still moves the client's resourceVersion forward (kube-apiserver's bookmarks)
+                yield self._bookmark(served, cursor)
+                last_sent = now
             async with store.changed:
                 if store.resource_version == cursor:
+                    wait = min(1.0, self.bookmark_seconds) if bookmarks else 1.0
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(store.changed.wait(), 1.0)
+                        await asyncio.wait_for(store.changed.wait(), wait)
+
+    @staticmethod
+    def _bookmark(served: Served, resource_version: int, initial_events_end: bool = False) -> Obj:
+        """A BOOKMARK carries only the resourceVersion (and, after the initial events, an annotation)."""
+        meta: Obj = {"resourceVersion": str(resource_version)}
+        if initial_events_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"type": "BOOKMARK", "object": {"kind": served.kind, "apiVersion": served.api_version, "metadata": meta}}
 
 
 def _load_crds(paths: list[Path]) -> list[Served]:
@@ -357,9 +449,11 @@ def _load_crds(paths: list[Path]) -> list[Served]:
     return served
 
 
-async def serve(host: str, port: int, state: Path | None, crds: list[Path], history: int) -> None:
+async def serve(
+    host: str, port: int, state: Path | None, crds: list[Path], history: int, bookmark_seconds: float
+) -> None:
     store = ObjectStore.load(state, history)
-    emulator = Emulator(store, [*_load_crds(crds), CORE_EVENTS])
+    emulator = Emulator(store, [*_load_crds(crds), CORE_EVENTS], bookmark_seconds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -378,9 +472,10 @@ def main() -> None:
     parser.add_argument("--state", type=Path, default=None, help="JSON file keeping objects across restarts")
     parser.add_argument("--crd", type=Path, action="append", default=[], help="CRD YAML to serve (repeatable)")
     parser.add_argument("--history", type=int, default=10_000, help="changes kept for watch resumption")
+    parser.add_argument("--bookmark-seconds", type=float, default=60.0, help="quiet time before a watch BOOKMARK")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s kubeapi %(levelname)s %(message)s")
-    asyncio.run(serve(args.host, args.port, args.state, args.crd, args.history))
+    asyncio.run(serve(args.host, args.port, args.state, args.crd, args.history, args.bookmark_seconds))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,26 @@
 """The Kubernetes API emulator process: kmock's server and discovery, with object semantics real clients need.
 
 Run as ``python -m lc2backup.testing.kubeapi --port P --state FILE --crd CRD.yaml``; ``KubeEmulator`` in
-``kube.py`` starts it. kmock (PyPI, a dev dependency) provides the aiohttp server, request parsing, API
-discovery and error documents. Its stateful emulator is not enough for a controller and ``kubectl``
-(``reference/local-components.md`` §6), so served resources are handled here, on ``kubestore.ObjectStore``:
+``kube.py`` starts it. kmock (PyPI) provides the aiohttp server, request parsing, API discovery and error
+documents; this module uses its public API only: reactions registered with ``emulator[criteria] << ...``,
+``kmock.Request``, ``kmock.ResourceInfo`` and ``kmock.KubernetesError`` (rendered as a ``Status``). Its
+stateful emulator is not enough for a controller and ``kubectl`` (``reference/local-components.md`` §6), so
+served resources are handled here, on ``kubestore.ObjectStore``:
 
 * create answers 201; lists have ``kind``/``apiVersion``/``resourceVersion``; ``watch=True`` is a watch;
 * watch streams are ``application/json``, resume from ``resourceVersion``, answer ``410 Gone`` below the
-  history floor, honour ``timeoutSeconds`` and ``fieldSelector``/``labelSelector``;
-* merge patch, JSON patch, server-side apply (approximated as a merge) and PUT, with 409 on a stale
-  ``resourceVersion``; strategic merge patch is 415, as for custom resources on a real cluster;
+  history floor, honour ``timeoutSeconds`` and ``fieldSelector``/``labelSelector``, and send ``BOOKMARK``
+  events to a quiet stream when the client sends ``allowWatchBookmarks=true``;
+* merge patch, JSON patch (the ``jsonpatch`` package), server-side apply (approximated as a merge) and PUT,
+  with 409 on a stale ``resourceVersion``; strategic merge patch is 415, as for custom resources;
+* a CRD's resources go through its schema and CEL rules on every write (``kubeschema.py``: pruning, or 400
+  under ``fieldValidation=Strict``; defaults; ``422 Invalid`` with causes), and ``/openapi/v3`` publishes
+  the schema (``openapi.py``), so ``kubectl apply`` validates on the server as against a real cluster;
 * ``Table`` output with the CRD's printer columns, so ``kubectl get br`` shows State, Provider, ...;
 * discovery lists the core group as ``v1`` and subresources without short names (kubectl warns otherwise).
+
+kmock keeps every request and every error it served for assertions; this process lives for one test, so
+that is bounded.
 
 Test hooks (not Kubernetes API): ``POST /_emulator/compact`` forgets the history and ends every watch, so
 the next resume is 410 Gone; ``POST /_emulator/drop-watches`` ends every watch stream.
@@ -24,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,7 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp.web
 import kmock
 import yaml
 
@@ -112,6 +121,14 @@ class SchemaAdmission:
             raise ApiError(422, "Invalid", document["message"], document)
 
 
+JSON = {"Content-Type": "application/json"}  # also for watch streams: client-go picks its decoder by it
+
+
+def refusal(code: int, reason: str, message: str, details: Obj) -> kmock.KubernetesError:
+    """A refusal as kube-apiserver answers it: kmock renders a ``KubernetesError`` as a ``Status`` document."""
+    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details)
+
+
 CORE_EVENTS = Served(group="", version="v1", plural="events", kind="Event", short_names=("ev",))
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 
@@ -135,14 +152,6 @@ def _jsonpath(obj: Any, path: str) -> Any:
     return obj
 
 
-@dataclass
-class Watch:
-    request: kmock.Request
-    served: Served
-    selector: Selector
-    response: aiohttp.web.StreamResponse = field(default_factory=aiohttp.web.StreamResponse)
-
-
 class Emulator(kmock.KubernetesScaffold):
     """kmock's scaffold (discovery, errors, HTTP) plus stateful served resources."""
 
@@ -159,11 +168,21 @@ class Emulator(kmock.KubernetesScaffold):
                 verbs=VERBS,
                 subresources={"status"} if s.has_status else set(),
             )
+            resource = kmock.resource(s.group, s.version, s.plural)
+            for method in ("get", "put", "patch", "delete"):
+                self[method, resource] << JSON << self._respond
+            self["post", resource] << 201 << JSON << self._respond  # a create answers 201 Created
+        # kmock's DSL: these reactions come before the scaffold's fallbacks (discovery, 404 Status)
+        self["get", re.compile(r"/apis/[^/]+/[^/]+/?")] << self._serve_version
+        self["get", re.compile(r"/api/v1/?")] << self._serve_version
+        self["get", re.compile(r"/openapi/v3(/.*)?")] << JSON << self._openapi
+        self["post", re.compile(r"/_emulator/.*")] << JSON << self._admin
         self.stopping = False
 
     async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
-        assert request.resource is not None
-        group, version = request.resource.group or "", request.resource.version
+        """Discovery of one group-version: kmock's lists the core group as ``v1`` and no short names."""
+        parts = request.url.path.strip("/").split("/")
+        group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
         resources: list[Obj] = []
         for s in self.served.values():
             if (s.group, s.version) != (group, version):
@@ -181,20 +200,20 @@ class Emulator(kmock.KubernetesScaffold):
             "resources": resources,
         }
 
-    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        del self._requests[:-50]  # kmock keeps every request for assertions; this process runs for long
-        path = request.url.path
+    async def _respond(self, request: kmock.Request) -> kmock.Payload:
+        """Every request for a served resource: the store's semantics, errors as ``Status`` documents."""
+        served = self._served_for(request)
+        assert served is not None  # the reaction is registered per served resource
         try:
-            if path.startswith("/_emulator/"):
-                return await self._admin(path)
-            if path.startswith("/openapi/v3"):
-                return self._openapi(path)
-            served = self._served_for(request)
-            if served is not None:
-                return await self._serve(request, served)
+            return await self._serve(request, served)
         except ApiError as exc:
-            return aiohttp.web.json_response(exc.status(), status=exc.code)
-        return await super()._handle(request)
+            status = exc.status()
+            details = status.get("details") or {
+                "name": request.name or "",
+                "group": served.group,
+                "kind": served.plural,
+            }
+            raise refusal(exc.code, exc.reason, exc.message, details) from None
 
     def _served_for(self, request: kmock.Request) -> Served | None:
         r = request.resource
@@ -202,17 +221,16 @@ class Emulator(kmock.KubernetesScaffold):
             return None
         return self.served.get(f"{r.group or ''}/{r.version}/{r.plural}")
 
-    def _openapi(self, path: str) -> aiohttp.web.StreamResponse:
+    def _openapi(self, request: kmock.Request) -> kmock.Payload:
         """OpenAPI v3 as kube-apiserver publishes it: an index, then one document per group-version."""
-        if path.rstrip("/") == "/openapi/v3":
-            return aiohttp.web.json_response(openapi_v3_index(self._published()))
+        path = request.url.path.rstrip("/")
+        if path == "/openapi/v3":
+            return openapi_v3_index(self._published())
         group_version = path.removeprefix("/openapi/v3/")
-        served = [
-            s for s in self.served.values() if ("apis/" + s.api_version if s.group else "api/v1") == group_version
-        ]
+        served = [s for s in self._published() if f"apis/{s.api_version}" == group_version]
         if not served:
-            raise ApiError(404, "NotFound", f"no OpenAPI document for {group_version}")
-        return aiohttp.web.json_response(openapi_v3_document(served))
+            raise refusal(404, "NotFound", f"no OpenAPI document for {group_version}", {"name": group_version})
+        return openapi_v3_document(served)
 
     def _published(self) -> list[Served]:
         return [s for s in self.served.values() if s.schema is not None]  # CRDs; the core group is not emulated
@@ -223,15 +241,16 @@ class Emulator(kmock.KubernetesScaffold):
         strict = request.params.get("fieldValidation", "") == "Strict"
         return SchemaAdmission(served, served.schema, name, strict)
 
-    async def _admin(self, path: str) -> aiohttp.web.StreamResponse:
+    async def _admin(self, request: kmock.Request) -> kmock.Payload:
+        path = request.url.path
         if path == "/_emulator/compact":
-            return aiohttp.web.json_response({"resourceVersion": str(await self.store.compact())})
+            return {"resourceVersion": str(await self.store.compact())}
         if path == "/_emulator/drop-watches":
             await self.store.end_watches()
-            return aiohttp.web.json_response({"dropped": True})
-        raise ApiError(404, "NotFound", f"no emulator hook {path}")
+            return {"dropped": True}
+        raise refusal(404, "NotFound", f"no emulator hook {path}", {"name": path})
 
-    async def _serve(self, request: kmock.Request, served: Served) -> aiohttp.web.StreamResponse:
+    async def _serve(self, request: kmock.Request, served: Served) -> kmock.Payload:
         ns = request.namespace or ""
         if served.namespaced is False:
             ns = ""
@@ -239,7 +258,7 @@ class Emulator(kmock.KubernetesScaffold):
         params = request.params
         if request.name is None:
             if method == "GET" and params.get("watch") in TRUE:
-                return await self._watch(request, served, ns)
+                return self._watch(request, served, ns)
             if method == "GET":
                 return self._list(request, served, ns)
             if method == "POST":
@@ -252,7 +271,7 @@ class Emulator(kmock.KubernetesScaffold):
                     has_status=served.has_status,
                     admission=self._admission(request, served, name),
                 )
-                return aiohttp.web.json_response(created, status=201)
+                return created
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         key: Key = (served.key, ns, request.name)
         sub = request.subresource
@@ -261,7 +280,7 @@ class Emulator(kmock.KubernetesScaffold):
         if method == "GET":
             return self._one(request, served, self.store.get(key))
         if method == "DELETE":
-            return aiohttp.web.json_response(await self.store.delete(key))
+            return await self.store.delete(key)
         admission = self._admission(request, served, request.name)
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
@@ -284,7 +303,7 @@ class Emulator(kmock.KubernetesScaffold):
                     has_status=served.has_status,
                     admission=admission,
                 )
-            return aiohttp.web.json_response(updated)
+            return updated
         if method == "PUT":
             body = request.data
             if not isinstance(body, dict):
@@ -292,7 +311,7 @@ class Emulator(kmock.KubernetesScaffold):
             updated = await self.store.update(
                 key, lambda o: dict(body), subresource=sub, has_status=served.has_status, admission=admission
             )
-            return aiohttp.web.json_response(updated)
+            return updated
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     @staticmethod
@@ -341,10 +360,10 @@ class Emulator(kmock.KubernetesScaffold):
             "rows": rows,
         }
 
-    def _one(self, request: kmock.Request, served: Served, obj: Obj) -> aiohttp.web.StreamResponse:
+    def _one(self, request: kmock.Request, served: Served, obj: Obj) -> kmock.Payload:
         if self._wants_table(request):
-            return aiohttp.web.json_response(self._table(request, served, [obj], obj["metadata"]["resourceVersion"]))
-        return aiohttp.web.json_response(obj)
+            return self._table(request, served, [obj], obj["metadata"]["resourceVersion"])
+        return obj
 
     def _selector(self, request: kmock.Request, served: Served, ns: str) -> Selector:
         return Selector(
@@ -354,40 +373,33 @@ class Emulator(kmock.KubernetesScaffold):
             request.params.get("labelSelector", ""),
         )
 
-    def _list(self, request: kmock.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
+    def _list(self, request: kmock.Request, served: Served, ns: str) -> kmock.Payload:
         items = self.store.list(self._selector(request, served, ns))
         rv = str(self.store.resource_version)
         if self._wants_table(request):
-            return aiohttp.web.json_response(self._table(request, served, items, rv))
-        return aiohttp.web.json_response(
-            {
-                "apiVersion": served.api_version,
-                "kind": f"{served.kind}List",
-                "metadata": {"resourceVersion": rv},
-                "items": items,
-            }
-        )
+            return self._table(request, served, items, rv)
+        return {
+            "apiVersion": served.api_version,
+            "kind": f"{served.kind}List",
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        }
 
-    async def _watch(self, request: kmock.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
-        raw = request._raw_request
-        assert raw is not None
+    def _watch(self, request: kmock.Request, served: Served, ns: str) -> kmock.Payload:
+        """A watch is a kmock stream: one JSON document per line, until ``timeoutSeconds`` or a hook ends it."""
         selector = self._selector(request, served, ns)
         timeout = float(request.params.get("timeoutSeconds") or 0) or None
-        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(raw)
-        try:
-            async with asyncio.timeout(timeout):
-                async for event in self._events(request, served, selector, raw):
-                    await response.write(json.dumps(event).encode() + b"\n")
-        except (TimeoutError, ConnectionError):
-            pass
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
-        return response
 
-    async def _events(
-        self, request: kmock.Request, served: Served, selector: Selector, raw: aiohttp.web.BaseRequest
-    ) -> AsyncIterator[Obj]:
+        async def lines() -> AsyncIterator[bytes]:
+            yield b""  # kmock starts the response at the first chunk; a quiet watch is still a 200 stream
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    async for event in self._events(request, served, selector):
+                        yield json.dumps(event).encode() + b"\n"
+
+        return lines()
+
+    async def _events(self, request: kmock.Request, served: Served, selector: Selector) -> AsyncIterator[Obj]:
         store = self.store
         epoch = store.epoch
         bookmarks = request.params.get("allowWatchBookmarks") in TRUE
@@ -406,9 +418,8 @@ class Emulator(kmock.KubernetesScaffold):
                 yield {"type": "ERROR", "object": gone.status()}
                 return
         last_sent = asyncio.get_running_loop().time()
+        # a client that went away is noticed at the next write (kmock ends the stream on ConnectionError)
         while not self.stopping and store.epoch == epoch:
-            if raw.transport is None or raw.transport.is_closing():
-                return
             latest = store.resource_version  # no await between this and the snapshot of changes
             try:
                 changes = list(store.changes_after(cursor, selector))

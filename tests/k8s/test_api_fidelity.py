@@ -160,6 +160,15 @@ async def test_schema_refusals_carry_the_field_and_reason(kubectl: Kubectl, case
     assert not await exists(kubectl, "bad")
 
 
+async def test_names_are_rfc_1123_subdomains(kubectl: Kubectl) -> None:
+    err = await kubectl.refused("apply", "-f", "-", manifest=manifest("Nightly_Retail"))
+    assert (
+        'The BackupRequest "Nightly_Retail" is invalid: metadata.name: Invalid value: "Nightly_Retail": a lowercase RFC 1123 subdomain'
+        in err
+    )
+    assert "nightly.retail-1 created" in await kubectl.apply(manifest("nightly.retail-1"))
+
+
 async def test_unknown_fields_are_refused_under_strict_and_pruned_otherwise(kubectl: Kubectl) -> None:
     doc = manifest("extra")
     doc["spec"]["schedule"] = "daily"

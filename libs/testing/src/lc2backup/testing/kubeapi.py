@@ -44,7 +44,7 @@ from typing import Any
 import kmock
 import yaml
 
-from lc2backup.testing.kubeschema import CrdSchema, invalid
+from lc2backup.testing.kubeschema import CrdSchema, invalid, name_errors
 from lc2backup.testing.kubestore import ApiError, Key, Obj, ObjectStore, Selector, json_patch, merge_patch
 from lc2backup.testing.openapi import openapi_v3_document, openapi_v3_index
 
@@ -115,6 +115,8 @@ class SchemaAdmission:
 
     def check(self, new: Obj, old: Obj | None) -> None:
         errors = self.schema.validate(new, old)
+        if old is None:  # the name is fixed at creation
+            errors = name_errors(str((new.get("metadata") or {}).get("name", ""))) + errors
         if errors:
             name = (new.get("metadata") or {}).get("name") or self.name
             document = invalid(self.served.kind, self.served.group, name, errors)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -305,6 +306,32 @@ class CrdSchema:
             for index, item in enumerate(new):
                 errors += self._cel(item, _MISSING, schema["items"], (*path, index))
         return errors
+
+
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+
+
+def name_errors(name: str) -> list[FieldError]:
+    """``metadata.name`` of a custom resource: an RFC 1123 subdomain (apimachinery's ``IsDNS1123Subdomain``)."""
+    errors = []
+    if len(name) > 253:
+        errors.append(
+            FieldError(
+                "FieldValueInvalid",
+                ("metadata", "name"),
+                f"Invalid value: {_value(name)}: must be no more than 253 characters",
+            )
+        )
+    if not re.fullmatch(_SUBDOMAIN, name):
+        message = (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and"
+            " must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation"
+            f" is '{_SUBDOMAIN}')"
+        )
+        errors.append(
+            FieldError("FieldValueInvalid", ("metadata", "name"), f"Invalid value: {_value(name)}: {message}")
+        )
+    return errors
 
 
 def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> Obj:

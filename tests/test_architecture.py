@@ -6,11 +6,19 @@ import importlib
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-LIBS = ["lc2backup.eventing", "lc2backup.domain", "lc2backup.runtime", "lc2backup.providers", "lc2backup.devstack"]
+LIBS = [
+    "lc2backup.eventing",
+    "lc2backup.domain",
+    "lc2backup.runtime",
+    "lc2backup.providers",
+    "lc2backup.devstack",
+    "lc2backup.testing",
+]
 
 
 def test_import_contracts_hold() -> None:
@@ -29,3 +37,52 @@ def test_public_surface_is_declared(name: str) -> None:
     public = {n for n in vars(module) if not n.startswith("_") and not isinstance(getattr(module, n), type(sys))}
     public -= {"annotations"}
     assert exported == public, f"{name}: undeclared {sorted(public - exported)}, missing {sorted(exported - public)}"
+
+
+SERVICES = [
+    "lc2backup-crd-gateway",
+    "lc2backup-db-export",
+    "lc2backup-doclib-transfer",
+    "lc2backup-metadata",
+    "lc2backup-archiver",
+]
+TEST_ONLY = {"lc2backup-testing", "lc2backup-devstack", "kmock", "cel-python", "jsonpatch", "moto", "pytest"}
+
+
+def _closure(roots: list[str]) -> set[str]:
+    """Every package ``roots`` install, from uv.lock (what the image's ``uv sync --package ...`` installs)."""
+    lock = tomllib.loads((Path(__file__).parents[1] / "uv.lock").read_text())
+    requires = {p["name"]: [d["name"] for d in p.get("dependencies", [])] for p in lock["package"]}
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(requires.get(name, []))
+    return seen
+
+
+def test_the_image_installs_no_test_only_code() -> None:
+    """The Dockerfile installs the five services; the emulator and the instant provider are not among them."""
+    shipped = _closure(SERVICES)
+    assert not shipped & TEST_ONLY
+    assert {"lc2backup-testing", "kmock", "cel-python", "jsonpatch"} <= _closure(["lc2backup-testing"])  # control
+    root = Path(__file__).parents[1]
+    members = {
+        tomllib.loads(pyproject.read_text())["project"]["name"]: pyproject.parent
+        for pyproject in [*root.glob("libs/*/pyproject.toml"), *root.glob("services/*/pyproject.toml")]
+    }
+    shipped_modules = {p.name for name in shipped & set(members) for p in (members[name] / "src").rglob("*.py")}
+    assert not shipped_modules & {"instant.py", "kubeapi.py", "kubestore.py", "kubeschema.py"}
+    assert "instant.py" in {p.name for p in (members["lc2backup-testing"] / "src").rglob("*.py")}  # control
+
+
+def test_local_modes_other_than_real_come_from_installed_plugins() -> None:
+    from lc2backup.providers import ProviderNotConfigured
+    from lc2backup.providers.plugins import database_provider, transfer_provider
+
+    assert type(database_provider("instant")).__module__ == "lc2backup.testing.instant"
+    assert type(transfer_provider("instant")).__module__ == "lc2backup.testing.instant"
+    with pytest.raises(ProviderNotConfigured, match="LC2_LOCAL__MODE=nope: no installed package provides it"):
+        database_provider("nope")

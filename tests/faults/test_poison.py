@@ -26,9 +26,9 @@ import pytest
 from nats.js.errors import APIError
 
 from lc2backup.crd_gateway import crd
-from lc2backup.devstack import KubeEmulator
 from lc2backup.devstack.probes import http_status
 from lc2backup.domain import backup_id_for_request
+from lc2backup.testing import KubeEmulator
 from tests.faults.figures import FIGURES
 from tests.faults.harness import (
     TOPOLOGY,

@@ -15,8 +15,9 @@ from kubernetes_asyncio import client, config
 from lc2backup.crd_gateway import crd
 from lc2backup.crd_gateway.kube import KubeApi, open_api
 from lc2backup.crd_gateway.settings import KubernetesSettings
-from lc2backup.devstack import KubeEmulator, LocalStack, NatsServer
+from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.domain import API_GROUP, API_VERSION, KIND
+from lc2backup.testing import KubeEmulator
 from tests import polling
 from tests.support import System
 
@@ -77,6 +78,13 @@ class Objects:
         )
         return doc
 
+    async def patch_labels(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        options: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+        doc: dict[str, Any] = await self._custom.patch_namespaced_custom_object(
+            API_GROUP, API_VERSION, self.namespace, crd.PLURAL, name, {"metadata": {"labels": labels}}, **options
+        )
+        return doc
+
     async def delete(self, name: str) -> None:
         await self._custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, self.namespace, crd.PLURAL, name)
 
@@ -118,8 +126,16 @@ class Kubectl:
     async def __call__(self, *args: str, stdin: str | None = None) -> str:
         return (await self.run(*args, stdin=stdin))[1]
 
-    async def apply(self, manifest: dict[str, Any]) -> str:
-        return await self("apply", "--validate=false", "-f", "-", stdin=yaml.safe_dump(manifest))
+    async def apply(self, manifest: dict[str, Any], *flags: str) -> str:
+        """``kubectl apply`` with its default ``--validate=strict`` (the emulator serves /openapi/v3)."""
+        return await self("apply", *flags, "-f", "-", stdin=yaml.safe_dump(manifest))
+
+    async def refused(self, *args: str, manifest: dict[str, Any] | None = None) -> str:
+        """Run kubectl expecting a refusal; returns what it printed on stderr."""
+        stdin = yaml.safe_dump(manifest) if manifest is not None else None
+        code, out, err = await self.run(*args, stdin=stdin, check=False)
+        assert code != 0, f"kubectl {' '.join(args)} was accepted: {out}"
+        return err
 
     async def get(self, name: str, namespace: str = "default") -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(await self("get", "br", name, "-n", namespace, "-o", "json"))

@@ -1,11 +1,12 @@
 """The CRD: generated from the pydantic spec, structural, and accepting/rejecting the same manifests.
 
-The schema side uses ``jsonschema`` on the CRD's ``openAPIV3Schema`` (no API server is installable here).
-What a JSON-schema validator cannot evaluate is listed in ``PYDANTIC_ONLY`` with where it is enforced in a
-cluster, and checked on the pydantic side only:
+Two judges of the CRD: ``jsonschema`` on its ``openAPIV3Schema`` alone, and what the test API server does
+with it (``lc2backup.testing.kubeschema``: pruning, defaults, the schema and the CEL rules, as
+``tests/k8s/test_api_fidelity.py`` shows through kubectl). Neither calls the pydantic model they are
+compared with. What a JSON-schema validator cannot evaluate is listed in ``PYDANTIC_ONLY``:
 
 * the two ``x-kubernetes-validations`` CEL rules from ``CEL_RULES`` (local provider needs ``dump``; the
-  destination must not overlap the source) and the ``self == oldSelf`` immutability rule;
+  destination must not overlap the source): the API server refuses them too;
 * unknown fields: no ``additionalProperties: false`` in structural schemas (the API server prunes them, or
   rejects them under kubectl's default ``--validate=strict``);
 * tag keys: no ``propertyNames`` in structural schemas (crd-gateway rejects them, the CR ends Rejected).
@@ -24,6 +25,7 @@ import yaml
 from lc2backup.crd_gateway import crd
 from lc2backup.domain import SpecInvalid, parse_spec
 from lc2backup.domain.spec import CEL_RULES
+from lc2backup.testing.kubeschema import CrdSchema
 
 pytestmark = pytest.mark.k8s
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,6 +128,18 @@ PYDANTIC_ONLY = {
     "unknown nested field": spec(database__engine="postgres"),
     "bad tag key (no propertyNames in structural schemas)": spec(tags={"-bad": "v"}),
 }
+# Of those, what the API server itself refuses (the CEL rules); it prunes unknown fields and takes any tag key.
+API_SERVER_REFUSES = {name for name in PYDANTIC_ONLY if "CEL rule" in name}
+
+
+def api_server_refuses(raw: Any) -> bool:
+    """The test API server's answer to a create of this spec: pruned, defaulted, then schema and CEL rules."""
+    schema = CrdSchema(crd.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    obj = {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", "metadata": {"name": "x"}}
+    obj["spec"] = copy.deepcopy(raw)
+    schema.prune(obj)
+    schema.default(obj)
+    return bool(schema.validate(obj))
 
 
 def schema_validator() -> jsonschema.Draft4Validator:
@@ -157,6 +171,7 @@ def test_both_accept(name: str) -> None:
     raw = ACCEPTED[name]
     assert pydantic_accepts(raw)
     assert not list(schema_validator().iter_errors(raw))
+    assert not api_server_refuses(raw)
 
 
 @pytest.mark.parametrize("name", sorted(REJECTED))
@@ -164,6 +179,7 @@ def test_both_reject(name: str) -> None:
     raw = REJECTED[name]
     assert not pydantic_accepts(raw)
     assert list(schema_validator().iter_errors(raw)), f"the CRD schema accepts {name}"
+    assert api_server_refuses(raw), f"the API server accepts {name}"
 
 
 @pytest.mark.parametrize("name", sorted(PYDANTIC_ONLY))
@@ -171,6 +187,7 @@ def test_rules_a_json_schema_validator_cannot_evaluate_are_enforced_by_pydantic(
     raw = PYDANTIC_ONLY[name]
     assert not pydantic_accepts(raw)
     assert not list(schema_validator().iter_errors(raw)), "now expressible in the schema: move it to REJECTED"
+    assert api_server_refuses(raw) == (name in API_SERVER_REFUSES)
 
 
 def test_cel_rules_mirror_the_cross_field_rules() -> None:

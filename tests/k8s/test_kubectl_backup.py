@@ -1,7 +1,8 @@
 """kubectl against the emulator, the five services as real processes: BackupRequests end to end.
 
-``kubectl apply --validate=false`` (the emulator serves no OpenAPI document), then the backup runs on the
-local stack and the CR's status follows the event log; ``kubectl get br`` and ``kubectl wait`` see it.
+``kubectl apply`` (its default ``--validate=strict``: the emulator serves ``/openapi/v3`` and enforces the
+CRD's schema and CEL rules), then the backup runs on the local stack and the CR's status follows the event
+log; ``kubectl get br`` and ``kubectl wait`` see it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import nats
 import pytest
 import yaml
 
-from lc2backup.devstack import KubeEmulator
+from lc2backup.crd_gateway import crd
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_resource
 from lc2backup.eventing import DirectReader, Topology, decode_envelope
+from lc2backup.testing import KubeEmulator
 from tests.k8s.conftest import Kubectl, Objects, eventually
 from tests.support import System
 
@@ -99,16 +101,14 @@ async def test_kubectl_apply_backs_up_to_succeeded(
     assert {"BackupCreated", "BackupSucceeded"} <= reasons
     assert (await k8s_system.get(backup_id) or {})["state"] == "Succeeded"
 
-    # A spec change after the backup started is refused with a condition; the backup is untouched.
+    # The spec is immutable from creation: the API server refuses the change with the CRD's own message,
+    # and nothing reaches the gateway (generation unchanged, no second backup).
     sample["spec"]["retentionDays"] = 90
-    await kubectl.apply(sample)
-    await kubectl("wait", "-n", ns, "--for=condition=SpecChangeRefused", f"br/{name}", "--timeout=60s")
+    err = await kubectl.refused("apply", "-f", "-", manifest=sample)
+    assert f'The BackupRequest "{name}" is invalid: spec: Invalid value: "object": {crd.IMMUTABLE_MESSAGE}' in err
     cr = await kubectl.get(name, ns)
-    refused = conditions(cr)["SpecChangeRefused"]
-    assert refused["reason"] == "SpecImmutable" and "generation 2" in refused["message"]
-    assert cr["status"]["observedGeneration"] == 2 and cr["status"]["specGeneration"] == 1
-    assert cr["status"]["state"] == "Succeeded"
-    assert "SpecChangeRefused" in {e["reason"] for e in await objects.events(name, ns)}
+    assert cr["metadata"]["generation"] == 1 and cr["spec"]["retentionDays"] != 90
+    assert cr["status"]["observedGeneration"] == 1 and cr["status"]["state"] == "Succeeded"
     assert await requested_backups(k8s_system) == [backup_id]
 
     # Deleting the CR deletes neither the history nor the artefacts.
@@ -119,28 +119,38 @@ async def test_kubectl_apply_backs_up_to_succeeded(
     assert meta["backupId"] == backup_id
 
 
-async def test_invalid_request_ends_rejected_with_every_reason(
-    k8s_system: System, kubectl: Kubectl, objects: Objects, buckets: tuple[str, str]
+async def test_invalid_manifests_are_refused_by_the_api_server(
+    k8s_system: System, kubectl: Kubectl, buckets: tuple[str, str]
 ) -> None:
+    """Schema and CEL violations never become a BackupRequest: kubectl prints the CRD's reasons."""
     source, destination = buckets
     spec = k8s_system.spec(source, destination, projectId="Retail", retentionDays=0)
-    spec["database"]["type"] = "snapshot"  # the local provider cannot snapshot: a cross-field rule
-    await kubectl.apply(manifest("broken", spec))
-    cr = await wait_state(kubectl, "broken", "Rejected", timeout=60)
+    spec["database"]["type"] = "snapshot"  # the local provider cannot snapshot: a CEL rule
+    err = await kubectl.refused("apply", "-f", "-", manifest=manifest("broken", spec))
+    assert 'The BackupRequest "broken" is invalid' in err
+    assert 'spec.projectId: Invalid value: "Retail"' in err
+    assert "spec.retentionDays: Invalid value: 0" in err
+    assert "the local provider cannot take a managed snapshot: use database.type: dump" in err
+    code, _, missing = await kubectl.run("get", "br", "broken", check=False)
+    assert code != 0 and "NotFound" in missing
+    assert await requested_backups(k8s_system) == []
+
+
+async def test_what_the_schema_cannot_check_ends_rejected_with_the_reason(
+    k8s_system: System, kubectl: Kubectl, objects: Objects, buckets: tuple[str, str]
+) -> None:
+    """Tag keys have no schema (structural schemas have no propertyNames): crd-gateway rejects them."""
+    source, destination = buckets
+    spec = k8s_system.spec(source, destination, tags={"-bad": "x", "team": "web"})
+    await kubectl.apply(manifest("bad-tag", spec))
+    cr = await wait_state(kubectl, "bad-tag", "Rejected", timeout=60)
     failed = conditions(cr)["Failed"]
     assert (failed["status"], failed["reason"]) == ("True", "Rejected")
-    for field in ("spec.projectId", "spec.retentionDays"):
-        assert field in cr["status"]["message"] and field in failed["message"]
-    assert {p["field"] for p in cr["status"]["problems"]} == {"spec.projectId", "spec.retentionDays"}
-    # the cross-field rule is checked once the fields themselves are valid: fix them, and it is the reason
-    spec2 = k8s_system.spec(source, destination)
-    spec2["database"]["type"] = "snapshot"
-    await kubectl.apply(manifest("snapshot-on-local", spec2))
-    cr2 = await wait_state(kubectl, "snapshot-on-local", "Rejected", timeout=60)
-    assert "use database.type: dump" in cr2["status"]["message"]
     assert conditions(cr)["Ready"]["status"] == "False"
-    assert "Rejected" in (await kubectl("get", "br", "broken"))
-    assert "BackupRejected" in {e["reason"] for e in await objects.events("broken")}
+    assert [p["field"] for p in cr["status"]["problems"]] == ["spec.tags.-bad.[key]"]
+    assert "must be a tag key" in cr["status"]["message"] and "spec.tags.-bad" in failed["message"]
+    assert "Rejected" in (await kubectl("get", "br", "bad-tag"))
+    assert "BackupRejected" in {e["reason"] for e in await objects.events("bad-tag")}
     assert await requested_backups(k8s_system) == []
 
 

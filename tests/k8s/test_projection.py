@@ -130,15 +130,6 @@ def test_failed_status_names_the_branch() -> None:
     assert "connection refused" in failed["message"]
 
 
-def test_a_spec_change_is_refused_with_a_condition() -> None:
-    status = status_of(state_after(*SUCCEEDED[:2]), 2, {}, LATER)
-    refused = conditions(status)["SpecChangeRefused"]
-    assert (refused["status"], refused["reason"], refused["observedGeneration"]) == ("True", "SpecImmutable", 2)
-    assert "generation 2" in refused["message"] and "generation 1" in refused["message"]
-    assert status["observedGeneration"] == 2 and status["specGeneration"] == 1
-    assert "SpecChangeRefused" not in conditions(status_of(state_after(*SUCCEEDED[:2]), 1, {}, LATER))
-
-
 def test_projecting_twice_changes_nothing() -> None:
     state = state_after(*SUCCEEDED[:3])
     first = status_of(state, 2, {}, LATER)

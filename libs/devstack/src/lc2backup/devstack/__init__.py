@@ -3,7 +3,6 @@ on loopback only.
 """
 
 from lc2backup.devstack.errors import StackError
-from lc2backup.devstack.kube import KubeEmulator
 from lc2backup.devstack.moto import MotoServer
 from lc2backup.devstack.nats import NatsServer
 from lc2backup.devstack.ports import free_port
@@ -16,7 +15,6 @@ from lc2backup.devstack.stack import PROJECTION_DATABASE, LocalStack
 __all__ = [
     "PROJECTION_DATABASE",
     "SERVICE_MODULES",
-    "KubeEmulator",
     "LocalStack",
     "ManagedProcess",
     "MotoServer",

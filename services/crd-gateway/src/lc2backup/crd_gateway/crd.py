@@ -3,8 +3,9 @@
 ``openAPIV3Schema.spec`` is ``BackupRequestSpec.model_json_schema(by_alias=True)`` made structural: ``$ref``
 inlined, ``anyOf [X, null]`` turned into ``nullable``, and what Kubernetes rejects removed (``title``,
 ``additionalProperties: false``, ``$defs``, ``patternProperties``, ``propertyNames``, ``default: null``). The
-cross-field rules of ``CEL_RULES`` become ``x-kubernetes-validations``; a transition rule makes the spec
-immutable once created (one BackupRequest is one backup).
+cross-field rules of ``CEL_RULES`` become ``x-kubernetes-validations``; a transition rule (``self == oldSelf``)
+makes the spec immutable from creation (one BackupRequest is one backup): the API server refuses any update
+that changes it, so crd-gateway never sees a changed spec.
 
 What the schema cannot say, and where it is enforced instead:
 
@@ -97,7 +98,7 @@ CONDITION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "status", "lastTransitionTime", "reason", "message"],
     "properties": {
-        "type": _string("Ready, Failed or SpecChangeRefused"),
+        "type": _string("Ready or Failed"),
         "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
         "reason": _string("CamelCase reason"),
         "message": _string("Human-readable detail"),

@@ -1,7 +1,8 @@
 """What a BackupRequest becomes and shows, as pure functions: its intake, its ``.status``, its Events.
 
 The status is a projection of the backup's fold plus the CR's current ``metadata.generation`` (the only
-input from the CR: it says whether the spec changed after the backup was requested). Condition times come
+input from the CR, reported as ``observedGeneration``; the CRD keeps the spec immutable, so it stays the
+generation the backup was requested with). Condition times come
 from the fold, or are kept from the previous status while a condition does not change, so projecting the
 same history twice yields the same status and the gateway can skip the patch.
 """
@@ -153,19 +154,6 @@ def _conditions(state: BackupState, generation: int | None, previous: list[Json]
             "lastTransitionTime": terminal_at if failed else since,
         },
     ]
-    requested = state.source.generation if state.source else None
-    if generation is not None and requested is not None and generation != requested:
-        desired.append(
-            {
-                "type": "SpecChangeRefused",
-                "status": "True",
-                "reason": "SpecImmutable",
-                "message": f"spec changed to generation {generation} after the backup was requested from"
-                f" generation {requested}; the change is ignored because one BackupRequest is one backup:"
-                " create a new BackupRequest to back up with other settings",
-                "lastTransitionTime": None,
-            }
-        )
     before = {c.get("type"): c for c in previous if isinstance(c, dict)}
     out = []
     for condition in desired:

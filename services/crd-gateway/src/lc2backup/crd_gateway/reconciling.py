@@ -1,9 +1,10 @@
-"""What a watched BackupRequest change does: a new CR enters the intake, a changed spec is refused.
+"""What a watched BackupRequest change does: a new CR enters the intake and gets its status.
 
 The intake is the one NATS commands use (``IntakeHandler.submit``): the CR's uid names the backup and the
 append expects an empty subject, so a re-list after a restart, a duplicate watch event or a second replica
 decides nothing new. Our own status patches come back as MODIFIED events; they carry a generation already
-handled, so they cost nothing. Deleting a CR deletes no history and no artefact: the backup stays, and the
+handled, so they cost nothing. The spec cannot change after creation (the CRD's ``self == oldSelf`` rule,
+enforced by the API server), so one CR is one request. Deleting a CR deletes no history and no artefact: the backup stays, and the
 projection API still serves it.
 """
 

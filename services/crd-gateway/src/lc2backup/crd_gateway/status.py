@@ -2,7 +2,7 @@
 
 Every backup event arrives on the durable consumer ``crd-gateway-status``; the backup is folded and, when it
 came from Kubernetes, its CR's status is brought up to date (and a Kubernetes Event recorded on a major
-transition). The watch side calls ``refresh`` when a CR's generation changes. The CR named by the backup's
+transition). The watch side calls ``refresh`` when a CR is new or its status is not the current one. The CR named by the backup's
 source is skipped when it is gone or its uid differs (a new CR with the same name is another backup).
 
 Writes are guarded by the CR's ``resourceVersion``, and a status that reflects a later event than our load
@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 
 from lc2backup.crd_gateway.errors import KubernetesUnavailable, ResourceConflict, ResourceNotFound
 from lc2backup.crd_gateway.kube import Json, KubeApi
-from lc2backup.crd_gateway.projection import Transition, identity, merge_patch, status_of, transition_of
+from lc2backup.crd_gateway.projection import identity, merge_patch, status_of, transition_of
 from lc2backup.crd_gateway.recording import EventRecorder
 from lc2backup.domain import BackupState, backup_id_for_resource, fold
 from lc2backup.eventing import EventStore, Repository, RetryLater, consuming_span
@@ -73,22 +73,11 @@ class StatusProjector:
                 raise RetryLater(f"kubernetes API unavailable: {exc}", delay=self._retry_delay) from exc
 
     async def refresh(self, resource: Json) -> None:
-        """Watch side: re-project a CR whose generation or status is not what the fold says."""
-        _, _, uid, generation = identity(resource)
+        """Watch side: re-project a CR whose status is not what the fold says (lost, or not yet written)."""
+        _, _, uid, _ = identity(resource)
         backup_id = backup_id_for_resource(uid)
         async with self._locks.hold(backup_id):
-            projected = await self._project(backup_id, resource)
-        if projected is None:
-            return
-        state, current = projected
-        requested = state.source.generation if state.source else None
-        if generation is not None and requested is not None and generation != requested:
-            message = (
-                f"spec generation {generation} refused: the backup was requested from generation {requested};"
-                " create a new BackupRequest to back up with other settings"
-            )
-            transition = Transition("Warning", "SpecChangeRefused", message)
-            await self._recorder.record(current, transition, f"spec-generation-{generation}", self._clock())
+            await self._project(backup_id, resource)
 
     async def _project(self, backup_id: str, resource: Json | None = None) -> tuple[BackupState, Json] | None:
         """Patch the CR's status to the fold; returns the state and the CR, or None if there is nothing to do."""

@@ -11,8 +11,8 @@ from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.providers import DatabaseBackupProvider, DeferredS3Client
 from lc2backup.providers.aws import open_database_provider
-from lc2backup.providers.instant import InstantDatabaseProvider
 from lc2backup.providers.local import LocalDatabaseProvider
+from lc2backup.providers.plugins import database_provider
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
 NAME = "db-export"
@@ -24,8 +24,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if "local" in settings.providers:
             client = DeferredS3Client(settings.s3, stack)  # opened on first use (start-up, B7)
             providers["local"] = (
-                InstantDatabaseProvider()
-                if settings.local.mode == "instant"
+                database_provider(settings.local.mode)
+                if settings.local.mode != "real"
                 else LocalDatabaseProvider(client, settings.local)
             )
         if "aws" in settings.providers:

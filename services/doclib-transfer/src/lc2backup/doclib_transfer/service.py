@@ -11,8 +11,8 @@ from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.providers import DeferredS3Client, DocumentTransferProvider
 from lc2backup.providers.aws import open_transfer_provider
-from lc2backup.providers.instant import InstantTransferProvider
 from lc2backup.providers.local import LocalTransferProvider
+from lc2backup.providers.plugins import transfer_provider
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
 NAME = "doclib-transfer"
@@ -24,8 +24,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if "local" in settings.providers:
             client = DeferredS3Client(settings.s3, stack)  # opened on first use (start-up, B7)
             providers["local"] = (
-                InstantTransferProvider()
-                if settings.local.mode == "instant"
+                transfer_provider(settings.local.mode)
+                if settings.local.mode != "real"
                 else LocalTransferProvider(client, settings.local, settings.s3)
             )
         if "aws" in settings.providers:

@@ -5,8 +5,6 @@ It is the only provider that moves bytes itself (the dump), always with memory b
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field, SecretStr
 
 from lc2backup.providers.base import (
@@ -31,8 +29,12 @@ class LocalSettings(BaseModel):
     """``databases`` maps a BackupRequest's ``database.instanceId`` to a DSN; the DSN never leaves this process."""
 
     databases: dict[str, SecretStr] = Field(default_factory=dict)
-    mode: Literal["real", "instant"] = Field(
-        default="real", description="instant: operations complete at once, nothing moves (benchmarks, flood tests)"
+    mode: str = Field(
+        default="real",
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="real, or a provider another installed package registers (lc2backup.providers.plugins): the"
+        " test-only lc2backup-testing registers instant (operations complete at once, nothing moves: benchmarks,"
+        " flood tests)",
     )
     pg_dump: str = "pg_dump"
     compress: int = Field(default=1, ge=0, le=9)

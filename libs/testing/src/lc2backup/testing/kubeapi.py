@@ -1,17 +1,26 @@
 """The Kubernetes API emulator process: kmock's server and discovery, with object semantics real clients need.
 
-Run as ``python -m lc2backup.devstack.kubeapi --port P --state FILE --crd CRD.yaml``; ``KubeEmulator`` in
-``kube.py`` starts it. kmock (PyPI, a dev dependency) provides the aiohttp server, request parsing, API
-discovery and error documents. Its stateful emulator is not enough for a controller and ``kubectl``
-(``reference/local-components.md`` §6), so served resources are handled here, on ``kubestore.ObjectStore``:
+Run as ``python -m lc2backup.testing.kubeapi --port P --state FILE --crd CRD.yaml``; ``KubeEmulator`` in
+``kube.py`` starts it. kmock (PyPI) provides the aiohttp server, request parsing, API discovery and error
+documents; this module uses its public API only: reactions registered with ``emulator[criteria] << ...``,
+``kmock.Request``, ``kmock.ResourceInfo`` and ``kmock.KubernetesError`` (rendered as a ``Status``). Its
+stateful emulator is not enough for a controller and ``kubectl`` (``reference/local-components.md`` §6), so
+served resources are handled here, on ``kubestore.ObjectStore``:
 
 * create answers 201; lists have ``kind``/``apiVersion``/``resourceVersion``; ``watch=True`` is a watch;
 * watch streams are ``application/json``, resume from ``resourceVersion``, answer ``410 Gone`` below the
-  history floor, honour ``timeoutSeconds`` and ``fieldSelector``/``labelSelector``;
-* merge patch, JSON patch, server-side apply (approximated as a merge) and PUT, with 409 on a stale
-  ``resourceVersion``; strategic merge patch is 415, as for custom resources on a real cluster;
+  history floor, honour ``timeoutSeconds`` and ``fieldSelector``/``labelSelector``, and send ``BOOKMARK``
+  events to a quiet stream when the client sends ``allowWatchBookmarks=true``;
+* merge patch, JSON patch (the ``jsonpatch`` package), server-side apply (approximated as a merge) and PUT,
+  with 409 on a stale ``resourceVersion``; strategic merge patch is 415, as for custom resources;
+* a CRD's resources go through its schema and CEL rules on every write (``kubeschema.py``: pruning, or 400
+  under ``fieldValidation=Strict``; defaults; ``422 Invalid`` with causes), and ``/openapi/v3`` publishes
+  the schema (``openapi.py``), so ``kubectl apply`` validates on the server as against a real cluster;
 * ``Table`` output with the CRD's printer columns, so ``kubectl get br`` shows State, Provider, ...;
 * discovery lists the core group as ``v1`` and subresources without short names (kubectl warns otherwise).
+
+kmock keeps every request and every error it served for assertions; this process lives for one test, so
+that is bounded.
 
 Test hooks (not Kubernetes API): ``POST /_emulator/compact`` forgets the history and ends every watch, so
 the next resume is 410 Gone; ``POST /_emulator/drop-watches`` ends every watch stream.
@@ -24,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,12 +41,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp.web
 import kmock
 import yaml
-from kmock._internal import rendering
 
-from lc2backup.devstack.kubestore import ApiError, Key, Obj, ObjectStore, Selector, json_patch, merge_patch
+from lc2backup.testing.kubeschema import CrdSchema, invalid, name_errors
+from lc2backup.testing.kubestore import ApiError, Key, Obj, ObjectStore, Selector, json_patch, merge_patch
+from lc2backup.testing.openapi import openapi_v3_document, openapi_v3_index
 
 log = logging.getLogger("kubeapi")
 
@@ -55,6 +65,7 @@ class Served:
     short_names: tuple[str, ...] = ()
     has_status: bool = False
     columns: tuple[dict[str, Any], ...] = ()
+    schema: CrdSchema | None = field(default=None, compare=False, hash=False)
 
     @property
     def key(self) -> str:
@@ -77,10 +88,47 @@ class Served:
                 short_names=tuple(names.get("shortNames", [])),
                 has_status="status" in (v.get("subresources") or {}),
                 columns=tuple(v.get("additionalPrinterColumns", [])),
+                schema=CrdSchema(v["schema"]["openAPIV3Schema"]) if "schema" in v else None,
             )
             for v in spec["versions"]
             if v.get("served", True)
         ]
+
+
+@dataclass
+class SchemaAdmission:
+    """The CRD's schema and CEL rules on one write (``kubestore.Admission``), as kube-apiserver applies them."""
+
+    served: Served
+    schema: CrdSchema
+    name: str
+    strict: bool  # ?fieldValidation=Strict: an unknown field is an error instead of being dropped
+
+    def prepare(self, obj: Obj) -> None:
+        unknown = self.schema.prune(obj)
+        if unknown and self.strict:
+            fields = ", ".join(f'unknown field "{path}"' for path in unknown)
+            kind, version = self.served.kind, self.served.version
+            message = f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: {fields}'
+            raise ApiError(400, "BadRequest", message)
+        self.schema.default(obj)
+
+    def check(self, new: Obj, old: Obj | None) -> None:
+        errors = self.schema.validate(new, old)
+        if old is None:  # the name is fixed at creation
+            errors = name_errors(str((new.get("metadata") or {}).get("name", ""))) + errors
+        if errors:
+            name = (new.get("metadata") or {}).get("name") or self.name
+            document = invalid(self.served.kind, self.served.group, name, errors)
+            raise ApiError(422, "Invalid", document["message"], document)
+
+
+JSON = {"Content-Type": "application/json"}  # also for watch streams: client-go picks its decoder by it
+
+
+def refusal(code: int, reason: str, message: str, details: Obj) -> kmock.KubernetesError:
+    """A refusal as kube-apiserver answers it: kmock renders a ``KubernetesError`` as a ``Status`` document."""
+    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details)
 
 
 CORE_EVENTS = Served(group="", version="v1", plural="events", kind="Event", short_names=("ev",))
@@ -106,20 +154,13 @@ def _jsonpath(obj: Any, path: str) -> Any:
     return obj
 
 
-@dataclass
-class Watch:
-    request: rendering.Request
-    served: Served
-    selector: Selector
-    response: aiohttp.web.StreamResponse = field(default_factory=aiohttp.web.StreamResponse)
-
-
 class Emulator(kmock.KubernetesScaffold):
     """kmock's scaffold (discovery, errors, HTTP) plus stateful served resources."""
 
-    def __init__(self, store: ObjectStore, served: list[Served]) -> None:
+    def __init__(self, store: ObjectStore, served: list[Served], bookmark_seconds: float = 60.0) -> None:
         super().__init__()
         self.store = store
+        self.bookmark_seconds = bookmark_seconds
         self.served = {s.key: s for s in served}
         for s in served:
             self.resources[s.key] = kmock.ResourceInfo(
@@ -129,11 +170,21 @@ class Emulator(kmock.KubernetesScaffold):
                 verbs=VERBS,
                 subresources={"status"} if s.has_status else set(),
             )
+            resource = kmock.resource(s.group, s.version, s.plural)
+            for method in ("get", "put", "patch", "delete"):
+                self[method, resource] << JSON << self._respond
+            self["post", resource] << 201 << JSON << self._respond  # a create answers 201 Created
+        # kmock's DSL: these reactions come before the scaffold's fallbacks (discovery, 404 Status)
+        self["get", re.compile(r"/apis/[^/]+/[^/]+/?")] << self._serve_version
+        self["get", re.compile(r"/api/v1/?")] << self._serve_version
+        self["get", re.compile(r"/openapi/v3(/.*)?")] << JSON << self._openapi
+        self["post", re.compile(r"/_emulator/.*")] << JSON << self._admin
         self.stopping = False
 
-    async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
-        assert request.resource is not None
-        group, version = request.resource.group or "", request.resource.version
+    async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
+        """Discovery of one group-version: kmock's lists the core group as ``v1`` and no short names."""
+        parts = request.url.path.strip("/").split("/")
+        group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
         resources: list[Obj] = []
         for s in self.served.values():
             if (s.group, s.version) != (group, version):
@@ -151,34 +202,57 @@ class Emulator(kmock.KubernetesScaffold):
             "resources": resources,
         }
 
-    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        del self._requests[:-50]  # kmock keeps every request for assertions; this process runs for long
-        path = request.url.path
+    async def _respond(self, request: kmock.Request) -> kmock.Payload:
+        """Every request for a served resource: the store's semantics, errors as ``Status`` documents."""
+        served = self._served_for(request)
+        assert served is not None  # the reaction is registered per served resource
         try:
-            if path.startswith("/_emulator/"):
-                return await self._admin(path)
-            served = self._served_for(request)
-            if served is not None:
-                return await self._serve(request, served)
+            return await self._serve(request, served)
         except ApiError as exc:
-            return aiohttp.web.json_response(exc.status(), status=exc.code)
-        return await super()._handle(request)
+            status = exc.status()
+            details = status.get("details") or {
+                "name": request.name or "",
+                "group": served.group,
+                "kind": served.plural,
+            }
+            raise refusal(exc.code, exc.reason, exc.message, details) from None
 
-    def _served_for(self, request: rendering.Request) -> Served | None:
+    def _served_for(self, request: kmock.Request) -> Served | None:
         r = request.resource
         if r is None or r.plural is None:
             return None
         return self.served.get(f"{r.group or ''}/{r.version}/{r.plural}")
 
-    async def _admin(self, path: str) -> aiohttp.web.StreamResponse:
+    def _openapi(self, request: kmock.Request) -> kmock.Payload:
+        """OpenAPI v3 as kube-apiserver publishes it: an index, then one document per group-version."""
+        path = request.url.path.rstrip("/")
+        if path == "/openapi/v3":
+            return openapi_v3_index(self._published())
+        group_version = path.removeprefix("/openapi/v3/")
+        served = [s for s in self._published() if f"apis/{s.api_version}" == group_version]
+        if not served:
+            raise refusal(404, "NotFound", f"no OpenAPI document for {group_version}", {"name": group_version})
+        return openapi_v3_document(served)
+
+    def _published(self) -> list[Served]:
+        return [s for s in self.served.values() if s.schema is not None]  # CRDs; the core group is not emulated
+
+    def _admission(self, request: kmock.Request, served: Served, name: str) -> SchemaAdmission | None:
+        if served.schema is None:
+            return None
+        strict = request.params.get("fieldValidation", "") == "Strict"
+        return SchemaAdmission(served, served.schema, name, strict)
+
+    async def _admin(self, request: kmock.Request) -> kmock.Payload:
+        path = request.url.path
         if path == "/_emulator/compact":
-            return aiohttp.web.json_response({"resourceVersion": str(await self.store.compact())})
+            return {"resourceVersion": str(await self.store.compact())}
         if path == "/_emulator/drop-watches":
             await self.store.end_watches()
-            return aiohttp.web.json_response({"dropped": True})
-        raise ApiError(404, "NotFound", f"no emulator hook {path}")
+            return {"dropped": True}
+        raise refusal(404, "NotFound", f"no emulator hook {path}", {"name": path})
 
-    async def _serve(self, request: rendering.Request, served: Served) -> aiohttp.web.StreamResponse:
+    async def _serve(self, request: kmock.Request, served: Served) -> kmock.Payload:
         ns = request.namespace or ""
         if served.namespaced is False:
             ns = ""
@@ -186,12 +260,20 @@ class Emulator(kmock.KubernetesScaffold):
         params = request.params
         if request.name is None:
             if method == "GET" and params.get("watch") in TRUE:
-                return await self._watch(request, served, ns)
+                return self._watch(request, served, ns)
             if method == "GET":
                 return self._list(request, served, ns)
             if method == "POST":
-                created = await self.store.create(served.key, ns, request.data, has_status=served.has_status)
-                return aiohttp.web.json_response(created, status=201)
+                body = request.data
+                name = (body.get("metadata") or {}).get("name", "") if isinstance(body, dict) else ""
+                created = await self.store.create(
+                    served.key,
+                    ns,
+                    body,
+                    has_status=served.has_status,
+                    admission=self._admission(request, served, name),
+                )
+                return created
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         key: Key = (served.key, ns, request.name)
         sub = request.subresource
@@ -200,7 +282,8 @@ class Emulator(kmock.KubernetesScaffold):
         if method == "GET":
             return self._one(request, served, self.store.get(key))
         if method == "DELETE":
-            return aiohttp.web.json_response(await self.store.delete(key))
+            return await self.store.delete(key)
+        admission = self._admission(request, served, request.name)
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
             body = self._patch_body(request, content_type)
@@ -208,23 +291,33 @@ class Emulator(kmock.KubernetesScaffold):
                 if not isinstance(body, list):
                     raise ApiError(400, "BadRequest", "a JSON patch is a list of operations")
                 updated = await self.store.update(
-                    key, lambda o: json_patch(o, body), subresource=sub, has_status=served.has_status
+                    key,
+                    lambda o: json_patch(o, body),
+                    subresource=sub,
+                    has_status=served.has_status,
+                    admission=admission,
                 )
             else:
                 updated = await self.store.update(
-                    key, lambda o: merge_patch(o, body), subresource=sub, has_status=served.has_status
+                    key,
+                    lambda o: merge_patch(o, body),
+                    subresource=sub,
+                    has_status=served.has_status,
+                    admission=admission,
                 )
-            return aiohttp.web.json_response(updated)
+            return updated
         if method == "PUT":
             body = request.data
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body must be a JSON object")
-            updated = await self.store.update(key, lambda o: dict(body), subresource=sub, has_status=served.has_status)
-            return aiohttp.web.json_response(updated)
+            updated = await self.store.update(
+                key, lambda o: dict(body), subresource=sub, has_status=served.has_status, admission=admission
+            )
+            return updated
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     @staticmethod
-    def _patch_body(request: rendering.Request, content_type: str) -> Any:
+    def _patch_body(request: kmock.Request, content_type: str) -> Any:
         if content_type == "application/strategic-merge-patch+json":
             raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources")
         if content_type == "application/apply-patch+yaml":
@@ -232,10 +325,10 @@ class Emulator(kmock.KubernetesScaffold):
         return request.data
 
     @staticmethod
-    def _wants_table(request: rendering.Request) -> bool:
+    def _wants_table(request: kmock.Request) -> bool:
         return "as=Table" in request.headers.get("Accept", "")
 
-    def _table(self, request: rendering.Request, served: Served, items: list[Obj], rv: str) -> Obj:
+    def _table(self, request: kmock.Request, served: Served, items: list[Obj], rv: str) -> Obj:
         columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
         columns += [
             {
@@ -269,12 +362,12 @@ class Emulator(kmock.KubernetesScaffold):
             "rows": rows,
         }
 
-    def _one(self, request: rendering.Request, served: Served, obj: Obj) -> aiohttp.web.StreamResponse:
+    def _one(self, request: kmock.Request, served: Served, obj: Obj) -> kmock.Payload:
         if self._wants_table(request):
-            return aiohttp.web.json_response(self._table(request, served, [obj], obj["metadata"]["resourceVersion"]))
-        return aiohttp.web.json_response(obj)
+            return self._table(request, served, [obj], obj["metadata"]["resourceVersion"])
+        return obj
 
-    def _selector(self, request: rendering.Request, served: Served, ns: str) -> Selector:
+    def _selector(self, request: kmock.Request, served: Served, ns: str) -> Selector:
         return Selector(
             served.key,
             ns or None,
@@ -282,47 +375,43 @@ class Emulator(kmock.KubernetesScaffold):
             request.params.get("labelSelector", ""),
         )
 
-    def _list(self, request: rendering.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
+    def _list(self, request: kmock.Request, served: Served, ns: str) -> kmock.Payload:
         items = self.store.list(self._selector(request, served, ns))
         rv = str(self.store.resource_version)
         if self._wants_table(request):
-            return aiohttp.web.json_response(self._table(request, served, items, rv))
-        return aiohttp.web.json_response(
-            {
-                "apiVersion": served.api_version,
-                "kind": f"{served.kind}List",
-                "metadata": {"resourceVersion": rv},
-                "items": items,
-            }
-        )
+            return self._table(request, served, items, rv)
+        return {
+            "apiVersion": served.api_version,
+            "kind": f"{served.kind}List",
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        }
 
-    async def _watch(self, request: rendering.Request, served: Served, ns: str) -> aiohttp.web.StreamResponse:
-        raw = request._raw_request
-        assert raw is not None
+    def _watch(self, request: kmock.Request, served: Served, ns: str) -> kmock.Payload:
+        """A watch is a kmock stream: one JSON document per line, until ``timeoutSeconds`` or a hook ends it."""
         selector = self._selector(request, served, ns)
         timeout = float(request.params.get("timeoutSeconds") or 0) or None
-        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(raw)
-        try:
-            async with asyncio.timeout(timeout):
-                async for event in self._events(request, selector, raw):
-                    await response.write(json.dumps(event).encode() + b"\n")
-        except (TimeoutError, ConnectionError):
-            pass
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
-        return response
 
-    async def _events(
-        self, request: rendering.Request, selector: Selector, raw: aiohttp.web.BaseRequest
-    ) -> AsyncIterator[Obj]:
+        async def lines() -> AsyncIterator[bytes]:
+            yield b""  # kmock starts the response at the first chunk; a quiet watch is still a 200 stream
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    async for event in self._events(request, served, selector):
+                        yield json.dumps(event).encode() + b"\n"
+
+        return lines()
+
+    async def _events(self, request: kmock.Request, served: Served, selector: Selector) -> AsyncIterator[Obj]:
         store = self.store
         epoch = store.epoch
+        bookmarks = request.params.get("allowWatchBookmarks") in TRUE
         since = request.params.get("resourceVersion") or "0"
-        if since == "0":  # no position: the current state as ADDED, then every change
-            cursor = store.resource_version
+        if since == "0" or request.params.get("sendInitialEvents") in TRUE:
+            cursor = store.resource_version  # no position: the current state as ADDED, then every change
             for obj in store.list(selector):
                 yield {"type": "ADDED", "object": obj}
+            if bookmarks and request.params.get("sendInitialEvents") in TRUE:
+                yield self._bookmark(served, cursor, initial_events_end=True)
         else:
             cursor = int(since)
             try:
@@ -330,9 +419,9 @@ class Emulator(kmock.KubernetesScaffold):
             except ApiError as gone:
                 yield {"type": "ERROR", "object": gone.status()}
                 return
+        last_sent = asyncio.get_running_loop().time()
+        # a client that went away is noticed at the next write (kmock ends the stream on ConnectionError)
         while not self.stopping and store.epoch == epoch:
-            if raw.transport is None or raw.transport.is_closing():
-                return
             latest = store.resource_version  # no await between this and the snapshot of changes
             try:
                 changes = list(store.changes_after(cursor, selector))
@@ -342,10 +431,26 @@ class Emulator(kmock.KubernetesScaffold):
             cursor = latest
             for change in changes:
                 yield {"type": change.type, "object": change.object}
+            now = asyncio.get_running_loop().time()
+            if changes:
+                last_sent = now
+            elif bookmarks and now - last_sent >= self.bookmark_seconds:
+                # a quiet stream still moves the client's resourceVersion forward (kube-apiserver's bookmarks)
+                yield self._bookmark(served, cursor)
+                last_sent = now
             async with store.changed:
                 if store.resource_version == cursor:
+                    wait = min(1.0, self.bookmark_seconds) if bookmarks else 1.0
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(store.changed.wait(), 1.0)
+                        await asyncio.wait_for(store.changed.wait(), wait)
+
+    @staticmethod
+    def _bookmark(served: Served, resource_version: int, initial_events_end: bool = False) -> Obj:
+        """A BOOKMARK carries only the resourceVersion (and, after the initial events, an annotation)."""
+        meta: Obj = {"resourceVersion": str(resource_version)}
+        if initial_events_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"type": "BOOKMARK", "object": {"kind": served.kind, "apiVersion": served.api_version, "metadata": meta}}
 
 
 def _load_crds(paths: list[Path]) -> list[Served]:
@@ -357,9 +462,11 @@ def _load_crds(paths: list[Path]) -> list[Served]:
     return served
 
 
-async def serve(host: str, port: int, state: Path | None, crds: list[Path], history: int) -> None:
+async def serve(
+    host: str, port: int, state: Path | None, crds: list[Path], history: int, bookmark_seconds: float
+) -> None:
     store = ObjectStore.load(state, history)
-    emulator = Emulator(store, [*_load_crds(crds), CORE_EVENTS])
+    emulator = Emulator(store, [*_load_crds(crds), CORE_EVENTS], bookmark_seconds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -378,9 +485,10 @@ def main() -> None:
     parser.add_argument("--state", type=Path, default=None, help="JSON file keeping objects across restarts")
     parser.add_argument("--crd", type=Path, action="append", default=[], help="CRD YAML to serve (repeatable)")
     parser.add_argument("--history", type=int, default=10_000, help="changes kept for watch resumption")
+    parser.add_argument("--bookmark-seconds", type=float, default=60.0, help="quiet time before a watch BOOKMARK")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s kubeapi %(levelname)s %(message)s")
-    asyncio.run(serve(args.host, args.port, args.state, args.crd, args.history))
+    asyncio.run(serve(args.host, args.port, args.state, args.crd, args.history, args.bookmark_seconds))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class KubeEmulator:
     namespace: str = "default"
     port: int = field(default_factory=free_port)
     history: int = 10_000
+    bookmark_seconds: float = 60.0  # kube-apiserver sends a BOOKMARK to a quiet watch about once a minute
     _process: ManagedProcess | None = None
 
     @property
@@ -55,8 +56,9 @@ class KubeEmulator:
     def spawn(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._write_kubeconfig()
-        argv = [sys.executable, "-m", "lc2backup.devstack.kubeapi", "--host", LOOPBACK, "--port", str(self.port)]
+        argv = [sys.executable, "-m", "lc2backup.testing.kubeapi", "--host", LOOPBACK, "--port", str(self.port)]
         argv += ["--state", str(self.directory / "objects.json"), "--history", str(self.history)]
+        argv += ["--bookmark-seconds", str(self.bookmark_seconds)]
         for crd in self.crds:
             argv += ["--crd", str(crd)]
         self._process = ManagedProcess("kubeapi", argv, log_path=self.directory / "kubeapi.log")

@@ -1,8 +1,10 @@
 """A provider whose operations complete at once and move nothing: for benchmarks and flood tests only.
 
 It measures (and exercises) the orchestration itself — intake, admission, both branches, metadata, the
-projection — without the cost of dumps and copies. Enabled only by ``LC2_LOCAL__MODE=instant``; the
-metadata.json is still written to the real store, so a backup still ends with its one artefact.
+projection — without the cost of dumps and copies. Enabled only by ``LC2_LOCAL__MODE=instant``, which
+db-export and doclib-transfer find through this package's entry points (``lc2backup.providers.plugins``); the
+image does not install this package. The metadata.json is still written to the real store, so a backup
+still ends with its one artefact.
 """
 
 from __future__ import annotations

@@ -28,22 +28,38 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import jsonpatch
+import jsonpointer
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (resource "group/version/plural", namespace or "", name)
 
 
+class Admission(Protocol):
+    """What a write goes through before it is stored (the CRD's schema and rules, for a custom resource)."""
+
+    def prepare(self, obj: Obj) -> None:
+        """Prune and default the incoming object in place; may refuse it (``ApiError``)."""
+
+    def check(self, new: Obj, old: Obj | None) -> None:
+        """Refuse ``new`` (``ApiError`` 422) if it is invalid, or an invalid change of ``old``."""
+
+
 class ApiError(Exception):
     """An error the emulator answers with a ``Status`` document."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, document: Obj | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
+        self.document = document  # a whole Status (with details and causes) when the caller built one
 
     def status(self) -> Obj:
+        if self.document is not None:
+            return self.document
         return {
             "apiVersion": "v1",
             "kind": "Status",
@@ -72,42 +88,14 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-def _pointer(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise ApiError(422, "Invalid", f"JSON pointer must start with '/': {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def json_patch(target: Obj, ops: list[Any]) -> Obj:
-    """RFC 6902 with add, remove, replace and test (what controllers send)."""
-    doc: Any = copy.deepcopy(target)
-    for op in ops:
-        if not isinstance(op, dict) or "path" not in op:
-            raise ApiError(422, "Invalid", f"not a JSON patch operation: {op!r}")
-        *parents, last = _pointer(op["path"])
-        node = doc
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node.get(part)
-            if node is None:
-                raise ApiError(422, "Invalid", f"path {op['path']} does not exist")
-        kind = op.get("op")
-        if kind == "test":
-            current = node[int(last)] if isinstance(node, list) else node.get(last)
-            if current != op.get("value"):
-                raise ApiError(422, "Invalid", f"test failed at {op['path']}")
-        elif kind in ("add", "replace"):
-            if isinstance(node, list):
-                index = len(node) if last == "-" else int(last)
-                node[index : index + (kind == "replace")] = [op.get("value")]
-            else:
-                node[last] = op.get("value")
-        elif kind == "remove":
-            if isinstance(node, list):
-                del node[int(last)]
-            elif node.pop(last, None) is None:
-                raise ApiError(422, "Invalid", f"path {op['path']} does not exist")
-        else:
-            raise ApiError(422, "Invalid", f"unsupported JSON patch operation {kind!r}")
+def json_patch(target: Obj, ops: Any) -> Obj:
+    """RFC 6902 (the ``jsonpatch`` package); a patch that cannot apply is 422, as kube-apiserver answers."""
+    try:
+        doc = jsonpatch.JsonPatch(ops).apply(target)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, AttributeError) as exc:
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
+        ) from exc
     if not isinstance(doc, dict):
         raise ApiError(422, "Invalid", "a patch must leave an object")
     return doc
@@ -248,7 +236,9 @@ class ObjectStore:
         found.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return copy.deepcopy(found)
 
-    async def create(self, resource: str, namespace: str, body: Any, *, has_status: bool) -> Obj:
+    async def create(
+        self, resource: str, namespace: str, body: Any, *, has_status: bool, admission: Admission | None = None
+    ) -> Obj:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body must be a JSON object")
         obj = copy.deepcopy(body)
@@ -266,6 +256,9 @@ class ObjectStore:
             raise ApiError(409, "AlreadyExists", f'{resource.rsplit("/", 1)[-1]} "{meta["name"]}" already exists')
         if has_status:
             obj.pop("status", None)  # the status subresource is written separately
+        if admission is not None:
+            admission.prepare(obj)
+            admission.check(obj, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), generation=1)
         meta.pop("resourceVersion", None)
         self.objects[key] = obj
@@ -279,10 +272,13 @@ class ObjectStore:
         subresource: str | None,
         has_status: bool,
         expected_version: str | None = None,
+        admission: Admission | None = None,
     ) -> Obj:
-        """Apply ``change`` to the stored object with subresource, generation and conflict rules."""
+        """Apply ``change`` to the stored object with subresource, generation, admission and conflict rules."""
         old = self.get(key)
         new = change(copy.deepcopy(old))
+        if admission is not None:
+            admission.prepare(new)
         wanted = expected_version or (new.get("metadata") or {}).get("resourceVersion")
         if wanted and str(wanted) != old["metadata"]["resourceVersion"]:
             raise ApiError(
@@ -312,6 +308,8 @@ class ObjectStore:
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if result == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
+        if admission is not None:
+            admission.check(result, old)
         self.objects[key] = result
         if result["metadata"].get("deletionTimestamp") and not result["metadata"].get("finalizers"):
             return await self._remove(key)

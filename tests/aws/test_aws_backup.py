@@ -249,6 +249,10 @@ async def test_faults_fail_the_backup_with_a_clear_reason_and_the_services_keep_
     reason = await failed(aws_spec(instance, missing_bucket, destination))
     assert f"source bucket {missing_bucket} does not exist" in reason
 
+    reason = await failed(aws_spec(instance, source, missing_bucket))  # the backup bucket must exist beforehand
+    assert f"destination bucket {missing_bucket} does not exist" in reason and "never creates buckets" in reason
+    assert "access denied" not in reason.lower(), reason
+
     stage.fail("CreateDBSnapshot", times=1, code="AccessDenied", status=403, message="not authorized")
     reason = await failed(aws_spec(instance, source, destination))
     assert f"access denied to RDS instance '{instance}'" in reason and "rds:CreateDBSnapshot" in reason

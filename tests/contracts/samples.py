@@ -114,6 +114,11 @@ EVENT_SAMPLES: dict[type[DomainEvent], list[DomainEvent]] = {
         ev.DatabaseExportCompleted(location=EXPORT, format="parquet", restorable=False),
     ],
     ev.DatabaseBranchFailed: [ev.DatabaseBranchFailed(step="export", reason="pg_dump exited with status 1")],
+    ev.DatabaseBranchCancelled: [
+        ev.DatabaseBranchCancelled(
+            reason="the backup failed (documentLibrary): bucket retail-prd-doclib does not exist"
+        )
+    ],
     ev.DocumentLibraryTransferStarted: [
         ev.DocumentLibraryTransferStarted(
             job_id="lc2-3f9c1f4e-doclib",
@@ -136,11 +141,21 @@ EVENT_SAMPLES: dict[type[DomainEvent], list[DomainEvent]] = {
         ev.DocumentLibraryTransferCompleted(counters=TransferCounters()),
     ],
     ev.DocumentLibraryTransferFailed: [ev.DocumentLibraryTransferFailed(reason="AccessDenied on retail-prd-doclib")],
+    ev.DocumentLibraryTransferCancelled: [
+        ev.DocumentLibraryTransferCancelled(reason="the backup failed (database): database lportal does not exist")
+    ],
     ev.BackupMetadataWritten: [
         ev.BackupMetadataWritten(location=f"s3://retail-backups/{BACKUP_ID}/metadata.json", size_bytes=2048, sha256=SHA)
     ],
     ev.BackupSucceeded: [ev.BackupSucceeded(metadata_location=f"s3://retail-backups/{BACKUP_ID}/metadata.json")],
-    ev.BackupFailed: [ev.BackupFailed(branch="documentLibrary", reason="AccessDenied on retail-prd-doclib")],
+    ev.BackupFailed: [
+        ev.BackupFailed(branch="documentLibrary", reason="AccessDenied on retail-prd-doclib"),
+        ev.BackupFailed(
+            branch="database",
+            reason="database lportal does not exist",
+            leftovers=[f"s3://retail-backups/retail/prd/{BACKUP_ID}/"],
+        ),
+    ],
 }
 
 # Payloads pydantic refuses; the schema must refuse them too (type, wire data).

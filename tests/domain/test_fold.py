@@ -129,6 +129,34 @@ def test_a_failed_branch_is_visible_before_the_backup_fails() -> None:
     assert s.state == "Failed" and s.failed_branch == "database" and "pg_dump exited 1" in (s.message or "")
 
 
+def test_a_cancelled_branch_shows_why_and_the_failure_what_was_left() -> None:
+    events: list[DomainEvent] = [
+        ev.BackupRequested(spec=SPEC, source=SOURCE),
+        ev.BackupAdmitted(),
+        ev.DocumentLibraryTransferStarted(
+            job_id="j", method="m", source="s", destination="d", exclude_generated_files=True
+        ),
+        ev.DocumentLibraryTransferProgressed(report=1, counters=COUNTERS),
+        ev.DatabaseBranchFailed(step="export", reason="database lportal does not exist"),
+        ev.DocumentLibraryTransferCancelled(reason="the database branch failed"),
+    ]
+    s = state_after(*events)
+    dl = s.document_library
+    assert dl.state == "Cancelled" and dl.cancellation == "the database branch failed" and dl.completed_at is not None
+    assert dl.transfer is not None and dl.transfer.status == "cancelled" and dl.counters == COUNTERS
+    assert s.state != "Failed"
+    s = state_after(*events, ev.BackupFailed(branch="database", reason="x", leftovers=["s3://lc2-backups/b1/"]))
+    assert s.state == "Failed" and s.leftovers == ["s3://lc2-backups/b1/"] and s.document_library.state == "Cancelled"
+    # a branch that already ended is not cancelled afterwards
+    done = state_after(
+        ev.BackupRequested(spec=SPEC, source=SOURCE),
+        ev.DatabaseExportStarted(operation_id="op", location="s3://b/e", format="f", restorable=True),
+        ev.DatabaseExportCompleted(location="s3://b/e", format="f", restorable=True),
+        ev.DatabaseBranchCancelled(reason="late"),
+    )
+    assert done.database.state == "Completed" and done.database.cancellation is None
+
+
 def test_events_after_a_terminal_state_change_nothing_but_the_version() -> None:
     done = state_after(ev.BackupRequested(spec=SPEC, source=SOURCE), ev.BackupFailed(branch="backup", reason="x"))
     later = state_after(

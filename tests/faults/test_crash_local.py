@@ -22,9 +22,17 @@ import pytest
 
 from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
+from lc2backup.domain import BackupLayout
+from lc2backup.providers.s3 import MultipartWriter
 from tests.faults import checks
 from tests.faults.crashing import Case, CrashPoints, run_case
-from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
+from tests.faults.harness import (
+    EventLog,
+    connect,
+    projection_matches_the_log,
+    rebuild_equals_live,
+    wait_terminal,
+)
 from tests.support import System, local_spec, stack_s3
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -38,6 +46,7 @@ CASES = [
     Case("db-export", "before-append:DatabaseExportStarted"),
     Case("db-export", "after-append:DatabaseExportStarted"),
     Case("db-export", "dump:chunk@3"),
+    Case("db-export", "dump:uploaded"),  # upload complete, .sha256 not yet written: reused, not dumped again
     Case("db-export", "after-append:DatabaseExportProgressed"),
     Case("db-export", "before-append:DatabaseExportCompleted"),
     Case("db-export", "after-append:DatabaseExportCompleted"),
@@ -161,6 +170,33 @@ async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(bed: B
             assert (await log.types(states[1].backup_id)).count("BackupQueued") == 1
         await checks.check_lane_released(log, states[0])
         await projection_matches_the_log(log, system, [s.backup_id for s in states])
+    finally:
+        await log.close()
+        await log.nc.close()
+
+
+@pytest.mark.timeout(240)
+async def test_the_dump_check_sees_a_second_upload_of_the_dump(bed: Bed, s3: Any) -> None:
+    """Positive control of ``check_dump_once`` (the server's count of the dump's versions): the second upload a
+    redelivery would make if it dumped again (``dump:uploaded`` before the fix) is seen and fails the check."""
+    system = bed.system
+    spec = local_spec(bed.source, bed.destination, database_name=system.source_database, environment="control")
+    log = EventLog(await connect(system))
+    try:
+        state = await wait_terminal(log, await log.request("dump-control", spec), system)
+        assert state.state == "Succeeded", state.message
+        await checks.check_dump_once(s3, state)
+        export = state.database.export
+        assert export is not None and state.spec is not None
+        layout = BackupLayout.of(state.spec, state.backup_id)
+        key = export.location.removeprefix(f"s3://{layout.bucket}/")
+        again = await checks.read(s3, layout.bucket, key)
+        head = await s3.head_object(Bucket=layout.bucket, Key=key)
+        writer = MultipartWriter(s3, layout.bucket, key, metadata=head["Metadata"])  # as PgDumper uploads it
+        await writer.write(again)
+        await writer.close()
+        with pytest.raises(AssertionError, match="the dump was written more than once"):
+            await checks.check_dump_once(s3, state)
     finally:
         await log.close()
         await log.nc.close()

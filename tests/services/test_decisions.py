@@ -168,10 +168,49 @@ def test_metadata_json_that_cannot_be_written_is_overdue_after_the_deadline() ->
 
 def test_metadata_fails_with_the_failing_branchs_reason() -> None:
     failed = state_after(
-        REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED, ev.DocumentLibraryTransferFailed(reason="bucket gone")
+        REQUESTED_ONLY,
+        ADMITTED,
+        EXPORT_STARTED,
+        EXPORT_DONE,
+        TRANSFER_STARTED,
+        ev.DocumentLibraryTransferFailed(reason="bucket gone"),
     )
-    [event] = md.record_failed(failed)
+    [event] = md.record_failed(failed)  # the database branch has completed: nothing to cancel
     assert isinstance(event, ev.BackupFailed) and event.branch == "documentLibrary" and event.reason == "bucket gone"
+
+
+def test_a_failed_branch_cancels_the_running_one_and_the_failure_lists_what_was_left() -> None:
+    db_failed = ev.DatabaseBranchFailed(step="export", reason="database lportal does not exist")
+    failing = state_after(REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED, EXPORT_STARTED, db_failed)
+    cancel, failed = md.record_failed(failing)
+    assert isinstance(cancel, ev.DocumentLibraryTransferCancelled) and "database lportal" in cancel.reason
+    assert isinstance(failed, ev.BackupFailed) and failed.branch == "database"
+    assert failed.leftovers == ["s3://lc2-backups/b1/"]  # the backup's folder: partial dump, copied objects
+
+    after = state_after(REQUESTED_ONLY, ADMITTED, TRANSFER_STARTED, EXPORT_STARTED, db_failed, cancel)
+    assert after.document_library.state == "Cancelled" and after.state != "Failed"
+    assert types(md.record_failed(after)) == ["BackupFailed"]  # a redelivery cancels nothing twice
+    # the cancelled branch decides nothing more: no start, no progress, no outcome of its own
+    assert dl.next_step(after, T0, HOUR)[0] == "finished"
+    assert dl.record_progress(after, TransferCounters(objects_copied=9), attempt=1) == []
+    assert dl.record_completed(after, TransferCounters(), None) == [] and dl.record_failure(after, "x") == []
+
+    pending = state_after(REQUESTED_ONLY, ADMITTED, ev.DocumentLibraryTransferFailed(reason="bucket gone"))
+    cancel_db, _ = md.record_failed(pending)  # a branch that never started is cancelled too
+    assert isinstance(cancel_db, ev.DatabaseBranchCancelled)
+    stopped = state_after(REQUESTED_ONLY, ADMITTED, ev.DocumentLibraryTransferFailed(reason="x"), cancel_db)
+    assert stopped.database.state == "Cancelled" and db.next_step(stopped, T0, HOUR).kind == "finished"
+    assert db.record_export_started(stopped, EXPORT_STARTED) == [] and db.record_failure(stopped, "export", "x") == []
+
+    not_admitted = state_after(REQUESTED_ONLY, ev.DatabaseBranchFailed(step="export", reason="x"))
+    *_, never_started = md.record_failed(not_admitted)
+    assert isinstance(never_started, ev.BackupFailed) and never_started.leftovers == []
+    both_running = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, TRANSFER_STARTED)
+    assert types(md.record_metadata_failure(both_running, "internal error")) == [
+        "DatabaseBranchCancelled",
+        "DocumentLibraryTransferCancelled",
+        "BackupFailed",
+    ]
 
 
 def test_metadata_document_depends_only_on_the_log() -> None:

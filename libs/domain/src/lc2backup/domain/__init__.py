@@ -29,11 +29,12 @@ from lc2backup.domain.spec import (
     SpecInvalid,
     parse_spec,
 )
-from lc2backup.domain.state import TERMINAL, BackupState, Phase, evolve, fold, initial
+from lc2backup.domain.state import BRANCH_ENDED, TERMINAL, BackupState, Phase, evolve, fold, initial
 
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "BRANCH_ENDED",
     "EVENT_TYPES",
     "GENERATED_FOLDERS",
     "KIND",

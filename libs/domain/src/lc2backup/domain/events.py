@@ -108,6 +108,15 @@ class DatabaseBranchFailed(DomainEvent):
     reason: str
 
 
+class DatabaseBranchCancelled(DomainEvent):
+    """The document-library branch (or metadata) failed the backup: this branch stops. A dump in progress is
+    interrupted; a managed snapshot or export already started is not stopped in the cloud, and is listed in
+    ``BackupFailed.leftovers`` with everything else the backup wrote."""
+
+    event_type: ClassVar[str] = "DatabaseBranchCancelled"
+    reason: str
+
+
 class DocumentLibraryTransferStarted(DomainEvent):
     event_type: ClassVar[str] = "DocumentLibraryTransferStarted"
     job_id: str
@@ -153,6 +162,14 @@ class DocumentLibraryTransferFailed(DomainEvent):
     reason: str
 
 
+class DocumentLibraryTransferCancelled(DomainEvent):
+    """The database branch (or metadata) failed the backup: the copy stops between two objects. What it had
+    copied stays under the backup's folder, listed in ``BackupFailed.leftovers``."""
+
+    event_type: ClassVar[str] = "DocumentLibraryTransferCancelled"
+    reason: str
+
+
 class BackupMetadataWritten(DomainEvent):
     event_type: ClassVar[str] = "BackupMetadataWritten"
     location: str
@@ -169,6 +186,11 @@ class BackupFailed(DomainEvent):
     event_type: ClassVar[str] = "BackupFailed"
     branch: Literal["database", "documentLibrary", "metadata", "backup"]
     reason: str
+    leftovers: list[str] = Field(
+        default_factory=list,
+        description="What the failed backup may have left behind, for a clean-up: its folder in the backup bucket"
+        " (a partial dump, copied objects, a manifest, incomplete multipart uploads) and a managed snapshot's id",
+    )
 
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -182,10 +204,12 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     DatabaseExportProgressed,
     DatabaseExportCompleted,
     DatabaseBranchFailed,
+    DatabaseBranchCancelled,
     DocumentLibraryTransferStarted,
     DocumentLibraryTransferProgressed,
     DocumentLibraryTransferCompleted,
     DocumentLibraryTransferFailed,
+    DocumentLibraryTransferCancelled,
     BackupMetadataWritten,
     BackupSucceeded,
     BackupFailed,

@@ -31,8 +31,9 @@ Phase = Literal[
     "Rejected",
 ]
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Rejected"})
-DatabasePhase = Literal["Pending", "SnapshotInProgress", "ExportInProgress", "Completed", "Failed"]
-TransferPhase = Literal["Pending", "TransferInProgress", "Completed", "Failed"]
+DatabasePhase = Literal["Pending", "SnapshotInProgress", "ExportInProgress", "Completed", "Failed", "Cancelled"]
+TransferPhase = Literal["Pending", "TransferInProgress", "Completed", "Failed", "Cancelled"]
+BRANCH_ENDED: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})  # a branch that does no more work
 
 
 class SnapshotInfo(WireModel):
@@ -44,7 +45,7 @@ class SnapshotInfo(WireModel):
 
 class ExportInfo(WireModel):
     operation_id: str
-    status: Literal["running", "succeeded", "failed"] = "running"
+    status: Literal["running", "succeeded", "failed", "cancelled"] = "running"
     location: str
     format: str
     restorable: bool
@@ -65,12 +66,13 @@ class DatabaseBranch(WireModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     failure: str | None = None
+    cancellation: str | None = None
     progress_reports: int = 0
 
 
 class TransferInfo(WireModel):
     job_id: str
-    status: Literal["running", "succeeded", "failed"] = "running"
+    status: Literal["running", "succeeded", "failed", "cancelled"] = "running"
     method: str
     source: str
     destination: str
@@ -87,6 +89,7 @@ class DocumentLibraryBranch(WireModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     failure: str | None = None
+    cancellation: str | None = None
     progress_reports: int = 0
 
 
@@ -109,6 +112,7 @@ class BackupState(WireModel):
     metadata_sha256: str | None = None
     message: str | None = None
     failed_branch: str | None = None
+    leftovers: list[str] = Field(default_factory=list)
     requested_at: datetime | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
@@ -278,6 +282,17 @@ def _(e: ev.DatabaseBranchFailed, s: BackupState, at: datetime) -> BackupState:
 
 
 @_apply.register
+def _(e: ev.DatabaseBranchCancelled, s: BackupState, at: datetime) -> BackupState:
+    db = s.database
+    if db.state in BRANCH_ENDED:
+        return s
+    export = db.export
+    if export is not None and export.status == "running":
+        export = export.model_copy(update={"status": "cancelled"})
+    return _db(s, at, state="Cancelled", cancellation=e.reason, export=export, completed_at=at)
+
+
+@_apply.register
 def _(e: ev.DocumentLibraryTransferStarted, s: BackupState, at: datetime) -> BackupState:
     transfer = TransferInfo(
         job_id=e.job_id,
@@ -312,6 +327,17 @@ def _(e: ev.DocumentLibraryTransferFailed, s: BackupState, at: datetime) -> Back
 
 
 @_apply.register
+def _(e: ev.DocumentLibraryTransferCancelled, s: BackupState, at: datetime) -> BackupState:
+    dl = s.document_library
+    if dl.state in BRANCH_ENDED:
+        return s
+    transfer = dl.transfer
+    if transfer is not None and transfer.status == "running":
+        transfer = transfer.model_copy(update={"status": "cancelled"})
+    return _dl(s, at, state="Cancelled", cancellation=e.reason, transfer=transfer, completed_at=at)
+
+
+@_apply.register
 def _(e: ev.BackupMetadataWritten, s: BackupState, at: datetime) -> BackupState:
     return s.model_copy(update={"metadata_location": e.location, "metadata_sha256": e.sha256})
 
@@ -334,6 +360,7 @@ def _(e: ev.BackupFailed, s: BackupState, at: datetime) -> BackupState:
         update={
             "state": "Failed",
             "failed_branch": e.branch,
+            "leftovers": e.leftovers,
             "completion_time": at,
             "message": f"Backup failed ({e.branch}): {e.reason}",
         }

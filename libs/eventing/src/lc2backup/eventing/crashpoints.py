@@ -28,6 +28,8 @@ The points (names are stable; the tests parametrise over them):
     ``S3Copier`` — after each object is copied and listed in the manifest (``copy:object@5``: mid-copy).
 ``dump:chunk``
     ``PgDumper`` — after each chunk of ``pg_dump`` output is streamed (``dump:chunk@2``: mid-dump).
+``dump:uploaded``
+    ``PgDumper`` — the dump's upload is complete, its ``.sha256`` sidecar not yet written.
 """
 
 from __future__ import annotations

@@ -89,7 +89,13 @@ SERVICES: Mapping[str, ServiceAccess] = {
     ),
     "metadata": ServiceAccess(
         consumers=(("events_stream", "metadata"),),
-        appends=("BackupMetadataWritten", "BackupSucceeded", "BackupFailed"),
+        appends=(
+            "BackupMetadataWritten",
+            "BackupSucceeded",
+            "DatabaseBranchCancelled",
+            "DocumentLibraryTransferCancelled",
+            "BackupFailed",
+        ),
         dead_letters=True,
     ),
     "archiver": ServiceAccess(sends_commands=True, watches_events=True),

@@ -5,6 +5,7 @@ implementations, one subpackage per cloud. No SDK type crosses these interfaces.
 from lc2backup.providers.base import (
     ArtifactStore,
     BackupJob,
+    BranchCheck,
     DatabaseBackupProvider,
     DocumentTransferProvider,
     ExportProgress,
@@ -30,6 +31,7 @@ from lc2backup.providers.s3 import S3Settings, s3_client
 __all__ = [
     "ArtifactStore",
     "BackupJob",
+    "BranchCheck",
     "DatabaseBackupProvider",
     "DeferredS3Client",
     "DocumentTransferProvider",

@@ -93,6 +93,9 @@ class TransferStatus:
 
 
 TransferProgress = Callable[[TransferCounters], Awaitable[None]]
+BranchCheck = Callable[[], Awaitable[None]]
+"""Raises ``OperationAborted`` when the branch no longer runs (cancelled, or its backup ended): work that runs
+long inside one call (a copy) checks it while it works, not only before it starts."""
 
 
 class DocumentTransferProvider(Protocol):
@@ -100,7 +103,9 @@ class DocumentTransferProvider(Protocol):
 
     async def start_transfer(self, job: BackupJob) -> TransferRef: ...
 
-    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus: ...
+    async def check_transfer(
+        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+    ) -> TransferStatus: ...
 
 
 @dataclass(frozen=True)

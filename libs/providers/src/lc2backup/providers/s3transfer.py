@@ -4,7 +4,9 @@ Provider-neutral: the local provider (SeaweedFS, MinIO) and the AWS provider (S3
 it, each with its own client and limits. No object bytes pass through the process (CopyObject /
 UploadPartCopy). Memory is bounded: the listing feeds a bounded queue, and the manifest (one JSON line per
 copied object) is streamed by a multipart upload. Progress is reported every ``progress_interval`` seconds
-and once at the end.
+and once at the end. While it copies, the copier asks whether its branch still runs (``still_running``, a
+look at the backup's events) between two listing pages and every ``cancel_check_interval`` seconds: a branch
+cancelled because the other one failed stops within that interval, after the copies already in flight.
 
 On an S3-compatible endpoint with static credentials (``direct``), listing and CopyObject take the lean
 path of ``s3direct`` (aiohttp, our own SigV4): botocore's per-request CPU would otherwise cap the copy rate
@@ -27,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from lc2backup.domain import TransferCounters, generated_prefixes, is_generated, unsafe_key_reason
 from lc2backup.eventing import crash_point
-from lc2backup.providers.base import BackupJob, TransferProgress, TransferStatus
+from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferStatus
 from lc2backup.providers.errors import PermanentProviderError, ProviderError, TransientProviderError
 from lc2backup.providers.s3 import (
     MIB,
@@ -90,6 +92,7 @@ class S3Copier:
         *,
         workers: int = 64,
         progress_interval: float = 2.0,
+        cancel_check_interval: float = 1.0,
         manifest_part_size: int = 8 * MIB,
         single_copy_limit: int = SINGLE_COPY_LIMIT,
         multipart_part_size: int = 512 * MIB,
@@ -99,6 +102,7 @@ class S3Copier:
         self._direct = direct
         self._workers = workers
         self._progress_interval = progress_interval
+        self._cancel_check_interval = cancel_check_interval
         self._manifest_part_size = manifest_part_size
         self._single_copy_limit = single_copy_limit
         self._multipart_part_size = multipart_part_size
@@ -112,7 +116,13 @@ class S3Copier:
             dl.source_prefix, await discover_company_ids(client, dl.source_bucket, dl.source_prefix)
         )
 
-    async def copy(self, client: S3Client, job: BackupJob, progress: TransferProgress) -> TransferStatus:
+    async def copy(
+        self,
+        client: S3Client,
+        job: BackupJob,
+        progress: TransferProgress,
+        still_running: BranchCheck | None = None,
+    ) -> TransferStatus:
         dl = job.spec.document_library
         counts = _Counting()
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=self._workers * 4)
@@ -128,7 +138,7 @@ class S3Copier:
 
         async def lister() -> None:
             try:
-                async for page in _listing(client, http, dl.source_bucket, dl.source_prefix):
+                async for page in _listing(client, http, dl.source_bucket, dl.source_prefix, still_running):
                     for obj in page:
                         key, size = obj.key, obj.size
                         counts.objects_found += 1
@@ -173,7 +183,7 @@ class S3Copier:
             async with contextlib.AsyncExitStack() as stack:
                 if self._direct is not None:
                     http = await stack.enter_async_context(DirectS3(self._direct, self._workers))
-                await self._run(lister(), worker, copied, progress, counts)
+                await self._run(lister(), worker, copied, progress, counts, still_running)
             await manifest.close()
         except BaseException as exc:
             await manifest.abort()
@@ -196,12 +206,16 @@ class S3Copier:
         copied: asyncio.Event,
         progress: TransferProgress,
         counts: _Counting,
+        still_running: BranchCheck | None,
     ) -> None:
-        """The lister, the workers and the progress reporter, until the workers are done (or one fails)."""
+        """The lister, the workers, the progress reporter and the cancellation check, until the workers are
+        done (or one of them fails: a check that raises ``OperationAborted`` stops the others)."""
         async with asyncio.TaskGroup() as group:
             group.create_task(lister)
             workers = [group.create_task(worker()) for _ in range(self._workers)]
             group.create_task(_report_until(copied, self._progress_interval, progress, counts))
+            if still_running is not None:
+                group.create_task(_check_until(copied, self._cancel_check_interval, still_running))
             await asyncio.gather(*workers)
             copied.set()
 
@@ -263,12 +277,19 @@ async def _direct_copy(http: DirectS3, src_bucket: str, src_key: str, dst_bucket
         raise translate(exc, f"copy s3://{src_bucket}/{src_key} -> s3://{dst_bucket}/{dst_key}", src_bucket) from exc
 
 
-async def _listing(client: S3Client, http: DirectS3 | None, bucket: str, prefix: str) -> AsyncIterator[list[Listed]]:
-    """The source's objects page by page: the lean path when there is one, else botocore's paginator."""
-    if http is not None:
-        async for page in http.list_objects(bucket, prefix):
-            yield page
-        return
+async def _listing(
+    client: S3Client, http: DirectS3 | None, bucket: str, prefix: str, still_running: BranchCheck | None
+) -> AsyncIterator[list[Listed]]:
+    """The source's objects page by page, each after a look at whether the branch still runs (a cancelled
+    branch lists no further): the lean path when there is one, else botocore's paginator."""
+    pages = http.list_objects(bucket, prefix) if http is not None else _paginated(client, bucket, prefix)
+    async for page in pages:
+        if still_running is not None:
+            await still_running()
+        yield page
+
+
+async def _paginated(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[list[Listed]]:
     paginator = client.get_paginator("list_objects_v2")
     async for raw in paginator.paginate(Bucket=bucket, Prefix=prefix):
         yield [Listed(o["Key"], int(o["Size"]), str(o["ETag"])) for o in raw.get("Contents", [])]
@@ -283,6 +304,16 @@ async def _report_until(done: asyncio.Event, interval: float, progress: Transfer
                 await done.wait()
         except TimeoutError:
             await progress(counts.snapshot())
+
+
+async def _check_until(done: asyncio.Event, interval: float, still_running: BranchCheck) -> None:
+    """Ask every ``interval`` whether the branch still runs, until ``done`` (stopped like ``_report_until``)."""
+    while not done.is_set():
+        try:
+            async with asyncio.timeout(interval):
+                await done.wait()
+        except TimeoutError:
+            await still_running()
 
 
 def _first_cause(exc: BaseException) -> BaseException:

@@ -14,6 +14,7 @@ import hashlib
 from lc2backup.domain import TransferCounters
 from lc2backup.providers.base import (
     BackupJob,
+    BranchCheck,
     ExportProgress,
     ExportRef,
     ExportStatus,
@@ -56,5 +57,7 @@ class InstantTransferProvider:
             destination=job.layout.uri(job.layout.document_library_prefix),
         )
 
-    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
+    async def check_transfer(
+        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+    ) -> TransferStatus:
         return TransferStatus(done=True, counters=TransferCounters(listing_complete=True))

@@ -134,6 +134,11 @@ def status_schema() -> dict[str, Any]:
             "completionTime": {"type": "string", "format": "date-time"},
             "metadataLocation": _string("URI of metadata.json, written last"),
             "failedBranch": _string("database, documentLibrary, metadata or backup"),
+            "leftovers": {
+                "type": "array",
+                "description": "What a failed backup may have left behind, for a clean-up (its folder, a snapshot)",
+                "items": {"type": "string"},
+            },
             "problems": {
                 "type": "array",
                 "description": "Every reason the request was rejected",

@@ -92,7 +92,7 @@ def _database(state: BackupState) -> Json:
         "engineVersion": db.engine_version,
         "startTime": _iso(db.started_at),
         "completionTime": _iso(db.completed_at),
-        "message": db.failure,
+        "message": db.failure or db.cancellation,
     }
 
 
@@ -116,7 +116,7 @@ def _document_library(state: BackupState) -> Json:
         "attempt": dl.attempt or None,
         "startTime": _iso(dl.started_at),
         "completionTime": _iso(dl.completed_at),
-        "message": dl.failure,
+        "message": dl.failure or dl.cancellation,
     }
 
 
@@ -183,6 +183,7 @@ def status_of(state: BackupState, generation: int | None, previous: Mapping[str,
         "completionTime": _iso(state.completion_time),
         "metadataLocation": state.metadata_location,
         "failedBranch": state.failed_branch,
+        "leftovers": state.leftovers or None,
         "problems": [p.model_dump(mode="json", by_alias=True) for p in state.problems] or None,
         "database": _database(state) if state.state != "Rejected" else None,
         "documentLibrary": _document_library(state) if state.state != "Rejected" else None,

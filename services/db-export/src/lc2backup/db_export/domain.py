@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from lc2backup.domain import BackupState
+from lc2backup.domain import BRANCH_ENDED, BackupState
 from lc2backup.domain.events import (
     DatabaseBranchFailed,
     DatabaseExportCompleted,
@@ -32,7 +32,7 @@ class Step:
 
 def next_step(state: BackupState, now: datetime, deadline: timedelta) -> Step:
     db = state.database
-    if state.terminal or not state.admitted or state.spec is None or db.state in ("Completed", "Failed"):
+    if state.terminal or not state.admitted or state.spec is None or db.state in BRANCH_ENDED:
         return Step("finished")
     since = db.started_at or state.admitted_at  # a branch that cannot even start is bounded too
     if since is not None and now - since > deadline:
@@ -51,7 +51,7 @@ def next_step(state: BackupState, now: datetime, deadline: timedelta) -> Step:
 
 
 def _open(state: BackupState) -> bool:
-    return state.exists and not state.terminal and state.database.state not in ("Completed", "Failed")
+    return state.exists and not state.terminal and state.database.state not in BRANCH_ENDED
 
 
 def record_snapshot_started(state: BackupState, snapshot_id: str, instance_id: str) -> list[DomainEvent]:

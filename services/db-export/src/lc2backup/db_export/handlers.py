@@ -116,7 +116,8 @@ class DatabaseBranch:
                 state = await self._step(step.kind, provider, job, state, causation)
             except TransientProviderError as exc:
                 raise RetryLater(redact(str(exc)), delay=exc.retry_after or self._poll) from exc
-            except OperationAborted:
+            except OperationAborted as exc:
+                log.info("database branch of %s stopped: %s", backup_id, exc, extra={"backup_id": backup_id})
                 return
             except PermanentProviderError as exc:
                 reason = redact(str(exc))
@@ -177,7 +178,10 @@ class DatabaseBranch:
                 ),
             )
             if after.terminal or after.database.state != "ExportInProgress":
-                raise OperationAborted(f"backup {job.backup_id} is {after.state}")
+                why = f": {after.database.cancellation}" if after.database.cancellation else ""
+                raise OperationAborted(
+                    f"backup {job.backup_id} is {after.state}, its database {after.database.state}{why}"
+                )
 
         if self._dumps.locked() and provider.name == "local":
             raise RetryLater("waiting for a dump slot", delay=5.0)

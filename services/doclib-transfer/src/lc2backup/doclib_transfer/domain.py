@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from lc2backup.domain import BackupState, TransferCounters
+from lc2backup.domain import BRANCH_ENDED, BackupState, TransferCounters
 from lc2backup.domain.events import (
     DocumentLibraryTransferCompleted,
     DocumentLibraryTransferFailed,
@@ -19,7 +19,7 @@ StepKind = Literal["start", "check", "finished", "timed_out"]
 
 def next_step(state: BackupState, now: datetime, deadline: timedelta) -> tuple[StepKind, str]:
     dl = state.document_library
-    if state.terminal or not state.admitted or state.spec is None or dl.state in ("Completed", "Failed"):
+    if state.terminal or not state.admitted or state.spec is None or dl.state in BRANCH_ENDED:
         return "finished", ""
     since = dl.started_at or state.admitted_at  # a transfer that cannot even start is bounded too
     if since is not None and now - since > deadline:
@@ -53,6 +53,6 @@ def record_completed(state: BackupState, counters: TransferCounters, manifest: s
 
 
 def record_failure(state: BackupState, reason: str) -> list[DomainEvent]:
-    if not state.exists or state.terminal or state.document_library.state in ("Completed", "Failed"):
+    if not state.exists or state.terminal or state.document_library.state in BRANCH_ENDED:
         return []
     return [DocumentLibraryTransferFailed(reason=reason)]

@@ -46,6 +46,13 @@ def _attempt(msg: Msg) -> int:
         return 1
 
 
+def _stop_unless_running(state: BackupState) -> None:
+    dl = state.document_library
+    if state.terminal or dl.state != "TransferInProgress":
+        why = f": {dl.cancellation}" if dl.cancellation else ""
+        raise OperationAborted(f"backup {state.backup_id} is {state.state}, its document library {dl.state}{why}")
+
+
 class TransferBranch:
     def __init__(
         self,
@@ -118,7 +125,8 @@ class TransferBranch:
                     return
             except TransientProviderError as exc:
                 raise RetryLater(redact(str(exc)), delay=exc.retry_after or self._poll) from exc
-            except OperationAborted:
+            except OperationAborted as exc:
+                log.info("transfer of %s stopped: %s", backup_id, exc, extra={"backup_id": backup_id})
                 return
             except PermanentProviderError as exc:
                 failure = redact(str(exc))
@@ -152,8 +160,11 @@ class TransferBranch:
 
         async def progress(counters: TransferCounters) -> None:
             after = await self._record(job.backup_id, causation, lambda s: domain.record_progress(s, counters, attempt))
-            if after.terminal or after.document_library.state != "TransferInProgress":
-                raise OperationAborted(f"backup {job.backup_id} is {after.state}")
+            _stop_unless_running(after)
+
+        async def still_running() -> None:
+            current, _ = await self._backups.load(job.backup_id)
+            _stop_unless_running(current)
 
         if self._copies.locked():
             raise RetryLater("waiting for a copy slot", delay=5.0)
@@ -162,7 +173,7 @@ class TransferBranch:
         async with self._copies:
             try:
                 async with asyncio.timeout(max(remaining, 1.0)):
-                    status = await provider.check_transfer(job, ref, progress)
+                    status = await provider.check_transfer(job, ref, progress, still_running)
             except TimeoutError as exc:
                 raise PermanentProviderError(f"transfer did not finish within {self._deadline}") from exc
         if status.error:

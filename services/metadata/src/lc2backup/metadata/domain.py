@@ -1,5 +1,7 @@
 """Completing a backup: metadata.json once both branches are done, then BackupSucceeded; or BackupFailed
-with the failing branch's reason as soon as one branch fails.
+with the failing branch's reason as soon as one branch fails. A failure first cancels the branch still
+running (its service stops it between two objects or chunks), and BackupFailed lists what the backup may
+have left behind, so that a clean-up can find it.
 
 ``metadata_document`` depends only on the event log (no wall clock), so a retried write produces the same
 bytes and the create-only put can tell "already written by us" from "someone else's file".
@@ -11,8 +13,14 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from lc2backup.domain import BackupLayout, BackupState
-from lc2backup.domain.events import BackupFailed, BackupMetadataWritten, BackupSucceeded
+from lc2backup.domain import BRANCH_ENDED, BackupLayout, BackupState
+from lc2backup.domain.events import (
+    BackupFailed,
+    BackupMetadataWritten,
+    BackupSucceeded,
+    DatabaseBranchCancelled,
+    DocumentLibraryTransferCancelled,
+)
 from lc2backup.eventing.events import DomainEvent
 
 METADATA_SCHEMA_VERSION = 1
@@ -30,13 +38,44 @@ def next_action(state: BackupState) -> Action:
     return "nothing"
 
 
+def leftovers(state: BackupState) -> list[str]:
+    """Where a backup that ends Failed may have left something: its folder in the backup bucket once it was
+    admitted (a partial dump, copied objects, a manifest, incomplete multipart uploads — a copy stopped by a
+    cancellation can still finish the objects in flight, so the folder, not a list of keys) and the managed
+    snapshot it took."""
+    found: list[str] = []
+    snapshot = state.database.snapshot
+    if snapshot is not None:
+        found.append(snapshot.location or f"snapshot {snapshot.snapshot_id}")
+    if state.admitted and state.spec is not None:
+        layout = BackupLayout.of(state.spec, state.backup_id)
+        found.append(layout.uri(layout.root))
+    return found
+
+
+def _cancel_running(state: BackupState, reason: str) -> list[DomainEvent]:
+    """Stop the branches that have not ended: each one's service sees it in the fold and stops its work."""
+    cancelled: list[DomainEvent] = []
+    if state.database.state not in BRANCH_ENDED:
+        cancelled.append(DatabaseBranchCancelled(reason=reason))
+    if state.document_library.state not in BRANCH_ENDED:
+        cancelled.append(DocumentLibraryTransferCancelled(reason=reason))
+    return cancelled
+
+
+def _failed(
+    state: BackupState, branch: Literal["database", "documentLibrary", "metadata"], reason: str
+) -> list[DomainEvent]:
+    cancels = _cancel_running(state, f"the backup failed ({branch}): {reason}")
+    return [*cancels, BackupFailed(branch=branch, reason=reason, leftovers=leftovers(state))]
+
+
 def record_failed(state: BackupState) -> list[DomainEvent]:
     if next_action(state) != "fail":
         return []
     if state.database.state == "Failed":
-        return [BackupFailed(branch="database", reason=state.database.failure or "database branch failed")]
-    reason = state.document_library.failure or "document library branch failed"
-    return [BackupFailed(branch="documentLibrary", reason=reason)]
+        return _failed(state, "database", state.database.failure or "database branch failed")
+    return _failed(state, "documentLibrary", state.document_library.failure or "document library branch failed")
 
 
 def record_metadata_written(state: BackupState, location: str, size: int, sha256: str) -> list[DomainEvent]:
@@ -54,7 +93,7 @@ def record_succeeded(state: BackupState) -> list[DomainEvent]:
 def record_metadata_failure(state: BackupState, reason: str) -> list[DomainEvent]:
     if state.terminal or not state.exists:
         return []
-    return [BackupFailed(branch="metadata", reason=reason)]
+    return _failed(state, "metadata", reason)
 
 
 def write_overdue(state: BackupState, now: datetime, deadline: timedelta) -> bool:

@@ -22,6 +22,7 @@ STATE_STYLES = {
     "Completed": "green",
     "Failed": "bold red",
     "Rejected": "bold red",
+    "Cancelled": "magenta",
     "Pending": "dim",
 }
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -126,6 +127,8 @@ def database_line(status: dict[str, Any]) -> str:
     state = db.get("state", "Pending")
     if state == "Failed":
         return f"failed: {db.get('failure') or 'no reason recorded'}"
+    if state == "Cancelled":
+        return f"cancelled: {db.get('cancellation') or 'no reason recorded'}"
     if state == "Completed":
         sha = (export.get("sha256") or "")[:12]
         return f"{human_bytes(export.get('sizeBytes'))} written" + (f", sha256 {sha}…" if sha else "")
@@ -148,6 +151,9 @@ def document_library_line(status: dict[str, Any]) -> str:
         return f"failed: {dl.get('failure') or 'no reason recorded'}"
     if state == "Pending":
         return "waiting"
+    if state == "Cancelled":
+        copied = (dl.get("counters") or {}).get("objectsCopied", 0)
+        return f"cancelled after {copied} objects copied: {dl.get('cancellation') or 'no reason recorded'}"
     return counters_summary(dl.get("counters") or {})
 
 
@@ -197,6 +203,7 @@ def backup_view(doc: dict[str, Any]) -> RenderableType:
             ("retention", f"{spec['retentionDays']} days" if spec.get("retentionDays") else ""),
             ("tags", tags),
             ("metadata", metadata),
+            ("left behind", ", ".join(status.get("leftovers") or [])),
             ("events", f"{doc.get('eventCount', 0)} (last sequence {doc.get('version', 0)})"),
         ],
     )
@@ -276,14 +283,15 @@ def event_summary(event_type: str, data: dict[str, Any]) -> str:
             return f"{data.get('source')} -> {data.get('destination')} ({data.get('method')})"
         case "DocumentLibraryTransferProgressed" | "DocumentLibraryTransferCompleted":
             return counters_summary(data.get("counters") or {})
-        case "DocumentLibraryTransferFailed":
+        case "DocumentLibraryTransferFailed" | "DocumentLibraryTransferCancelled" | "DatabaseBranchCancelled":
             return str(data.get("reason", ""))
         case "BackupMetadataWritten":
             return f"{data.get('location')} ({human_bytes(data.get('sizeBytes'))})"
         case "BackupSucceeded":
             return str(data.get("metadataLocation", ""))
         case "BackupFailed":
-            return f"{data.get('branch')}: {data.get('reason')}"
+            left = ", ".join(data.get("leftovers") or [])
+            return f"{data.get('branch')}: {data.get('reason')}" + (f"; left behind: {left}" if left else "")
     scalars = (f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float | bool))
     return ", ".join(scalars)
 

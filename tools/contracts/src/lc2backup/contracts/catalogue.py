@@ -19,12 +19,14 @@ from lc2backup.domain.events import (
     BackupRejected,
     BackupRequested,
     BackupSucceeded,
+    DatabaseBranchCancelled,
     DatabaseBranchFailed,
     DatabaseExportCompleted,
     DatabaseExportProgressed,
     DatabaseExportStarted,
     DatabaseSnapshotCompleted,
     DatabaseSnapshotStarted,
+    DocumentLibraryTransferCancelled,
     DocumentLibraryTransferCompleted,
     DocumentLibraryTransferFailed,
     DocumentLibraryTransferProgressed,
@@ -189,8 +191,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "metadata",
         "send",
         "events",
-        tuple(cls.event_type for cls in (BackupMetadataWritten, BackupSucceeded, BackupFailed)),
+        tuple(
+            cls.event_type
+            for cls in (
+                BackupMetadataWritten,
+                BackupSucceeded,
+                DatabaseBranchCancelled,
+                DocumentLibraryTransferCancelled,
+                BackupFailed,
+            )
+        ),
         "metadata writes metadata.json, then ends the backup",
+        "When one branch fails, the branch still running is cancelled first (its service stops it), then"
+        " BackupFailed lists what the backup may have left behind.",
     ),
     Operation(
         "archiver",

@@ -14,13 +14,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lc2backup.providers.aws.buckets import require_bucket
 from lc2backup.providers.aws.clients import RdsClient
 from lc2backup.providers.aws.errors import RdsCall, rds_code
 from lc2backup.providers.aws.identifiers import export_identifier
 from lc2backup.providers.aws.settings import AwsSettings
 from lc2backup.providers.aws.snapshots import RdsSnapshots
 from lc2backup.providers.base import BackupJob, ExportRef, ExportStatus
+from lc2backup.providers.buckets import require_bucket
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.s3 import S3Client
 
@@ -63,7 +63,12 @@ class RdsExports:
         s, layout = self._settings, job.layout
         self.require_configured(f"snapshot {snapshot_id}")
         await require_bucket(
-            self._s3, layout.bucket, "destination bucket", "spec.documentLibrary.destinationBucket", s.region
+            self._s3,
+            layout.bucket,
+            "destination bucket",
+            "spec.documentLibrary.destinationBucket",
+            grant="the service's AWS role",
+            region=s.region,
         )
         export_id = export_identifier(job.backup_id)
         request: dict[str, Any] = {

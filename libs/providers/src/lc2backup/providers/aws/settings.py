@@ -36,6 +36,9 @@ class AwsSettings(BaseModel):
     export_kms_key_id: str | None = Field(default=None, description="KMS key RDS encrypts the export with")
     copy_workers: int = Field(default=64, ge=1, le=512)
     progress_interval_seconds: float = Field(default=5.0, gt=0)
+    cancel_check_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often a running copy checks that its branch was not cancelled"
+    )
     single_copy_limit_bytes: int = Field(default=SINGLE_COPY_LIMIT, ge=5 * MIB, le=SINGLE_COPY_LIMIT)
     multipart_part_size_bytes: int = Field(default=512 * MIB, ge=5 * MIB, le=SINGLE_COPY_LIMIT)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from lc2backup.providers.aws.buckets import require_bucket
 from lc2backup.providers.aws.settings import AwsSettings
-from lc2backup.providers.base import BackupJob, TransferProgress, TransferRef, TransferStatus
+from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferRef, TransferStatus
+from lc2backup.providers.buckets import require_bucket
 from lc2backup.providers.s3 import S3ArtifactStore, S3Client, s3_client
 from lc2backup.providers.s3transfer import S3Copier
 
 METHOD = "s3-copy-object"
+GRANT = "the service's AWS role"
 
 
 class AwsTransferProvider:
@@ -29,22 +30,18 @@ class AwsTransferProvider:
         self._copier = S3Copier(
             workers=settings.copy_workers,
             progress_interval=settings.progress_interval_seconds,
+            cancel_check_interval=settings.cancel_check_interval_seconds,
             single_copy_limit=settings.single_copy_limit_bytes,
             multipart_part_size=settings.multipart_part_size_bytes,
         )
 
     async def start_transfer(self, job: BackupJob) -> TransferRef:
         dl = job.spec.document_library
-        await require_bucket(
-            self._client, dl.source_bucket, "source bucket", "spec.documentLibrary.sourceBucket", self._region
-        )
-        await require_bucket(
-            self._client,
-            dl.destination_bucket,
-            "destination bucket",
-            "spec.documentLibrary.destinationBucket",
-            self._region,
-        )
+        for bucket, what, field in (
+            (dl.source_bucket, "source bucket", "spec.documentLibrary.sourceBucket"),
+            (dl.destination_bucket, "destination bucket", "spec.documentLibrary.destinationBucket"),
+        ):
+            await require_bucket(self._client, bucket, what, field, grant=GRANT, region=self._region)
         return TransferRef(
             job_id=f"aws-s3-copy-{job.backup_id}",
             method=METHOD,
@@ -53,8 +50,10 @@ class AwsTransferProvider:
             excluded_prefixes=await self._copier.excluded_prefixes(self._client, job),
         )
 
-    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
-        return await self._copier.copy(self._client, job, progress)
+    async def check_transfer(
+        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+    ) -> TransferStatus:
+        return await self._copier.copy(self._client, job, progress, still_running)
 
 
 @contextlib.asynccontextmanager

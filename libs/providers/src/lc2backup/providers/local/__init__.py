@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from lc2backup.providers.base import (
     BackupJob,
+    BranchCheck,
     ExportProgress,
     ExportRef,
     ExportStatus,
@@ -18,11 +19,15 @@ from lc2backup.providers.base import (
     TransferRef,
     TransferStatus,
 )
+from lc2backup.providers.buckets import require_bucket
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.local.dumping import EXTENSION, FORMAT, DumpTarget, PgDumper
 from lc2backup.providers.s3 import MIB, S3ArtifactStore, S3Client, S3Settings
 from lc2backup.providers.s3direct import DirectEndpoint, local_artifact_store
 from lc2backup.providers.s3transfer import S3Copier
+
+GRANT = "the LC2_S3__ACCESS_KEY_ID identity"
+DESTINATION = ("destination bucket", "spec.documentLibrary.destinationBucket")
 
 
 class LocalSettings(BaseModel):
@@ -44,6 +49,9 @@ class LocalSettings(BaseModel):
         default=True, description="list and CopyObject over aiohttp with our own SigV4 (s3direct) instead of botocore"
     )
     progress_interval_seconds: float = 2.0
+    cancel_check_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often a running copy checks that its branch was not cancelled"
+    )
     single_copy_limit_bytes: int = 5 * 1024 * MIB
     multipart_part_size_bytes: int = 512 * MIB
 
@@ -80,6 +88,7 @@ class LocalDatabaseProvider:
 
     async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef:
         target = self._target(job)
+        await require_bucket(self._client, job.layout.bucket, *DESTINATION, grant=GRANT)
         key = job.layout.database_key(target.database, EXTENSION)
         return ExportRef(operation_id=key, location=job.layout.uri(key), format=FORMAT, restorable=True)
 
@@ -96,6 +105,7 @@ class LocalTransferProvider:
         self._copier = S3Copier(
             workers=settings.copy_workers,
             progress_interval=settings.progress_interval_seconds,
+            cancel_check_interval=settings.cancel_check_interval_seconds,
             single_copy_limit=settings.single_copy_limit_bytes,
             multipart_part_size=settings.multipart_part_size_bytes,
             direct=DirectEndpoint.from_settings(s3) if s3 is not None and settings.direct_copy else None,
@@ -103,6 +113,10 @@ class LocalTransferProvider:
 
     async def start_transfer(self, job: BackupJob) -> TransferRef:
         dl = job.spec.document_library
+        await require_bucket(
+            self._client, dl.source_bucket, "source bucket", "spec.documentLibrary.sourceBucket", grant=GRANT
+        )
+        await require_bucket(self._client, dl.destination_bucket, *DESTINATION, grant=GRANT)
         return TransferRef(
             job_id=f"local-copy-{job.backup_id}",
             method="s3-copy-object",
@@ -111,8 +125,10 @@ class LocalTransferProvider:
             excluded_prefixes=await self._copier.excluded_prefixes(self._client, job),
         )
 
-    async def check_transfer(self, job: BackupJob, ref: TransferRef, progress: TransferProgress) -> TransferStatus:
-        return await self._copier.copy(self._client, job, progress)
+    async def check_transfer(
+        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+    ) -> TransferStatus:
+        return await self._copier.copy(self._client, job, progress, still_running)
 
 
 __all__ = [

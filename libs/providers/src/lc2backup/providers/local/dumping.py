@@ -5,14 +5,19 @@ multipart upload whose memory is two parts, never the database size. Restore wit
 ``pg_restore --dbname=<target> <file>`` (single job: a dump streamed through a pipe has no data offsets, so
 ``pg_restore -j`` is not available for it).
 
-Idempotency: the object key is derived from the backup id. When the upload is complete a ``<key>.sha256``
-sidecar is written (``sha256sum -c`` format); a dump whose sidecar exists is not taken again after a crash.
+Idempotency: the object key is derived from the backup id, and an object appears at that key only when its
+multipart upload completes, which happens only after ``pg_dump`` exited 0: an object there *is* a finished
+dump. Then a ``<key>.sha256`` sidecar is written (``sha256sum -c`` format). A redelivery after a crash finds
+the finished dump and does not dump again: with its sidecar it is reused as is; without it (a crash between
+the upload's completion and the sidecar) the dump is read back once to compute the checksum, which is then
+written. The database is not read a second time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -20,11 +25,12 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from botocore.exceptions import ClientError
 
 from lc2backup.eventing import crash_point
 from lc2backup.providers.base import BackupJob, ExportProgress, ExportRef, ExportStatus
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
-from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, translate
+from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, error_code, translate
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +100,24 @@ class PgDumper:
             await conn.close()
         return str(version).split()[0], int(size)
 
-    async def existing(self, client: S3Client, bucket: str, key: str) -> ExportStatus | None:
+    async def existing(self, client: S3Client, bucket: str, key: str, backup_id: str) -> ExportStatus | None:
+        """The finished dump of this backup at ``key``, or None: completing it writes its sidecar if missing."""
         try:
             head = await client.head_object(Bucket=bucket, Key=key)
-            sidecar = await client.get_object(Bucket=bucket, Key=f"{key}.sha256")
-            async with sidecar["Body"] as stream:
-                line = (await stream.read()).decode()
-        except Exception:
-            return None
-        sha = line.split()[0] if line.split() else ""
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
+        except Exception as exc:
+            raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
         meta = head.get("Metadata", {})
+        if meta.get("lc2-backup-id") != backup_id:
+            return None  # not a dump of ours (the key is ours, so only a hand-made object): dump over it
+        sha = await self._sidecar(client, bucket, key)
+        if sha is None:
+            log.info("dump s3://%s/%s finished without its .sha256: reading it back once", bucket, key)
+            sha = await _sha256_of(client, bucket, key)
+            await self._mark_complete(client, bucket, key, sha)
         return ExportStatus(
             done=True,
             size_bytes=int(head["ContentLength"]),
@@ -112,11 +126,25 @@ class PgDumper:
             engine_version=meta.get("lc2-engine-version"),
         )
 
+    @staticmethod
+    async def _sidecar(client: S3Client, bucket: str, key: str) -> str | None:
+        try:
+            sidecar = await client.get_object(Bucket=bucket, Key=f"{key}.sha256")
+            async with sidecar["Body"] as stream:
+                words = (await stream.read()).decode().split()
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise translate(exc, f"s3://{bucket}/{key}.sha256", bucket) from exc
+        except Exception as exc:
+            raise translate(exc, f"s3://{bucket}/{key}.sha256", bucket) from exc
+        return words[0] if words else None
+
     async def dump(
         self, client: S3Client, job: BackupJob, ref: ExportRef, target: DumpTarget, progress: ExportProgress
     ) -> ExportStatus:
         bucket, key = job.layout.bucket, ref.operation_id
-        done = await self.existing(client, bucket, key)
+        done = await self.existing(client, bucket, key, job.backup_id)
         if done is not None:
             log.info("dump s3://%s/%s already complete; not dumping again", bucket, key)
             return done
@@ -171,6 +199,7 @@ class PgDumper:
             stderr_task.cancel()
             await writer.abort()
             raise
+        crash_point("dump:uploaded")  # test-only: the upload is complete, its .sha256 not yet written
         sha = writer.sha256.hexdigest()
         await self._mark_complete(client, bucket, key, sha)
         return ExportStatus(done=True, size_bytes=writer.size, sha256=sha, engine="postgresql", engine_version=version)
@@ -184,3 +213,18 @@ class PgDumper:
             )
         except Exception as exc:
             raise translate(exc, f"s3://{bucket}/{key}.sha256", bucket) from exc
+
+
+async def _sha256_of(client: S3Client, bucket: str, key: str) -> str:
+    """The SHA-256 of a stored object, read in chunks (memory: one chunk, never the object)."""
+    digest = hashlib.sha256()
+    try:
+        body = (await client.get_object(Bucket=bucket, Key=key))["Body"]
+        try:
+            async for chunk in body.iter_chunks(READ_CHUNK):
+                digest.update(chunk)
+        finally:
+            body.close()
+    except Exception as exc:
+        raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
+    return digest.hexdigest()

@@ -13,6 +13,7 @@ import pytest
 
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from tests.support import System
+from tests.versions import keep_every_version, rewritten, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +33,7 @@ def system_extra_env() -> dict[str, str]:
 @pytest.mark.timeout(600)
 async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: tuple[str, str]) -> None:
     source, destination = buckets
+    await keep_every_version(s3, destination)  # so that the store itself counts every write
     layout = await seed_document_library(s3, source, "", plan_document_library(3000))
     conn = await asyncpg.connect(system.source_dsn)
     await conn.execute(BIG_TABLE)
@@ -99,3 +101,12 @@ async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: t
     manifest_key = status["documentLibrary"]["transfer"]["manifestLocation"].removeprefix(f"s3://{destination}/")
     lines = (await (await s3.get_object(Bucket=destination, Key=manifest_key))["Body"].read()).decode().splitlines()
     assert sorted(json.loads(line)["key"] for line in lines) == sorted(layout.regular)  # each object once
+
+    # Counted by the store: the dump (its interrupted multipart upload never completed), its checksum, the
+    # manifest and metadata.json written once each; the copy, interrupted once, redone at most once per object.
+    counts = await writes(s3, destination, f"backups/{backup_id}/")
+    copies = [prefix + key for key in layout.regular]
+    written_once = [dump_key, f"{dump_key}.sha256", manifest_key, f"backups/{backup_id}/metadata.json"]
+    assert set(counts) == {*copies, *written_once}
+    assert rewritten(counts, written_once) == {}
+    assert rewritten(counts, copies, at_most=2) == {}

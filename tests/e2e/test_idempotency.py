@@ -16,6 +16,7 @@ from lc2backup.eventing import Topology
 from lc2backup.metadata.handlers import TRIGGERS
 from tests.polling import eventually
 from tests.support import System, rebuild_projection
+from tests.versions import keep_every_version, rewritten, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +80,7 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
     system: System, s3: Any, buckets: tuple[str, str]
 ) -> None:
     source, destination = buckets
+    await keep_every_version(s3, destination)  # so that the store itself counts every write
     await seed_document_library(s3, source, "", plan_document_library(60))
     conn = await asyncpg.connect(system.source_dsn)
     await conn.execute(
@@ -128,6 +130,8 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
 
         assert await system.events(backup_id) == before_events  # no new event for the backup
         assert await _objects(s3, destination) == before_objects  # one dump, one copy set, one metadata.json
+        # ... each written once, as counted by the store: a rewrite with the same bytes would be a second version
+        assert rewritten(await writes(s3, destination)) == {}
         assert await _tables(system.projection_dsn) == before_tables  # one projection row per backup
 
         # Rebuild: drop the projection and replay the stream; the tables come back identical.
@@ -139,5 +143,16 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
         new = await js.publish(topology.request_subject, json.dumps({"requestId": "new", "spec": {}}).encode())
         await _command_handled(js, topology, new.seq)
         assert await _intake_outcomes(js, topology) == outcomes + 1
+
+        # Positive control: a second copy of one object and a second metadata.json, made by the test directly
+        # at the store with the same bytes, are caught by the same count.
+        root = f"backups/{backup_id}/"
+        copy = next(key for key in sorted(before_objects) if key.startswith(f"{root}documentlibrary/"))
+        metadata = f"{root}metadata.json"
+        original = copy.removeprefix(f"{root}documentlibrary/")
+        await s3.copy_object(Bucket=destination, Key=copy, CopySource={"Bucket": source, "Key": original})
+        body = await (await s3.get_object(Bucket=destination, Key=metadata))["Body"].read()
+        await s3.put_object(Bucket=destination, Key=metadata, Body=body)
+        assert rewritten(await writes(s3, destination)) == {copy: 2, metadata: 2}
     finally:
         await nc.close()

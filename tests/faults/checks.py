@@ -1,4 +1,8 @@
-"""The outcome checks of a crashed backup: each effect once, each artefact once, the lane released."""
+"""The outcome checks of a crashed backup: each effect once, each artefact once, the lane released.
+
+Artefacts are counted by the object store (tests/versions.py: one version per write on a bucket that keeps
+them all), not by our own manifest; test_crash_local.py has the positive control that makes these checks fail.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from lc2backup.crd_gateway.domain import Lane, lane_key
 from lc2backup.domain import BackupLayout, BackupState
 from lc2backup.eventing import RecordedEvent
 from tests.faults.harness import TOPOLOGY, EventLog
+from tests.versions import rewritten, writes
 
 SUCCEEDED_ONCE = (
     "BackupRequested",
@@ -40,9 +45,8 @@ def check_events_once(history: list[RecordedEvent], once: Iterable[str]) -> None
 
 
 async def versions(s3: Any, bucket: str, key: str) -> int:
-    """How many times ``key`` was created (the buckets of the fault tests keep every version)."""
-    resp = await s3.list_object_versions(Bucket=bucket, Prefix=key)
-    return sum(1 for v in resp.get("Versions", []) if v["Key"] == key)
+    """How many times the store wrote ``key`` (the buckets of the fault tests keep every version)."""
+    return (await writes(s3, bucket, key))[key]
 
 
 async def read(s3: Any, bucket: str, key: str) -> bytes:
@@ -60,23 +64,33 @@ async def listing(s3: Any, bucket: str, prefix: str) -> dict[str, str]:
     return found
 
 
-async def check_copy_set(s3: Any, state: BackupState, regular: Iterable[str], source: dict[str, str]) -> None:
-    """One copy set: exactly the regular objects, each with its source's ETag, each once in the manifest."""
+async def check_copy_set(
+    s3: Any, state: BackupState, regular: Iterable[str], source: dict[str, str], copies: int | None = 1
+) -> None:
+    """One copy set: exactly the regular objects, each with its source's ETag, each once in the manifest; and,
+    counted by the store, each object and the manifest written at most ``copies`` times (2 when the case's crash
+    interrupted the copy, which is then redone; None: not bounded, an outage retries whole copies)."""
     assert state.spec is not None
     layout = BackupLayout.of(state.spec, state.backup_id)
     copied = await listing(s3, layout.bucket, layout.document_library_prefix)
     assert sorted(copied) == sorted(regular)
     assert all(copied[key] == source[key] for key in copied)
-    assert await versions(s3, layout.bucket, layout.manifest_key) >= 1
     lines = (await read(s3, layout.bucket, layout.manifest_key)).decode().splitlines()
     keys = [json.loads(line)["key"] for line in lines]
     assert sorted(keys) == sorted(regular), "the manifest lists each copied object exactly once"
+    counts = await writes(s3, layout.bucket, layout.root)
+    written = [layout.manifest_key, *(layout.document_library_prefix + key for key in regular)]
+    assert all(counts[key] >= 1 for key in written)
+    if copies is not None:
+        doubled = rewritten(counts, written, at_most=copies)
+        assert not doubled, f"copied more than {copies}x (key: writes): {doubled}"
 
 
 async def check_metadata_once(s3: Any, state: BackupState, history: list[RecordedEvent]) -> None:
     assert state.spec is not None
     layout = BackupLayout.of(state.spec, state.backup_id)
-    assert await versions(s3, layout.bucket, layout.metadata_key) == 1, "metadata.json written more than once"
+    count = await versions(s3, layout.bucket, layout.metadata_key)
+    assert count == 1, f"{layout.metadata_key} written {count}x, not once"
     body = await read(s3, layout.bucket, layout.metadata_key)
     (written,) = [e for e in history if e.envelope.type == "BackupMetadataWritten"]
     assert written.envelope.data["sha256"] == hashlib.sha256(body).hexdigest()
@@ -89,7 +103,8 @@ async def check_dump_once(s3: Any, state: BackupState) -> None:
     assert export is not None and state.spec is not None
     layout = BackupLayout.of(state.spec, state.backup_id)
     key = export.location.removeprefix(f"s3://{layout.bucket}/")
-    assert await versions(s3, layout.bucket, key) == 1, "the dump was written more than once"
+    doubled = rewritten(await writes(s3, layout.bucket, key), [key, f"{key}.sha256"])
+    assert not doubled, f"the dump was written more than once (key: writes): {doubled}"
     body = await read(s3, layout.bucket, key)
     assert hashlib.sha256(body).hexdigest() == export.sha256 and len(body) == export.size_bytes
 

@@ -1,5 +1,6 @@
 """What every fault test needs: the event log as the judge, bounded waits that survive a service being down,
-a supervisor that restarts what died (as Kubernetes would), and the checks that nothing was lost or doubled.
+a supervisor that restarts what died (as Kubernetes would) and fails a case when anything but its target died,
+and the checks that nothing was lost or doubled.
 
 The tests judge by the event log (a pure fold over the backup's subject) rather than by the API, because the
 archiver serving the API is one of the processes being killed; the projection is then checked against the
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -100,45 +105,80 @@ async def settled(log: EventLog, system: System, timeout: float = 60.0) -> None:
     await eventually("every consumer idle", idle, system, timeout)
 
 
-class Supervisor:
-    """Restarts a service whose process died, as a Deployment would; counts what it did."""
+@dataclass(frozen=True)
+class Exit:
+    service: str
+    code: int | None  # negative: the signal that killed it
 
-    def __init__(self, system: System, interval: float = 0.05) -> None:
+    def __str__(self) -> str:
+        return f"{self.service} (exit code {self.code})"
+
+
+class Supervisor:
+    """Restarts a service whose process died, as a Deployment would, and tells the case's own kill from any other.
+
+    ``expected`` names the services the case kills, each once, by SIGKILL (a crash point kills its process so).
+    Every other exit (another service, a second death of the target, an exit that is not a SIGKILL) is restarted
+    too, so that the next case starts whole, but it is recorded, and ``check()`` fails the case with it.
+    """
+
+    def __init__(self, system: System, expected: Iterable[str] = (), interval: float = 0.05) -> None:
         assert system.services is not None
         self.services = system.services
         self.interval = interval
+        self.expected = Counter(expected)
         self.restarted: list[str] = []
+        self.unexpected: list[Exit] = []
 
-    def dead(self) -> list[str]:
+    def dead(self) -> list[Exit]:
         return [
-            name for name, svc in self.services.services.items() if svc.process is not None and not svc.process.alive()
+            Exit(name, svc.process.exit_code)
+            for name, svc in self.services.services.items()
+            if svc.process is not None and not svc.process.alive()
         ]
+
+    def restart(self, died: Exit) -> None:
+        if self.expected[died.service] > 0 and died.code == -signal.SIGKILL:
+            self.expected[died.service] -= 1
+        else:
+            self.unexpected.append(died)
+        # start() must run on this (long-lived) thread: the child's death signal follows it
+        self.services.restart(died.service)
+        self.restarted.append(died.service)
 
     async def watch(self) -> None:
         while True:
-            for name in self.dead():
-                # start() must run on this (long-lived) thread: the child's death signal follows it
-                self.services.restart(name)
-                self.restarted.append(name)
-                FIGURES.restarts += 1
+            for died in self.dead():
+                self.restart(died)
             await asyncio.sleep(self.interval)
+
+    def check(self) -> None:
+        """Fail if any service but the expected ones died, or an expected kill never happened."""
+        assert not self.unexpected, f"unexpected exits: {', '.join(map(str, self.unexpected))}"
+        missing = sorted(name for name, left in self.expected.items() if left)
+        assert not missing, f"expected to die but did not: {', '.join(missing)}"
 
 
 @asynccontextmanager
-async def supervising(system: System) -> AsyncIterator[Supervisor]:
-    supervisor = Supervisor(system)
+async def supervising(system: System, expected: Iterable[str] = ()) -> AsyncIterator[Supervisor]:
+    """A supervisor for the body; at its end every death it saw must have been one of ``expected``."""
+    supervisor = Supervisor(system, expected)
     task = asyncio.create_task(supervisor.watch())
     try:
         yield supervisor
+    except BaseException as exc:
+        if supervisor.unexpected:  # likely the cause of the failure: say so beside it
+            exc.add_note(f"unexpected exits: {', '.join(map(str, supervisor.unexpected))}")
+        raise
     finally:
         task.cancel()
         try:
             await task
         except asyncio.CancelledError:
             pass
-        for name in supervisor.dead():  # died just now: bring it back before the next test
-            supervisor.services.restart(name)
-            supervisor.restarted.append(name)
+        for died in supervisor.dead():  # died just now: bring it back before the next test
+            supervisor.restart(died)
+    supervisor.check()
 
 
 async def projection_matches_the_log(log: EventLog, system: System, backup_ids: Iterable[str]) -> None:

@@ -55,8 +55,8 @@ CASES = [
     Case("db-export", "after-append:DatabaseExportCompleted"),
     Case("doclib-transfer", "before-append:DocumentLibraryTransferStarted"),
     Case("doclib-transfer", "after-append:DocumentLibraryTransferStarted"),
-    Case("doclib-transfer", "copy:object@5"),
-    Case("doclib-transfer", "before-append:DocumentLibraryTransferCompleted"),
+    Case("doclib-transfer", "copy:object@5", copies=2),
+    Case("doclib-transfer", "before-append:DocumentLibraryTransferCompleted", copies=2),
     Case("metadata", "before-append:BackupMetadataWritten"),
     Case("metadata", "after-append:BackupMetadataWritten"),
     Case("metadata", "after-append:BackupSucceeded"),
@@ -176,7 +176,7 @@ async def test_a_sigkill_at_every_step_boundary_of_an_aws_backup_starts_nothing_
         assert snapshot["DBSnapshotIdentifier"] == snapshot_identifier(state.backup_id, "instance")
         (task,) = await exports_of(rds, {snapshot["DBSnapshotArn"]})
         assert task["ExportTaskIdentifier"] == export_identifier(state.backup_id)
-        await checks.check_copy_set(s3, state, bed.regular, bed.etags)
+        await checks.check_copy_set(s3, state, bed.regular, bed.etags, case.copies)
         await checks.check_metadata_once(s3, state, history)
         await checks.check_lane_released(log, state)
         await projection_matches_the_log(log, system, [state.backup_id])

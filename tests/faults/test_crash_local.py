@@ -12,6 +12,7 @@ module a rebuild of the projection from the stream equals the live one.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from tests.faults.harness import (
     connect,
     projection_matches_the_log,
     rebuild_equals_live,
+    settled,
+    supervising,
     wait_terminal,
 )
 from tests.support import System, local_spec, stack_s3
@@ -53,9 +56,9 @@ CASES = [
     Case("db-export", "after-append:DatabaseBranchFailed", shape="failing"),
     Case("doclib-transfer", "before-append:DocumentLibraryTransferStarted"),
     Case("doclib-transfer", "after-append:DocumentLibraryTransferStarted"),
-    Case("doclib-transfer", "copy:object@5"),
-    Case("doclib-transfer", "after-append:DocumentLibraryTransferProgressed"),
-    Case("doclib-transfer", "before-append:DocumentLibraryTransferCompleted"),
+    Case("doclib-transfer", "copy:object@5", copies=2),
+    Case("doclib-transfer", "after-append:DocumentLibraryTransferProgressed", copies=2),
+    Case("doclib-transfer", "before-append:DocumentLibraryTransferCompleted", copies=2),
     Case("doclib-transfer", "after-append:DocumentLibraryTransferCompleted"),
     Case("metadata", "before-append:BackupMetadataWritten"),
     Case("metadata", "after-append:BackupMetadataWritten"),
@@ -164,7 +167,7 @@ async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(bed: B
             assert state.state == "Succeeded", state.message
             checks.check_events_once(history, checks.SUCCEEDED_ONCE)
             await checks.check_dump_once(s3, state)
-            await checks.check_copy_set(s3, state, bed.regular, bed.etags)
+            await checks.check_copy_set(s3, state, bed.regular, bed.etags, case.copies)
             await checks.check_metadata_once(s3, state, history)
         if case.point == "after-append:BackupQueued":
             assert (await log.types(states[1].backup_id)).count("BackupQueued") == 1
@@ -197,6 +200,75 @@ async def test_the_dump_check_sees_a_second_upload_of_the_dump(bed: Bed, s3: Any
         await writer.close()
         with pytest.raises(AssertionError, match="the dump was written more than once"):
             await checks.check_dump_once(s3, state)
+    finally:
+        await log.close()
+        await log.nc.close()
+
+
+@pytest.mark.timeout(240)
+async def test_control_a_case_fails_when_a_service_it_did_not_kill_dies(bed: Bed) -> None:
+    """Positive control of the supervisor: db-export dies at the case's point as planned, and the test SIGKILLs
+    metadata besides. The supervisor restarts both (the backup still ends), but the case must fail, naming
+    metadata and how it ended."""
+    system = bed.system
+    assert system.services is not None
+    services = system.services
+    case = next(c for c in CASES if c.point == "after-append:DatabaseExportStarted")
+    log = EventLog(await connect(system))
+    try:
+
+        async def submit() -> Sequence[str]:
+            spec = local_spec(bed.source, bed.destination, database_name=system.source_database, environment="ctl-1")
+            backup_id = await log.request("control-supervisor", spec)
+            services["metadata"].kill()  # SIGKILL, reaped: the supervisor sees it dead
+            return [backup_id]
+
+        with pytest.raises(AssertionError, match=r"^unexpected exits: metadata \(exit code -9\)"):
+            await run_case(system, log, bed.points, case, "local", submit)
+    finally:
+        await log.close()
+        await log.nc.close()
+    assert all(svc.process is not None and svc.process.alive() for svc in services.services.values())
+
+
+@pytest.mark.timeout(240)
+async def test_control_the_checks_catch_a_second_copy_dump_or_metadata_json_made_at_the_store(
+    bed: Bed, s3: Any
+) -> None:
+    """Positive control of the write counts: a backup that ran through no fault passes the checks; then the test
+    itself, directly against SeaweedFS, copies one object again, writes the dump and metadata.json again (the same
+    bytes, so only a count of writes can tell), and each check must fail naming that key."""
+    system = bed.system
+    log = EventLog(await connect(system))
+    try:
+        spec = local_spec(bed.source, bed.destination, database_name=system.source_database, environment="ctl-2")
+        async with supervising(system):  # nothing may die here
+            backup_id = await log.request("control-writes", spec)
+            state = await wait_terminal(log, backup_id, system)
+            await settled(log, system)
+        assert state.state == "Succeeded", state.message
+        history = await log.history(backup_id)
+        await checks.check_dump_once(s3, state)
+        await checks.check_copy_set(s3, state, bed.regular, bed.etags)
+        await checks.check_metadata_once(s3, state, history)
+
+        assert state.spec is not None and state.database.export is not None
+        layout = BackupLayout.of(state.spec, backup_id)
+        copy = layout.document_library_prefix + bed.regular[0]
+        await s3.copy_object(Bucket=bed.destination, Key=copy, CopySource={"Bucket": bed.source, "Key": bed.regular[0]})
+        with pytest.raises(AssertionError, match=re.escape(f"{{'{copy}': 2}}")):
+            await checks.check_copy_set(s3, state, bed.regular, bed.etags)
+        await checks.check_copy_set(s3, state, bed.regular, bed.etags, copies=2)  # the bound of a redone copy
+
+        dump = state.database.export.location.removeprefix(f"s3://{bed.destination}/")
+        await s3.copy_object(Bucket=bed.destination, Key=dump, CopySource={"Bucket": bed.destination, "Key": dump})
+        with pytest.raises(AssertionError, match=re.escape(f"{{'{dump}': 2}}")):
+            await checks.check_dump_once(s3, state)
+
+        body = await checks.read(s3, bed.destination, layout.metadata_key)
+        await s3.put_object(Bucket=bed.destination, Key=layout.metadata_key, Body=body)
+        with pytest.raises(AssertionError, match=re.escape(f"{layout.metadata_key} written 2x, not once")):
+            await checks.check_metadata_once(s3, state, history)
     finally:
         await log.close()
         await log.nc.close()

@@ -76,7 +76,10 @@ async def test_the_streams_the_services_create_are_durable_and_the_log_cannot_be
         with pytest.raises(APIError, match="purge"):
             await log.js.purge_stream(TOPOLOGY.events_stream)
         assert (await log.js.stream_info(TOPOLOGY.events_stream)).state.messages == events.state.messages + 1
-        FIGURES.durability_checks += len(checks) + 2
+        FIGURES.durability.append(
+            f"{len(checks)} settings of the streams and the lanes bucket read back from a live server, delete and "
+            "purge of the event log tried and refused"
+        )
     finally:
         await log.close()
         await log.nc.close()
@@ -182,7 +185,12 @@ async def test_the_deployment_fsyncs_every_write_and_the_services_create_r3_stre
         await eventually("three current replicas of every stream", replicated, timeout=60)
         events = (await js.stream_info(TOPOLOGY.events_stream)).config
         assert events.deny_delete and events.deny_purge
-        FIGURES.durability_checks += 3 + 2 * len(names) + 2
+        fsyncing = sum(_varz(ports)["jetstream"]["config"]["sync_always"] is True for ports in cluster)
+        FIGURES.durability.append(
+            f"the deployment's nats.conf on a {len(cluster)}-node cluster: sync_always on {fsyncing} of "
+            f"{len(cluster)} nodes, {len(names)} streams (events, commands, dead letters, lanes) created R3 on file "
+            "storage with every replica current, deny_delete and deny_purge on the R3 event log"
+        )
     finally:
         await nc.close()
         gateway.stop()

@@ -176,7 +176,7 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_and_the_service
                 with pytest.raises(APIError):  # over the stream's max_msg_size: never stored
                     await log.js.publish(subject, b"x" * (300 * 1024), stream=TOPOLOGY.events_stream)
                 FIGURES.poison["event:oversized"] += 1
-                FIGURES.refused_at_the_door += 1
+                FIGURES.refused[("event", "over the event stream's max_msg_size")] += 1
 
         commands = {
             "not-utf8": (b"\xff\xfe\x00 not utf-8", "not UTF-8"),
@@ -191,7 +191,7 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_and_the_service
         with pytest.raises(nats.errors.MaxPayloadError):  # over the server's max_payload: never sent
             await log.js.publish(TOPOLOGY.request_subject, b"x" * (2 * 1024 * 1024), stream=TOPOLOGY.commands_stream)
         FIGURES.poison["command:oversized"] += 1
-        FIGURES.refused_at_the_door += 1
+        FIGURES.refused[("command", "over the server's max_payload")] += 1
         unknown_kind = {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "Restore", "metadata": {"name": "x"}}
         await log.js.publish(TOPOLOGY.request_subject, json.dumps({**unknown_kind, "spec": {}}).encode())
         FIGURES.poison["command:unknown-kind"] += 1
@@ -208,6 +208,7 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_and_the_service
         for key, reason in expected.items():
             assert len(got[key]) == 1 and reason in got[key][0], (key, reason, got[key])
         FIGURES.dead_letters += len(letters)
+        FIGURES.dead_lettered += len({(durable == "crd-gateway-intake", seq) for durable, seq in got})
 
         # The backup whose subjects were full of poison before it was even requested runs as if there were none.
         spec = system.spec(source, destination)
@@ -220,6 +221,7 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_and_the_service
         assert (await log.store.load(nobody)).events == ()  # nothing was ever decided about a poisoned id
         rejected = await wait_terminal(log, backup_id_for_request("manifest:default/x"), system)
         assert rejected.state == "Rejected" and "kind" in (rejected.message or "")
+        FIGURES.rejected += 1
 
         # And every service still serves: a fresh backup succeeds, every process is alive and ready.
         fresh = await log.request("after-the-poison", spec)

@@ -9,6 +9,7 @@ runner alone against a real nats-server killed and restarted under a handler tha
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,10 +62,10 @@ async def test_a_redelivery_during_an_outage_joins_the_running_handler(nats_serv
         await nc.jetstream().publish(SUBJECT, b"work", stream=topology.events_stream)
         await eventually("the handler runs", lambda: _true(calls == 1))
         nats_server.kill()
+        down = time.monotonic()
         await asyncio.sleep(3)  # longer than ack_wait: no heartbeat reaches the server
         nats_server.start()
-        FIGURES.outages["nats"] += 1
-        FIGURES.outage_seconds["nats"] += 3
+        FIGURES.outage("nats", time.monotonic() - down, "under one handler still running (ack_wait 1 s)")
         # the redelivery reaches the runner: it either joins the running handler or (the bug) starts another
         redelivered = lambda: _true(runner.stats.joined + calls >= 2)  # noqa: E731
         await eventually("the message is redelivered to the runner", redelivered, timeout=30)

@@ -195,7 +195,12 @@ class PgDumper:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             with contextlib.suppress(BaseException):
-                await proc.wait()
+                # Read stdout to its end first: wait() returns only once the pipes are closed, and a pipe that
+                # filled up while we were not reading (a progress report failing slowly) is no longer read, so
+                # it would never see the killed pg_dump's end: the handler hung for good (30 s NATS outage).
+                async with asyncio.timeout(30):
+                    await proc.stdout.read()
+                    await proc.wait()
             stderr_task.cancel()
             await writer.abort()
             raise

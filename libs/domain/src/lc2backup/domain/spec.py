@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "backup.liferay.cloud"
@@ -34,6 +34,14 @@ TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY, min_length=1, max_len
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 
 
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 30.0 is the integer 30 to JSON Schema (and so to the OpenAPI document)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
 # snapshot: managed snapshot (fast restore) and an export of it into object storage; dump: logical dump only
 Provider = Literal["aws", "gcp", "azure", "local"]
 DatabaseBackupType = Literal["snapshot", "dump"]
@@ -41,7 +49,15 @@ PROVIDERS: tuple[str, ...] = get_args(Provider)
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=True)
+    # Only the camelCase names the schema, the CRD and the OpenAPI document declare: ``project_id`` is unknown.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+    )
 
 
 class DatabaseSpec(SpecModel):
@@ -77,7 +93,7 @@ class BackupRequestSpec(SpecModel):
     provider: Provider = Field(description="Where the environment runs: aws, gcp, azure or local")
     database: DatabaseSpec
     document_library: DocumentLibrarySpec
-    retention_days: int = Field(default=30, ge=1, le=3650, description="Days the backup is kept")
+    retention_days: JsonInt = Field(default=30, ge=1, le=3650, description="Days the backup is kept")
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=32, description="Copied into metadata.json")
 
     def normalised(self) -> BackupRequestSpec:

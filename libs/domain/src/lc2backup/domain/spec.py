@@ -48,6 +48,24 @@ DatabaseBackupType = Literal["snapshot", "dump"]
 PROVIDERS: tuple[str, ...] = get_args(Provider)
 
 
+def _tag_map_schema(schema: dict[str, Any]) -> None:
+    """Every key must match (``propertyNames``) and every value is a string: pydantic's ``patternProperties``
+    alone would let a key that does not match hold anything, so the schema would promise what is refused."""
+    rest = {k: v for k, v in schema.items() if k not in ("patternProperties", "propertyNames", "additionalProperties")}
+    schema.clear()
+    schema.update(rest)
+    schema["propertyNames"] = {"pattern": TAG_KEY, "minLength": 1, "maxLength": 63}
+    schema["additionalProperties"] = {"type": "string", "maxLength": 256}
+
+
+# The first CEL rule, as JSON Schema can say it (the OpenAPI document and the spec's schema); the overlap rule
+# compares two values, which JSON Schema cannot, so only its description and the 422 / BackupRejected tell.
+_LOCAL_DUMPS_ONLY: dict[str, Any] = {
+    "if": {"properties": {"provider": {"const": "local"}}, "required": ["provider"]},
+    "then": {"properties": {"database": {"properties": {"type": {"const": "dump"}}}}},
+}
+
+
 class SpecModel(BaseModel):
     # Only the camelCase names the schema, the CRD and the OpenAPI document declare: ``project_id`` is unknown.
     model_config = ConfigDict(
@@ -88,13 +106,17 @@ class DocumentLibrarySpec(SpecModel):
 class BackupRequestSpec(SpecModel):
     """What to back up: one Liferay environment's database and document library."""
 
+    model_config = SpecModel.model_config | {"json_schema_extra": _LOCAL_DUMPS_ONLY}
+
     project_id: ProjectName = Field(description="Liferay project, e.g. retail")
     environment: ProjectName = Field(description="Environment of the project, e.g. prd")
     provider: Provider = Field(description="Where the environment runs: aws, gcp, azure or local")
     database: DatabaseSpec
     document_library: DocumentLibrarySpec
     retention_days: JsonInt = Field(default=30, ge=1, le=3650, description="Days the backup is kept")
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=32, description="Copied into metadata.json")
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=32, description="Copied into metadata.json", json_schema_extra=_tag_map_schema
+    )
 
     def normalised(self) -> BackupRequestSpec:
         """Prefixes end with '/' (a user may write 'retail/prd'); nothing else changes."""

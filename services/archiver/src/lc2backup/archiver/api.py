@@ -218,7 +218,9 @@ async def list_backups(
     environment: Annotated[str | None, Query(max_length=63, pattern=DNS_LABEL)] = None,
     state: Annotated[Phase | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=81, pattern=queries.CURSOR, description="A nextCursor from the previous page")
+    ] = None,
 ) -> BackupList:
     """Newest first; filter by project, environment and state; follow ``nextCursor`` for more. Only the
     projects of the caller's tenant are listed; asking for another project is 403."""

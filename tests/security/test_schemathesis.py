@@ -33,7 +33,7 @@ from tests.support import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
-EXAMPLES = 25
+EXAMPLES = 20
 load_all_checks()
 ALL_CHECKS = CHECKS.get_all()
 

@@ -25,7 +25,7 @@ import httpx
 import nats
 import nats.errors
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.security import rules
@@ -205,6 +205,8 @@ async def _fuzz_raw_bytes(nc: Any, js: Any, commands: set[int]) -> None:
 
     @settings(FUZZ, max_examples=RAW_EXAMPLES)
     @given(RAW)
+    @example(b"{" * (MAX_COMMAND_BYTES + 1))  # each kind of refusal at least once, whatever the draw
+    @example(b"x" * (1024 * 1024 + 1))
     def collect(raw: bytes) -> None:
         raw_sent.append(raw)
 

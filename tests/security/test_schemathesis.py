@@ -92,15 +92,20 @@ def _statuses(cases: Counter[str]) -> dict[str, int]:
 
 
 def _the_checks_can_fail(document: dict[str, Any], base_url: str, tenant: Tenant) -> None:
-    """Positive controls: a copy of the document that lies about /healthz (it declares a bearer token and a
-    required query parameter, and the probe enforces neither) must fail ignored_auth and
-    negative_data_rejection with the same checks, cases and token as the real run."""
-    lying = copy.deepcopy(document)
-    probe = lying["paths"]["/healthz"]["get"]
-    probe["security"] = [{"HTTPBearer": []}]
-    probe["parameters"] = [{"name": "verbose", "in": "query", "required": True, "schema": {"type": "boolean"}}]
-    operation = _schema(lying, tenant)["/healthz"]["GET"]
-    for mode, failure in ((GenerationMode.POSITIVE, "IgnoredAuth"), (GenerationMode.NEGATIVE, "AcceptedNegativeData")):
+    """Positive controls: copies of the document that lie about /healthz, which enforces nothing, must fail
+    the same checks with the same cases and token as the real run: one declares the bearer scheme
+    (ignored_auth), the other a required query parameter (negative_data_rejection)."""
+    needs_a_token = copy.deepcopy(document)
+    needs_a_token["paths"]["/healthz"]["get"]["security"] = [{"HTTPBearer": []}]
+    needs_a_parameter = copy.deepcopy(document)
+    needs_a_parameter["paths"]["/healthz"]["get"]["parameters"] = [
+        {"name": "verbose", "in": "query", "required": True, "schema": {"type": "boolean"}}
+    ]
+    for lying, mode, failure in (
+        (needs_a_token, GenerationMode.POSITIVE, "IgnoredAuth"),
+        (needs_a_parameter, GenerationMode.NEGATIVE, "AcceptedNegativeData"),
+    ):
+        operation = _schema(lying, tenant)["/healthz"]["GET"]
         with pytest.raises(BaseException) as caught:  # schemathesis groups its failures
             _fuzz(operation, mode, base_url, Counter())
         assert failure in repr(caught.value) or failure in str(caught.value), caught.value

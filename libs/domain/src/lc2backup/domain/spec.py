@@ -198,7 +198,7 @@ _PATTERN_MESSAGES = {
     DNS_LABEL: "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit",
     BUCKET: "must be a bucket name: lowercase letters, digits, '-' and single '.', starting and ending with a"
     " letter or digit",
-    PREFIX: "must be a relative key prefix: no leading '/', no '//', no '.' or '..' segments, only letters,"
+    PREFIX: "must be a relative key prefix: no leading '/', no '//', no segment of dots only ('.', '..'), only letters,"
     " digits and . _ - + = @ , ~ ( ) !",
     INSTANCE_ID: "must be an instance identifier: letters, digits and . _ : / -, starting with a letter or digit",
     DATABASE_NAME: "must be a database name: a letter or '_' then letters, digits, '_', '$' or '-'",

@@ -49,7 +49,9 @@ from lc2backup.eventing import Topology
 API_PREFIX = "/api/v1"
 MAX_PAGE_SIZE = 200
 UUID_PATTERN = r"^[0-9a-fA-F-]{36}$"
-BACKUP_ID = r"^[\x21-\x7e]+$"  # printable ASCII: ids are UUIDs; anything else is simply not found
+# Ids are UUIDs; any other id of URL-unreserved characters is simply not found. Nothing a client might rewrite
+# on the way: no '%' (an escape: schemathesis sends '%01' as is, the server reads U+0001), no '.'/'..' segment.
+BACKUP_ID = r"^[0-9A-Za-z_~-][0-9A-Za-z._~-]*$"
 
 
 class ApiModel(BaseModel):

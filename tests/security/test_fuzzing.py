@@ -1,10 +1,13 @@
 """Property-based fuzzing (hypothesis) of BackupRequest specs through both entry points, on the real services.
 
-Properties: the API never answers 5xx; it accepts exactly the specs the domain accepts (and every spec built
-valid by construction), and refuses the rest with 422 and a field for every problem. Through NATS the same
-specs end as BackupRequested, or as BackupRejected listing each problem with its field. Arbitrary bytes on the
-command subject are dead-lettered or rejected, and the services keep serving. Example counts are bounded so
-that the suite stays fast; the numbers tried are printed.
+The oracle is ``tests/security/rules.py``: the documented rules stated again, without lc2backup. The API must
+answer 202 to exactly the specs the rules call valid and 422 to the rest, naming the field of every broken
+rule, and never 5xx. Through NATS the same specs must end as BackupRequested, or as BackupRejected with the
+same fields, read from the event stream at the server. Arbitrary bytes on the command subject that are not a
+command (not UTF-8, not a JSON object, over 64 KiB) must each end in the dead-letter stream LC2_BACKUP_DLQ,
+matched by their stream sequence, with a reason and their own bytes; JSON objects must not; bytes over the
+server's max_payload are refused at the door and counted apart. Example counts are bounded so that the suite
+stays fast; the numbers tried are printed.
 """
 
 from __future__ import annotations
@@ -13,17 +16,21 @@ import asyncio
 import json
 import string
 import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import nats
+import nats.errors
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lc2backup.domain import SpecInvalid, backup_id_for_request, parse_spec, registry
-from lc2backup.eventing import EventStore, Topology
+from tests.security import rules
 from tests.security.conftest import Tenant
+from tests.security.strategies import JSON, SPECS
 from tests.support import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
@@ -36,6 +43,14 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
+# As documented (README "Requesting a backup", docs/security.md) and configured, not read from lc2backup.
+COMMANDS_STREAM = "LC2_BACKUP_COMMANDS"
+DLQ_STREAM = "LC2_BACKUP_DLQ"
+EVENTS_STREAM = "LC2_BACKUP_EVENTS"
+COMMAND_SUBJECT = "lc2.backup.cmd.request"
+MAX_COMMAND_BYTES = 64 * 1024
+DLQ_MAX_BODY = 256 * 1024
+REASON = "Lc2-Dlq-Reason"
 
 
 @pytest.fixture
@@ -46,188 +61,212 @@ def system_extra_env(tenants: dict[str, Tenant]) -> dict[str, str]:
     return {"LC2_API__TOKENS": tokens_setting(tenants), "LC2_LOCAL__MODE": "instant"}
 
 
-def _label() -> st.SearchStrategy[str]:
-    return st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+def _fields(problems: list[dict[str, Any]]) -> set[str]:
+    assert problems and all(p["field"] and p["message"] for p in problems), problems
+    return {p["field"] for p in problems}
 
 
-def _prefix() -> st.SearchStrategy[str]:
-    segment = st.from_regex(r"[A-Za-z0-9_+=@,~()!-][A-Za-z0-9._+=@,~()!-]{0,8}", fullmatch=True)
-    return st.builds(
-        lambda parts, slash: "/".join(parts) + ("/" if parts and slash else ""),
-        st.lists(segment, max_size=3),
-        st.booleans(),
-    )
+async def _poll(what: str, check: Callable[[], Awaitable[None]], timeout: float) -> None:
+    """Run ``check`` until it stops failing; past the deadline its last assertion error is the failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await check()
+            return
+        except AssertionError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} after {timeout:.0f}s: {exc}") from exc
+        await asyncio.sleep(0.2)
 
 
-@st.composite
-def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
-    provider = draw(st.sampled_from(["local", "aws", "gcp", "azure"]))
-    source = draw(st.from_regex(r"[a-z0-9][a-z0-9-]{1,20}[a-z0-9]", fullmatch=True))
-    spec: dict[str, Any] = {
-        "projectId": draw(_label()),
-        "environment": draw(_label()),
-        "provider": provider,
-        "database": {
-            "type": "dump" if provider == "local" else draw(st.sampled_from(["snapshot", "dump"])),
-            "instanceId": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,30}", fullmatch=True)),
-        },
-        "documentLibrary": {
-            "sourceBucket": source,
-            "sourcePrefix": draw(_prefix()),
-            "destinationBucket": source + "-backups",
-            "destinationPrefix": draw(_prefix()),
-        },
-    }
-    if draw(st.booleans()):
-        spec["database"]["databaseName"] = draw(st.from_regex(r"[A-Za-z_][A-Za-z0-9_$-]{0,20}", fullmatch=True))
-    if draw(st.booleans()):
-        spec["retentionDays"] = draw(st.integers(1, 3650))
-    if draw(st.booleans()):
-        keys = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,10}[A-Za-z0-9])?", fullmatch=True)
-        spec["tags"] = draw(st.dictionaries(keys, st.text(max_size=40), max_size=3))  # any text, NUL included
-    return spec
+def _padded(raw: bytes, size: int) -> bytes:
+    return (raw * (size // max(len(raw), 1) + 1))[:size] if raw else b"x" * size
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=8,
-)
-HOSTILE_TEXT = st.sampled_from(
-    ["", "../..", "/etc/passwd", "a\x00b", "' OR 1=1 --", "A" * 300, "ü" * 70, "${jndi:ldap://x}", "\n", "*", ">"]
-)
-PATHS = [
-    "projectId",
-    "environment",
-    "provider",
-    "retentionDays",
-    "tags",
-    "database",
-    "database.type",
-    "database.instanceId",
-    "database.databaseName",
-    "database.databasesToIgnore",
-    "documentLibrary",
-    "documentLibrary.sourceBucket",
-    "documentLibrary.sourcePrefix",
-    "documentLibrary.destinationBucket",
-    "documentLibrary.destinationPrefix",
-    "documentLibrary.excludeGeneratedFiles",
-    "unknownField",
-    "database.unknownField",
-]
+CAUSE_WORDS = {"too large": "too large", "not UTF-8": "UTF-8", "not JSON": "not JSON", "not an object": "object"}
 
 
-@st.composite
-def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
-    spec: dict[str, Any] = json.loads(json.dumps(draw(valid_specs())))
-    for _ in range(draw(st.integers(1, 3))):
-        *parents, leaf = draw(st.sampled_from(PATHS)).split(".")
-        node = spec
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        if draw(st.integers(0, 4)) == 0:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = draw(JSON | HOSTILE_TEXT)
-    return spec
-
-
-SPECS = st.one_of(valid_specs().map(lambda s: ("valid", s)), mutated_specs().map(lambda s: ("mutated", s)))
-
-
-def _domain_accepts(spec: dict[str, Any]) -> bool:
+def _why_not_a_command(raw: bytes) -> str:
+    """The first documented reason these bytes are not a command, in the order they are read."""
+    if len(raw) > MAX_COMMAND_BYTES:
+        return "too large"
     try:
-        parse_spec(spec)
-    except SpecInvalid:
-        return False
-    return True
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    try:
+        json.loads(text)
+    except ValueError:
+        return "not JSON"
+    return "not an object"
 
 
-async def test_fuzzed_specs_through_the_api_and_nats(system: System, tenants: dict[str, Tenant]) -> None:
+# Not commands: bytes, JSON that is not an object, text; and some of any kind made larger than a command may be.
+RAW = st.one_of(
+    st.binary(max_size=200),
+    JSON.filter(lambda v: not isinstance(v, dict)).map(lambda v: json.dumps(v).encode()),
+    st.text(string.printable).map(str.encode),
+    JSON.map(lambda v: json.dumps({"requestId": "r", "spec": v}).encode()),  # an object: a command, never dead
+    st.builds(
+        _padded,
+        st.binary(min_size=1, max_size=20) | st.just(b'{"spec": "'),
+        st.sampled_from([MAX_COMMAND_BYTES + 1, 300 * 1024, 1024 * 1024 + 1]),
+    ),
+)
+
+
+def _fuzz_the_api(system: System, ops: Tenant) -> list[dict[str, Any]]:
+    """POST each generated spec; return them for the NATS half."""
     tried: list[dict[str, Any]] = []
-    tally = {"accepted": 0, "refused": 0, "valid by construction": 0}
-    ops = tenants["ops"]
-
+    tally: Counter[str] = Counter()
     with httpx.Client(base_url=system.api, headers=ops.headers, timeout=20) as api:
 
         @FUZZ
         @given(SPECS)
         def through_the_api(case: tuple[str, dict[str, Any]]) -> None:
             kind, spec = case
+            expected = rules.problems(spec)
             resp = api.post("/api/v1/backups", json=spec)
             assert resp.status_code < 500, (resp.status_code, resp.text, spec)
             if kind == "valid":
                 tally["valid by construction"] += 1
-                assert resp.status_code == 202, (resp.text, spec)
-            if _domain_accepts(spec):
+                assert not expected, (expected, spec)  # the generator and the rules agree
+            if not expected:
                 assert resp.status_code == 202, (resp.text, spec)
                 tally["accepted"] += 1
             else:
-                assert resp.status_code == 422, (resp.status_code, resp.text, spec)
-                problems = resp.json()["problems"]
-                assert problems and all(p["field"] and p["message"] for p in problems), problems
+                assert resp.status_code == 422, (resp.status_code, resp.text, expected, spec)
+                reported = _fields(resp.json()["problems"])
+                assert rules.explains(reported, expected), (reported, expected, spec)
                 tally["refused"] += 1
             tried.append(spec)
 
         through_the_api()
-    print(f"fuzz API: {len(tried)} specs tried ({tally})")
+    assert tally["accepted"] and tally["refused"], tally
+    print(f"fuzz API: {len(tried)} specs tried ({dict(tally)})")
+    return tried
 
-    # The same specs as NATS commands: each one ends as BackupRequested, or BackupRejected with every field.
+
+async def _fuzz_nats_commands(js: Any, tried: list[dict[str, Any]]) -> set[int]:
+    """The same specs as NATS commands: each ends as BackupRequested, or BackupRejected naming each field.
+    Returns the commands' stream sequences (none may be dead-lettered)."""
+    sequences: set[int] = set()
+    verdicts: dict[str, set[str]] = {}
+    for spec in tried:
+        backup_id = str(uuid.uuid4())
+        ack = await js.publish(COMMAND_SUBJECT, json.dumps({"backupId": backup_id, "spec": spec}).encode())
+        sequences.add(ack.seq)
+        verdicts[backup_id] = rules.problems(spec)
+    first_events: dict[str, dict[str, Any]] = {}
+
+    async def on_event(msg: Any) -> None:
+        backup_id, event_type = msg.subject.split(".")[-2:]
+        if backup_id in verdicts and backup_id not in first_events:
+            first_events[backup_id] = {"type": event_type, **json.loads(msg.data)}
+
+    events = await js.subscribe("lc2.backup.evt.>", stream=EVENTS_STREAM, ordered_consumer=True, cb=on_event)
+
+    async def every_command_decided() -> None:
+        missing = len(verdicts) - len(first_events)
+        assert not missing, f"{missing} of {len(verdicts)} commands have no event"
+
+    try:
+        await _poll("commands without an outcome", every_command_decided, timeout=120)
+    finally:
+        await events.unsubscribe()
+    for backup_id, expected in verdicts.items():
+        event = first_events[backup_id]
+        if not expected:
+            assert event["type"] == "BackupRequested", (event, expected)
+        else:
+            assert event["type"] == "BackupRejected", (event, expected)
+            reported = _fields(event["data"]["problems"])
+            assert rules.explains(reported, expected), (reported, expected)
+    requested = sum(e["type"] == "BackupRequested" for e in first_events.values())
+    print(f"fuzz NATS: {len(first_events)} commands ({requested} requested, {len(first_events) - requested} rejected)")
+    return sequences
+
+
+async def _read_dead_letters(js: Any) -> dict[int, list[tuple[dict[str, str], bytes]]]:
+    """Every dead letter of a command, read at the server, by the command's stream sequence."""
+    letters: dict[int, list[tuple[dict[str, str], bytes]]] = {}
+    state = (await js.stream_info(DLQ_STREAM)).state
+    for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
+        msg = await js.get_msg(DLQ_STREAM, seq)
+        headers = dict(msg.headers or {})
+        if headers.get("Lc2-Dlq-Stream") == COMMANDS_STREAM:
+            letters.setdefault(int(headers["Lc2-Dlq-Sequence"]), []).append((headers, msg.data or b""))
+    return letters
+
+
+async def _fuzz_raw_bytes(nc: Any, js: Any, commands: set[int]) -> None:
+    """Arbitrary bytes on the command subject: each non-command is dead-lettered once, with a reason."""
+    raw_sent: list[bytes] = []
+
+    @settings(FUZZ, max_examples=RAW_EXAMPLES)
+    @given(RAW)
+    @example(b"{" * (MAX_COMMAND_BYTES + 1))  # each kind of refusal at least once, whatever the draw
+    @example(b"x" * (1024 * 1024 + 1))
+    def collect(raw: bytes) -> None:
+        raw_sent.append(raw)
+
+    collect()
+    expected_dead: dict[int, bytes] = {}  # commands-stream sequence -> bytes that must be dead-lettered
+    objects = 0
+    refused_at_the_door = 0
+    for raw in raw_sent:
+        if len(raw) > nc.max_payload:  # the limit the server announced: it would close the connection
+            before = (await js.stream_info(COMMANDS_STREAM)).state.last_seq
+            with pytest.raises(nats.errors.MaxPayloadError):
+                await js.publish(COMMAND_SUBJECT, raw)
+            assert (await js.stream_info(COMMANDS_STREAM)).state.last_seq == before
+            refused_at_the_door += 1
+            continue
+        ack = await js.publish(COMMAND_SUBJECT, raw)
+        if rules.is_json_object_command(raw) and len(raw) <= MAX_COMMAND_BYTES:
+            commands.add(ack.seq)
+            objects += 1
+        else:
+            expected_dead[ack.seq] = raw
+    assert expected_dead and refused_at_the_door, "the generator must reach both kinds of refusal"
+
+    letters: dict[int, list[tuple[dict[str, str], bytes]]] = {}
+
+    async def every_letter_written() -> None:
+        queued = (await js.stream_info(COMMANDS_STREAM)).state.messages
+        assert queued == 0, f"{queued} commands left unprocessed"
+        letters.clear()
+        letters.update(await _read_dead_letters(js))
+        missing = set(expected_dead) - set(letters)
+        assert not missing, f"{len(missing)} of {len(expected_dead)} non-commands not dead-lettered"
+
+    await _poll("dead letters", every_letter_written, timeout=60)
+    assert not set(letters) & commands, "a command was dead-lettered"
+    assert set(letters) == set(expected_dead), "dead letters that match nothing published"
+    for seq, raw in expected_dead.items():
+        assert len(letters[seq]) == 1, (seq, letters[seq])
+        ((headers, body),) = letters[seq]
+        assert headers.get(REASON, "").strip(), headers
+        assert body == raw[:DLQ_MAX_BODY], (seq, len(body), len(raw))
+        assert int(headers["Lc2-Dlq-Original-Size"]) == len(raw)
+        cause = _why_not_a_command(raw)
+        assert CAUSE_WORDS[cause] in headers[REASON], (cause, headers[REASON])
+    reasons = Counter(_why_not_a_command(raw) for raw in expected_dead.values())
+    print(
+        f"fuzz raw commands: {len(raw_sent)} sent; {len(expected_dead)} not commands, each dead-lettered once with"
+        f" its reason and bytes ({dict(reasons)}); {objects} JSON objects taken as commands, none dead-lettered;"
+        f" {refused_at_the_door} over max_payload refused at the door"
+    )
+
+
+async def test_fuzzed_specs_through_the_api_and_nats(system: System, tenants: dict[str, Tenant]) -> None:
+    tried = _fuzz_the_api(system, tenants["ops"])
     nc = await nats.connect(system.nats.url)
-    store = EventStore(nc, registry(), producer="fuzz-check", topology=Topology())
     try:
         js = nc.jetstream()
-        expected: dict[str, bool] = {}
-        for i, spec in enumerate(tried):
-            request_id = f"fuzz-{i}-{time.monotonic_ns()}"
-            await js.publish(Topology().request_subject, json.dumps({"requestId": request_id, "spec": spec}).encode())
-            expected[backup_id_for_request(request_id)] = _domain_accepts(spec)
-        outcomes: dict[str, str] = {}
-        deadline = time.monotonic() + 120
-        while len(outcomes) < len(expected) and time.monotonic() < deadline:
-            for backup_id, valid in expected.items():
-                if backup_id in outcomes:
-                    continue
-                history = await store.load(backup_id)
-                if not history.events:
-                    continue
-                first = history.events[0]
-                outcomes[backup_id] = first.envelope.type
-                assert first.envelope.type == ("BackupRequested" if valid else "BackupRejected"), first.envelope
-                if not valid:
-                    problems = first.envelope.data["problems"]
-                    assert problems and all(p["field"] and p["message"] for p in problems), problems
-            await asyncio.sleep(0.2)
-        assert len(outcomes) == len(expected), f"{len(expected) - len(outcomes)} commands had no outcome"
-        requested = sum(t == "BackupRequested" for t in outcomes.values())
-        print(f"fuzz NATS: {len(outcomes)} commands ({requested} requested, {len(outcomes) - requested} rejected)")
-
-        # Arbitrary bytes and JSON on the command subject: dead-lettered or rejected, never stuck.
-        raw_sent: list[bytes] = []
-
-        @settings(FUZZ, max_examples=RAW_EXAMPLES)
-        @given(
-            st.binary(max_size=200)
-            | JSON.map(lambda v: json.dumps(v).encode())
-            | st.text(string.printable).map(str.encode)
-        )
-        def collect(raw: bytes) -> None:
-            raw_sent.append(raw)
-
-        collect()
-        for raw in raw_sent:
-            await js.publish(Topology().request_subject, raw)
-        deadline = time.monotonic() + 60
-        while (await js.stream_info(Topology().commands_stream)).state.messages and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        assert (await js.stream_info(Topology().commands_stream)).state.messages == 0, "commands left unprocessed"
-        letters = (await js.stream_info(Topology().dlq_stream)).state.messages
-        print(f"fuzz raw commands: {len(raw_sent)} sent, {letters} dead-lettered, the rest rejected or requested")
+        commands = await _fuzz_nats_commands(js, tried)
+        await _fuzz_raw_bytes(nc, js, commands)
     finally:
-        await store.close()
         await nc.close()
 
     # Every service still serves, and the projection took every event (NUL characters included).

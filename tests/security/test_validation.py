@@ -1,6 +1,9 @@
 """Hostile names and keys: bucket names, prefixes and identifiers are validated, path traversal is refused, a
 hostile object key in the source store cannot land outside the backup's folder, and SQL-looking filters are
 plain data to the API.
+
+The property test judges ``parse_spec`` by ``tests/security/rules.py``, the rules stated again without the
+model: the model must accept exactly the specs the rules call valid and name the field of every broken rule.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from typing import Any
 import aioboto3
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from lc2backup.devstack import MotoServer
 from lc2backup.domain import BackupLayout, SpecInvalid, parse_spec, unsafe_key_reason
 from lc2backup.providers import PermanentProviderError, TransferStatus
 from lc2backup.providers.base import BackupJob
 from lc2backup.providers.s3transfer import S3Copier
+from tests.security import rules
 from tests.security.conftest import Tenant
+from tests.security.strategies import SPECS
 from tests.support import System, local_spec
 
 pytestmark = pytest.mark.security
@@ -81,8 +87,37 @@ HOSTILE: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(("path", "value"), HOSTILE, ids=[f"{p}={v!r}"[:60] for p, v in HOSTILE])
 def test_hostile_names_and_prefixes_are_refused_with_their_field(path: str, value: Any) -> None:
-    fields = _problem_fields(_with(path, value))
+    spec = _with(path, value)
+    fields = _problem_fields(spec)
     assert any(f.startswith(f"spec.{path}") for f in fields), fields
+    assert any(f.startswith(f"spec.{path}") for f in rules.problems(spec)), "the oracle misses a hostile value"
+
+
+VALIDATION_EXAMPLES = 300
+
+
+def test_the_model_accepts_exactly_what_the_rules_allow_and_names_each_broken_rule() -> None:
+    tally = {"valid": 0, "invalid": 0}
+
+    @settings(max_examples=VALIDATION_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(SPECS)
+    def judge(case: tuple[str, dict[str, Any]]) -> None:
+        _, spec = case
+        expected = rules.problems(spec)
+        try:
+            parse_spec(spec)
+        except SpecInvalid as refused:
+            assert expected, f"a valid spec was refused: {refused} {spec!r}"
+            reported = {p.field for p in refused.problems}
+            assert rules.explains(reported, expected), (reported, expected, spec)
+            tally["invalid"] += 1
+        else:
+            assert not expected, f"accepted although {sorted(expected)} break the rules: {spec!r}"
+            tally["valid"] += 1
+
+    judge()
+    print(f"validation oracle: {sum(tally.values())} specs judged ({tally})")
+    assert tally["valid"] and tally["invalid"], tally
 
 
 @pytest.mark.parametrize(

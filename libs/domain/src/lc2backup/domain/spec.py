@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "backup.liferay.cloud"
@@ -34,14 +34,48 @@ TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY, min_length=1, max_len
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 
 
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 30.0 is the integer 30 to JSON Schema (and so to the OpenAPI document)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
 # snapshot: managed snapshot (fast restore) and an export of it into object storage; dump: logical dump only
 Provider = Literal["aws", "gcp", "azure", "local"]
 DatabaseBackupType = Literal["snapshot", "dump"]
 PROVIDERS: tuple[str, ...] = get_args(Provider)
 
 
+def _tag_map_schema(schema: dict[str, Any]) -> None:
+    """Every key must match (``propertyNames``) and every value is a string: pydantic's ``patternProperties``
+    alone would let a key that does not match hold anything, so the schema would promise what is refused."""
+    rest = {k: v for k, v in schema.items() if k not in ("patternProperties", "propertyNames", "additionalProperties")}
+    schema.clear()
+    schema.update(rest)
+    schema["propertyNames"] = {"pattern": TAG_KEY, "minLength": 1, "maxLength": 63}
+    schema["additionalProperties"] = {"type": "string", "maxLength": 256}
+
+
+# The first CEL rule, as JSON Schema can say it (the OpenAPI document and the spec's schema); the overlap rule
+# compares two values, which JSON Schema cannot, so only its description and the 422 / BackupRejected tell.
+_LOCAL_DUMPS_ONLY: dict[str, Any] = {
+    "if": {"properties": {"provider": {"const": "local"}}, "required": ["provider"]},
+    "then": {"properties": {"database": {"properties": {"type": {"const": "dump"}}}}},
+}
+
+
 class SpecModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=True)
+    # Only the camelCase names the schema, the CRD and the OpenAPI document declare: ``project_id`` is unknown.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+    )
 
 
 class DatabaseSpec(SpecModel):
@@ -72,13 +106,17 @@ class DocumentLibrarySpec(SpecModel):
 class BackupRequestSpec(SpecModel):
     """What to back up: one Liferay environment's database and document library."""
 
+    model_config = SpecModel.model_config | {"json_schema_extra": _LOCAL_DUMPS_ONLY}
+
     project_id: ProjectName = Field(description="Liferay project, e.g. retail")
     environment: ProjectName = Field(description="Environment of the project, e.g. prd")
     provider: Provider = Field(description="Where the environment runs: aws, gcp, azure or local")
     database: DatabaseSpec
     document_library: DocumentLibrarySpec
-    retention_days: int = Field(default=30, ge=1, le=3650, description="Days the backup is kept")
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=32, description="Copied into metadata.json")
+    retention_days: JsonInt = Field(default=30, ge=1, le=3650, description="Days the backup is kept")
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=32, description="Copied into metadata.json", json_schema_extra=_tag_map_schema
+    )
 
     def normalised(self) -> BackupRequestSpec:
         """Prefixes end with '/' (a user may write 'retail/prd'); nothing else changes."""
@@ -160,7 +198,7 @@ _PATTERN_MESSAGES = {
     DNS_LABEL: "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit",
     BUCKET: "must be a bucket name: lowercase letters, digits, '-' and single '.', starting and ending with a"
     " letter or digit",
-    PREFIX: "must be a relative key prefix: no leading '/', no '//', no '.' or '..' segments, only letters,"
+    PREFIX: "must be a relative key prefix: no leading '/', no '//', no segment of dots only ('.', '..'), only letters,"
     " digits and . _ - + = @ , ~ ( ) !",
     INSTANCE_ID: "must be an instance identifier: letters, digits and . _ : / -, starting with a letter or digit",
     DATABASE_NAME: "must be a database name: a letter or '_' then letters, digits, '_', '$' or '-'",

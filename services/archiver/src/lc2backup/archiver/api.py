@@ -51,7 +51,9 @@ from lc2backup.eventing import Topology
 API_PREFIX = "/api/v1"
 MAX_PAGE_SIZE = 200
 UUID_PATTERN = r"^[0-9a-fA-F-]{36}$"
-BACKUP_ID = r"^[\x21-\x7e]+$"  # printable ASCII: ids are UUIDs; anything else is simply not found
+# Ids are UUIDs; any other id of URL-unreserved characters is simply not found. Nothing a client might rewrite
+# on the way: no '%' (an escape: schemathesis sends '%01' as is, the server reads U+0001), no '.'/'..' segment.
+BACKUP_ID = r"^[0-9A-Za-z_~-][0-9A-Za-z._~-]*$"
 
 
 class ApiModel(BaseModel):
@@ -257,7 +259,9 @@ async def list_backups(
     environment: Annotated[str | None, Query(max_length=63, pattern=DNS_LABEL)] = None,
     state: Annotated[Phase | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=81, pattern=queries.CURSOR, description="A nextCursor from the previous page")
+    ] = None,
 ) -> BackupList:
     """Newest first; filter by project, environment and state; follow ``nextCursor`` for more. Only the
     projects of the caller's tenant are listed; asking for another project is 403."""

@@ -1,14 +1,16 @@
 """Read queries of the projection API: filters and keyset (cursor) pagination, all parameterised.
 
 ``projects`` is the caller's visibility (None: every project); a backup outside it is simply not found.
+
+A cursor is the position after which the next page starts, ``<created_at in µs since 1970>.<backupId>``. Every
+string of that shape (``CURSOR``, the OpenAPI document's pattern) is a position, so any cursor the document
+allows is answered with a page: a made-up one only starts elsewhere, inside the caller's own projects.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,18 +27,20 @@ class BadCursor(ValueError):
     pass
 
 
+CURSOR = r"^[0-9]{1,16}\.[0-9A-Za-z-]{1,64}$"  # 16 digits of µs reach the year 2286
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_cursor(created_at: datetime, backup_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), backup_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{(created_at - _EPOCH) // _MICROSECOND}.{backup_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, backup_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(backup_id)
-    except (ValueError, TypeError) as exc:
-        raise BadCursor("cursor is not one this API returned") from exc
+    micros, dot, backup_id = cursor.partition(".")
+    if not (dot and micros.isascii() and micros.isdigit() and len(micros) <= 16 and backup_id):
+        raise BadCursor("cursor is not a position this API returns: <microseconds>.<backupId>")
+    return _EPOCH + int(micros) * _MICROSECOND, backup_id
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ CONTRACT_PATH = f"contracts/crds/{CRD_NAME}.yaml"
 DEPLOY_PATH = "deploy/k8s/base/crd.yaml"
 
 IMMUTABLE_MESSAGE = "spec is immutable: one BackupRequest is one backup; create a new BackupRequest instead"
-_DROP = {"title", "$defs", "propertyNames", "patternProperties"}
+_DROP = {"title", "$defs", "propertyNames", "patternProperties", "if", "then"}  # if/then: a CEL rule here
 _PHASES: list[str] = list(get_args(Phase))
 
 

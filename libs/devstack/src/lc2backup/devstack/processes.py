@@ -76,6 +76,11 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has exited (negative: killed by that signal), else None."""
+        return self._proc.poll() if self._proc is not None else None
+
     def wait_ready(self, probe: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> float:
         """Poll ``probe`` until it answers; returns the seconds it took. Fails fast if the process exits."""
         started = time.monotonic()

@@ -6,16 +6,27 @@ The view is what rich draws on a terminal of 80 columns (``Console(width=80)``);
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from lc2backup.cli.watching import RateMeter, progress_view
 from lc2backup.domain import events as ev
 from lc2backup.domain import evolve, initial, parse_spec
 from lc2backup.domain.events import TransferCounters
-from tests.support import local_spec
+from tests.cli.helpers import backup_id_in, lc2, write_manifest
+from tests.support import System, local_spec
 
 BACKUP_ID = "845e0857-a7e5-5d2e-ae84-44c355dff9b9"
 MIB = 1024 * 1024
@@ -123,3 +134,51 @@ def test_the_rate_is_measured_from_what_the_watcher_saw() -> None:
     started = datetime.now(UTC) - timedelta(seconds=5)
     lines = _render(progress_view(BACKUP_ID, _running(started), 5.0, db_rate=5 * MIB))
     assert "30.0 MiB written, 5.0 MiB/s, from a 100.0 MiB database" in _block(lines, "database ")[1]
+
+
+CURSOR = re.compile(r"\x1b\[[0-9;?]*[ABCDEFGHJKfhl]")  # moves and erases: a redraw starts a new line
+STYLE = re.compile(r"\x1b\[[0-9;]*m|\x1b\][^\x07]*\x07")
+
+
+@pytest.mark.e2e
+def test_watch_on_an_80_column_terminal_against_the_real_services(
+    system: System, seeded: tuple[str, str], tmp_path: Path
+) -> None:
+    """``lc2backup watch`` as its own process on a pseudo-terminal of 80 columns, following a real backup."""
+    source, destination = seeded
+    manifest = write_manifest(tmp_path / "m.yaml", system.spec(source, destination), name="narrow")
+    applied = lc2("apply", "-f", str(manifest), "--api", system.api)
+    assert applied.exit_code == 0, applied.output
+    backup_id = backup_id_in(applied.stdout)
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 80, 0, 0))
+    env = {**os.environ, "LC2_API_TOKEN": system.api_token, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "30"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lc2backup.cli", "watch", backup_id, "--api", system.api, "--timeout", "120"],
+        stdin=child, stdout=child, stderr=child, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the watcher exited and closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=30) == 0
+    raw = b"".join(chunks).decode(errors="replace")
+    screen = STYLE.sub("", CURSOR.sub("\n", raw)).replace("\r", "\n")
+    lines = [line for line in screen.split("\n") if line.strip()]
+    print("\n".join(lines[-8:]))
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    # the only ellipses are the shortened sha256 (by design) and "waiting … projection…": nothing cut short
+    cut = [m.group() for m in re.finditer(r"\S+…", screen) if not re.fullmatch(r"[0-9a-f]{12}…|projection…", m.group())]
+    assert cut == [], cut
+    assert any(line.startswith("database ") and "Completed" in line for line in lines), screen
+    assert any(line.startswith("document library ") and "Completed" in line for line in lines), screen
+    assert any("32/32 objects copied" in line for line in lines), screen
+    assert "Succeeded in" in screen

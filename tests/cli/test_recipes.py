@@ -109,8 +109,6 @@ def test_make_up_backs_up_the_users_own_database(
     dev_stack: DevStack, stack: LocalStack, own_database: str, tmp_path: Path
 ) -> None:
     """LC2_LOCAL__DATABASES given to `make up` is kept beside the demo's instance, and its dump restores."""
-    status = lc2_process("dev", "status", env={**dev_stack.env, "COLUMNS": "200"})
-    assert "my-own" in status.stdout and "liferay-local" in status.stdout, status.stdout
     spec = local_spec("liferay-dl", "lc2-backups", instance="my-own", database_name=own_database, projectId="mine")
     manifest = write_manifest(tmp_path / "mine.yaml", spec, name="mine")
     applied = lc2("apply", "-f", str(manifest), "--watch", "--timeout", "150", env=dev_stack.env)
@@ -144,3 +142,6 @@ def test_make_up_backs_up_the_users_own_database(
     mine, demo = row_counts(stack.postgres.dsn_for(own_database)), row_counts(dev_stack.dsn_for("lportal"))
     assert row_counts(stack.postgres.dsn_for(restored)) == mine
     assert mine != demo  # the dump is of the user's database, not of the demo's
+    status = lc2_process("dev", "status", env={**dev_stack.env, "COLUMNS": "200"})
+    assert "liferay-local, my-own" in status.stdout, status.stdout  # both instances, never a DSN
+    assert stack.postgres.dsn_for(own_database) not in status.stdout

@@ -23,7 +23,7 @@ HEALTHY_AFTER = 300.0
 
 def backoff(crashes: int, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP) -> float:
     """The delay before restarting after the ``crashes``-th crash in a row (1-based)."""
-    return min(cap, first * 2 ** max(crashes - 1, 0))
+    return min(cap, first * float(2 ** max(crashes - 1, 0)))
 
 
 def describe_exit(code: int | None) -> str:

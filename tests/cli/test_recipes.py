@@ -1,4 +1,5 @@
-"""What the README tells a user to do after ``make up``, done as written against a real detached stack.
+"""What the README tells a user, done as written: after ``make up``, against a real detached stack; and the
+backup layout it describes, against the five services.
 
 One ``dev up --detach`` for the module, started the way ``make up`` starts it, from a folder that looks like
 the repository (``.venv`` and ``deploy`` linked in, ``.lc2`` its own), with ``LC2_LOCAL__DATABASES`` naming a
@@ -14,13 +15,19 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lc2backup.devstack import LocalStack
-from lc2backup.devstack.seeding import LIFERAY_TABLES, liferay_database_sql
+from lc2backup.devstack.seeding import (
+    LIFERAY_TABLES,
+    liferay_database_sql,
+    plan_document_library,
+    seed_document_library,
+)
 from tests.cli.helpers import REPO, backup_id_in, lc2, lc2_process, processes_under, write_manifest
-from tests.support import local_spec
+from tests.support import System, local_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -145,3 +152,28 @@ def test_make_up_backs_up_the_users_own_database(
     status = lc2_process("dev", "status", env={**dev_stack.env, "COLUMNS": "200"})
     assert "liferay-local, my-own" in status.stdout, status.stdout  # both instances, never a DSN
     assert stack.postgres.dsn_for(own_database) not in status.stdout
+
+
+async def test_the_readme_layout_a_copied_key_loses_the_source_prefix(
+    system: System, s3: Any, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    """README "What a backup is": with `sourcePrefix: liferay`, `liferay/20101/30001/60000/1.0` is copied to
+    `documentlibrary/20101/30001/60000/1.0`, and the manifest names it `20101/30001/60000/1.0`."""
+    source, destination = buckets
+    layout = await seed_document_library(s3, source, "liferay/", plan_document_library(20))
+    await s3.put_object(Bucket=source, Key="liferay-other/20101/1/1/1.0", Body=b"beside the prefix, not in it")
+    spec = system.spec(source, destination)
+    spec["documentLibrary"]["sourcePrefix"] = "liferay"  # no trailing '/': completed by the spec
+    manifest = write_manifest(tmp_path / "prefixed.yaml", spec, name="prefixed")
+    applied = lc2("apply", "-f", str(manifest), "--api", system.api, env={"LC2_API_TOKEN": system.api_token})
+    assert applied.exit_code == 0, applied.output
+    backup_id = backup_id_in(applied.stdout)
+    assert (await system.wait_for(backup_id, timeout=90))["state"] == "Succeeded"
+
+    root = f"backups/{backup_id}/"
+    listed = await s3.list_objects_v2(Bucket=destination, Prefix=f"{root}documentlibrary/")
+    copied = {obj["Key"][len(root) :] for obj in listed.get("Contents", [])}
+    assert "documentlibrary/20101/30001/60000/1.0" in copied
+    assert copied == {f"documentlibrary/{key}" for key in layout.regular}
+    body = await (await s3.get_object(Bucket=destination, Key=f"{root}documentlibrary.manifest.jsonl"))["Body"].read()
+    assert {json.loads(line)["key"] for line in body.decode().splitlines()} == set(layout.regular)

@@ -6,9 +6,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import yaml
@@ -16,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from lc2backup.cli.__main__ import app
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "deploy/samples/backuprequest-local.yaml"
 BACKUP_ID = re.compile(r"backup id\s+([0-9a-f-]{36})")
@@ -79,3 +81,15 @@ def processes_under(directory: Path) -> list[psutil.Process]:
         if any(root in mentioned for root in roots):
             found.append(proc)
     return found
+
+
+def eventually(check: Callable[[], T], timeout: float, interval: float = 0.2) -> T:
+    """``check()``'s result once it stops raising AssertionError; after ``timeout``, its last assertion error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)

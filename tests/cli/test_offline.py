@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lc2backup.devstack import free_port
-from tests.cli.helpers import SAMPLE, lc2, write_manifest
+from tests.cli.helpers import SAMPLE, lc2, lc2_process, write_manifest
 from tests.support import local_spec
 
 
@@ -122,3 +122,23 @@ def test_help_names_every_command() -> None:
     assert result.exit_code == 0
     for command in ("apply", "list", "get", "events", "watch", "demo", "dev"):
         assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("databases", "message"),
+    [
+        ("postgresql://me@db/lportal", "LC2_LOCAL__DATABASES is not JSON"),
+        ('["postgresql://me@db/lportal"]', "must map instance ids to DSN strings"),
+        ('{"liferay-local": "postgresql://me@db/lportal"}', "names 'liferay-local', the local stack's own"),
+    ],
+)
+def test_dev_up_refuses_databases_it_could_not_honour_before_starting_anything(
+    tmp_path: Path, databases: str, message: str
+) -> None:
+    directory = tmp_path / "lc2"
+    done = lc2_process(
+        "dev", "up", "--detach", env={"LC2_STATE_DIR": str(directory), "LC2_LOCAL__DATABASES": databases}, timeout=60
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert message in done.stderr, done.stderr
+    assert not directory.exists()  # nothing was started, not even in the background

@@ -7,6 +7,7 @@ import typer
 from lc2backup.cli import dev
 from lc2backup.cli.applying import apply
 from lc2backup.cli.demo import demo
+from lc2backup.cli.downloading import download
 from lc2backup.cli.inspecting import events, get, list_backups
 from lc2backup.cli.watching import watch
 
@@ -22,6 +23,7 @@ app.command("list")(list_backups)
 app.command()(get)
 app.command()(events)
 app.command()(watch)
+app.command()(download)
 app.command()(demo)
 app.add_typer(dev.app, name="dev")
 

@@ -3,20 +3,27 @@
 Idempotent, so ``dev up`` can run it on every start: the tables are created if missing and filled with
 ``ON CONFLICT DO NOTHING``, the buckets are created if missing, and the store is seeded only when empty.
 The names match ``deploy/samples/backuprequest-local.yaml``.
+
+The services also back up the user's own databases: instances given in ``LC2_LOCAL__DATABASES`` when the
+stack starts are kept beside the demo's ``liferay-local`` (``user_databases``), never replaced by it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from lc2backup.cli.errors import StackFailure
 from lc2backup.devstack import LocalStack
+from lc2backup.devstack.ports import LOOPBACK
+from lc2backup.devstack.postgres import PG_USER
 from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 from lc2backup.devstack.seeding import liferay_database_sql, plan_document_library, seed_document_library
 from lc2backup.domain import is_generated
@@ -48,10 +55,9 @@ class DemoData:
     generated_objects: int
     seeded_now: bool
 
-    @property
-    def databases_setting(self) -> str:
-        """``LC2_LOCAL__DATABASES``: the sample's instanceId mapped to this database."""
-        return json.dumps({INSTANCE_ID: self.database_dsn})
+    def databases_setting(self, user: Mapping[str, str]) -> str:
+        """``LC2_LOCAL__DATABASES``: the user's instances and the sample's instanceId mapped to this database."""
+        return json.dumps({**user, INSTANCE_ID: self.database_dsn})
 
 
 @asynccontextmanager
@@ -109,9 +115,47 @@ async def _seed(endpoint: str, dsn: str, size: DemoSize) -> DemoData:
     return DemoData(dsn, database_bytes, objects, object_bytes, generated, seeded_now=empty)
 
 
-def services_env(stack: LocalStack, data: DemoData) -> dict[str, str]:
-    """What the five services need to back up this environment: the stack, and the demo database by its id."""
-    return {**stack.env(), "LC2_LOCAL__DATABASES": data.databases_setting}
+def user_databases(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The instances the user configured in ``LC2_LOCAL__DATABASES`` (``{"<instanceId>": "<DSN>"}``), checked.
+
+    Refused rather than dropped: a value that is not such an object, and the id of the demo's own instance.
+    """
+    raw = environ.get("LC2_LOCAL__DATABASES", "").strip()
+    if not raw:
+        return {}
+    hint = 'LC2_LOCAL__DATABASES=\'{"my-db": "postgresql://user:password@host:5432/lportal"}\''
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise StackFailure("LC2_LOCAL__DATABASES is not JSON", hint=hint) from None
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise StackFailure("LC2_LOCAL__DATABASES must map instance ids to DSN strings", hint=hint)
+    if INSTANCE_ID in parsed:
+        raise StackFailure(
+            f"LC2_LOCAL__DATABASES names {INSTANCE_ID!r}, the local stack's own demo instance",
+            hint="give your database another instance id; the stack adds its demo database as " + INSTANCE_ID,
+        )
+    return {str(k): v for k, v in parsed.items()}
+
+
+def services_env(stack: LocalStack, data: DemoData, user: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the five services need: the stack, the user's databases and the demo database, by instance id."""
+    databases = user_databases() if user is None else user
+    return {**stack.env(), "LC2_LOCAL__DATABASES": data.databases_setting(databases)}
+
+
+def shell_env(stack: LocalStack) -> dict[str, str]:
+    """What ``.lc2/env`` adds for a shell: the stack's PostgreSQL for psql, createdb and pg_restore, and its S3
+    for the AWS CLI and SDKs (which read AWS_*, not LC2_S3__*). Not given to the services."""
+    return {
+        "PGHOST": LOOPBACK,
+        "PGPORT": str(stack.postgres.port),
+        "PGUSER": PG_USER,
+        "AWS_ENDPOINT_URL": stack.s3.endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }
 
 
 def prepare(stack: LocalStack, size: DemoSize | None = None) -> DemoData:

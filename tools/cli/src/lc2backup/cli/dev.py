@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from lc2backup.cli.client import ProjectionApi
+from lc2backup.cli.demodata import user_databases
 from lc2backup.cli.devstate import (
     children,
     clear_state,
@@ -46,6 +47,7 @@ def up(
     """Start the local stack with a seeded demo environment (state, logs and env file in --dir)."""
     console = make_console()
     where = _directory(directory)
+    user_databases()  # an unusable LC2_LOCAL__DATABASES is refused here, not in the background's log
     existing = read_state(where)
     if existing is not None and existing.alive:
         console.print(f"already running (supervisor pid {existing.supervisor_pid})")

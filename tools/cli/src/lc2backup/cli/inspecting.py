@@ -31,6 +31,7 @@ def list_backups(
     limit: Annotated[int, typer.Option(help="Backups per page (1-200)", min=1, max=200)] = 50,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow nextCursor through every page")] = False,
     as_json: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the backup ids, one a line")] = False,
     api: ApiOption = None,
 ) -> None:
     """List backups, newest first."""
@@ -46,6 +47,9 @@ def list_backups(
             items, next_cursor = page["items"], page.get("nextCursor")
     if as_json:
         print_json({"items": items, "nextCursor": next_cursor})
+        return
+    if quiet:  # for shell scripts: BACKUP_ID=$(lc2backup list -q --limit 1 ...)
+        sys.stdout.write("".join(f"{item['backupId']}\n" for item in items))
         return
     console = make_console()
     if not items:

@@ -121,7 +121,12 @@ def backups_table(items: list[dict[str, Any]], width: int = PIPE_WIDTH) -> Table
     return table
 
 
-def database_line(status: dict[str, Any]) -> str:
+def database_line(status: dict[str, Any], rate: float | None = None) -> str:
+    """The database branch in one line. ``rate``: bytes per second the watcher measured, if it did.
+
+    No percentage from bytes: a local dump is compressed as it streams, so its final size is unknown and the
+    database's size (``estimatedTotalBytes``) is no total for it; only a provider's own percentage is shown.
+    """
     db = status.get("database") or {}
     export = db.get("export") or {}
     state = db.get("state", "Pending")
@@ -135,12 +140,15 @@ def database_line(status: dict[str, Any]) -> str:
     if state == "SnapshotInProgress":
         return f"snapshot {(db.get('snapshot') or {}).get('snapshotId', '')} in progress"
     if state == "ExportInProgress":
-        written, total = export.get("bytesWritten"), export.get("estimatedTotalBytes")
-        if written is None:
-            return "export started"
-        if total:
-            return f"{human_bytes(written)} of ~{human_bytes(total)} ({min(100, round(100 * written / total))}%)"
-        return f"{human_bytes(written)} written"
+        written, source, percent = export.get("bytesWritten"), export.get("estimatedTotalBytes"), export.get("percent")
+        parts = [f"{percent}% exported"] if percent is not None else []
+        if written is not None:
+            parts.append(f"{human_bytes(written)} written")
+        if rate:
+            parts.append(f"{human_bytes(rate)}/s")
+        if source and percent is None:
+            parts.append(f"from a {human_bytes(source)} database")
+        return ", ".join(parts) or "export started"
     return "waiting"
 
 

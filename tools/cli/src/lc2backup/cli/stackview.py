@@ -30,6 +30,7 @@ def _urls(doc: dict[str, Any], state: StackState, api_ready: bool | None) -> Tab
         ("PostgreSQL", doc.get("postgres", {}).get("dsn", "-")),
         ("S3 (SeaweedFS)", s3),
         ("demo database", database),
+        ("databases", ", ".join(doc.get("databases") or []) + "   (instance ids; LC2_LOCAL__DATABASES adds yours)"),
         ("demo buckets", f"{demo.get('sourceBucket', '-')} ({store}) -> {demo.get('backupBucket', '-')}"),
         ("logs", doc.get("logs", "-")),
         ("environment", f"source {state.path.parent / ENV_FILE}"),
@@ -43,11 +44,38 @@ def _urls(doc: dict[str, Any], state: StackState, api_ready: bool | None) -> Tab
     return grid
 
 
+def _service_state(svc: dict[str, Any], running: bool) -> Text:
+    """``running``, or ``down`` with why and when it comes back; with the restarts so far."""
+    if svc.get("state") == "down" or not running:
+        text = Text("down", style="bold red")
+        if svc.get("lastExit"):
+            text.append(f" ({svc['lastExit']} at {local_time(svc.get('lastExitAt'))})")
+        if svc.get("nextRestartAt"):
+            text.append(f", restarting at {local_time(svc['nextRestartAt'])}")
+        if svc.get("lastError"):
+            text.append(f"; last attempt: {svc['lastError'].splitlines()[0]}")
+    else:
+        text = Text("running", style="green")
+        if svc.get("lastExit"):
+            text.append(f" (last {svc['lastExit']} at {local_time(svc.get('lastExitAt'))})", style="yellow")
+    return text
+
+
+def down_services(state: StackState) -> list[str]:
+    """The services the supervisor records as down, or that no longer run under it."""
+    live = children(state)
+    return [
+        name for name, svc in state.doc.get("services", {}).items() if svc.get("state") == "down" or name not in live
+    ]
+
+
 def _processes(state: StackState) -> Table:
     doc = state.doc
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for column in ("PROCESS", "PID", "STATE", "URL"):
-        table.add_column(column, no_wrap=column != "URL")
+    for column in ("PROCESS", "PID", "STATE", "RESTARTS", "URL"):
+        table.add_column(
+            column, no_wrap=column not in ("URL", "STATE"), justify="right" if column == "RESTARTS" else "left"
+        )
     urls = {
         "nats": doc.get("nats", {}).get("url"),
         "postgres": doc.get("postgres", {}).get("dsn"),
@@ -55,18 +83,23 @@ def _processes(state: StackState) -> Table:
         **{name: svc.get("url") for name, svc in doc.get("services", {}).items()},
     }
     live = children(state)
+    services = doc.get("services", {})
     for role, pid in state.pids().items():
         running = role in live
-        table.add_row(
-            role,
-            str(pid),
-            Text("running", style="green") if running else Text("stopped", style="red"),
-            escape(urls.get(role) or ""),
-        )
+        if role in services:
+            shown, restarts = _service_state(services[role], running), str(services[role].get("restarts", 0))
+        else:
+            shown, restarts = (Text("running", style="green") if running else Text("stopped", style="red")), ""
+        table.add_row(role, str(pid), shown, restarts, escape(urls.get(role) or ""))
     return table
 
 
 def stack_view(state: StackState, api_ready: bool | None = None) -> RenderableType:
     heading = Text.assemble(("LC2 Backup local stack", "bold"), f"  {state.path.parent}")
     hint = Text(f"try: lc2backup apply -f {SAMPLE} --watch", style="dim")
-    return Group(heading, _urls(state.doc, state, api_ready), Text(""), _processes(state), Text(""), hint)
+    parts: list[RenderableType] = [heading, _urls(state.doc, state, api_ready), Text(""), _processes(state)]
+    down = down_services(state)
+    if down:
+        warning = f"down: {', '.join(down)} (the supervisor restarts them; logs in {state.doc.get('logs', '-')})"
+        parts.append(Text(warning, style="bold red"))
+    return Group(*parts, Text(""), hint)

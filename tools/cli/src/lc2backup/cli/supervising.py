@@ -3,25 +3,35 @@
 It runs in the foreground (Ctrl-C stops it) or, with ``--detach``, as its own session in the background
 (``dev down`` sends it SIGTERM). Either way the same process owns every server and service: they are its
 direct children, started from its main thread, so they cannot outlive it. A service that crashes is
-restarted (a few times); a server that dies ends the stack, loudly, rather than leaving it half-working.
+restarted, with backoff and without a last attempt (``restarting``), and ``stack.json`` records it down
+meanwhile; a server that dies ends the stack, loudly, rather than leaving it half-working.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
 import sys
 import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from lc2backup.cli.demodata import BACKUP_BUCKET, INSTANCE_ID, SOURCE_BUCKET, DemoData, prepare, services_env
+from lc2backup.cli.demodata import (
+    BACKUP_BUCKET,
+    INSTANCE_ID,
+    SOURCE_BUCKET,
+    DemoData,
+    prepare,
+    services_env,
+    shell_env,
+    user_databases,
+)
 from lc2backup.cli.devstate import (
     clear_state,
     is_running,
@@ -31,18 +41,21 @@ from lc2backup.cli.devstate import (
     write_state,
 )
 from lc2backup.cli.errors import StackFailure
+from lc2backup.cli.restarting import ServiceHealth
 from lc2backup.cli.signals import Stop, stop_on_signals
 from lc2backup.cli.stackview import stack_view
 from lc2backup.devstack import LocalStack, ServiceSet, StackError
 from lc2backup.devstack.seaweed import ACCESS_KEY, SECRET_KEY
 
-SUPERVISE_INTERVAL = 1.0
-MAX_RESTARTS = 3
+SUPERVISE_INTERVAL = 0.5
 DETACHED_LOG = "dev.log"
 
 
-def _state_doc(stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData) -> dict[str, Any]:
+def _state_doc(
+    stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData, health: dict[str, ServiceHealth]
+) -> dict[str, Any]:
     pid = os.getpid()
+    now = time.monotonic()
     return {
         **stack.describe(),
         "ready": True,
@@ -50,7 +63,12 @@ def _state_doc(stack: LocalStack, services: ServiceSet, env: dict[str, str], dat
         "supervisor": {"pid": pid, "startTicks": start_ticks(pid), "argv": sys.argv},
         "api": {"url": services.api_url, "docs": f"{services.api_url}/docs", "token": services.api_token},
         "services": {
-            name: {"pid": svc.pid, "url": svc.url, "log": str(services.log_dir / f"{name}.log")}
+            name: {
+                "pid": svc.pid,
+                "url": svc.url,
+                "log": str(services.log_dir / f"{name}.log"),
+                **(health[name].describe(now) if name in health else {"state": "running", "restarts": 0}),
+            }
             for name, svc in services.services.items()
         },
         "s3Credentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY},
@@ -63,22 +81,31 @@ def _state_doc(stack: LocalStack, services: ServiceSet, env: dict[str, str], dat
             "sourceBytes": data.object_bytes,
             "backupBucket": BACKUP_BUCKET,
         },
+        "databases": sorted(json.loads(env.get("LC2_LOCAL__DATABASES", "{}"))),  # instance ids, never the DSNs
         "logs": str(services.log_dir),
         "env": env,
     }
 
 
-def _publish(directory: Path, stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData) -> None:
+def _publish(
+    directory: Path,
+    stack: LocalStack,
+    services: ServiceSet,
+    env: dict[str, str],
+    data: DemoData,
+    health: dict[str, ServiceHealth] | None = None,
+) -> None:
     # the env file first: stack.json is the readiness signal ``dev up --detach`` waits for
-    write_env_file(directory, env)
-    write_state(directory, _state_doc(stack, services, env, data))
+    write_env_file(directory, {**env, **shell_env(stack)})
+    write_state(directory, _state_doc(stack, services, env, data, health or {}))
 
 
 def _supervise(
     directory: Path, stack: LocalStack, services: ServiceSet, env: dict[str, str], data: DemoData, console: Console
 ) -> None:
-    """Until a signal: restart crashed services, end the stack if a server dies."""
-    restarts: Counter[str] = Counter()
+    """Until a signal: restart crashed services (with backoff, for ever), end the stack if a server dies."""
+    started = time.monotonic()
+    health = {name: ServiceHealth(started_at=started) for name in services.services}
     tick = threading.Event()  # never set: its timed wait is the supervision period, interrupted by signals
     while True:
         tick.wait(SUPERVISE_INTERVAL)
@@ -86,18 +113,26 @@ def _supervise(
             if pid is not None and not is_running(pid):
                 raise StackFailure(f"{name} (pid {pid}) exited; stopping the stack (see its log in {directory})")
         for name, svc in list(services.services.items()):
-            if svc.process is None or svc.process.alive() or restarts[name] > MAX_RESTARTS:
-                continue
-            restarts[name] += 1
-            if restarts[name] > MAX_RESTARTS:
-                console.print(f"[red]{name} exited again; not restarting it[/] (see {svc.process.log_path})")
-                continue
-            console.print(f"[yellow]{name} exited[/]; restarting it ({restarts[name]}/{MAX_RESTARTS})")
-            try:
-                services.restart(name)
-            except StackError as exc:
-                console.print(f"[red]{name} did not come back:[/] {exc}")
-            _publish(directory, stack, services, env, data)
+            record, now = health[name], time.monotonic()
+            if not record.down:
+                if svc.process is None or svc.process.alive():
+                    continue
+                delay = record.exited(now, svc.process.exit_code)
+                console.print(
+                    f"[yellow]{name} exited[/] ({record.last_exit}, {record.crashes} in a row); "
+                    f"restarting it in {delay:.0f}s (log: {svc.process.log_path})"
+                )
+                _publish(directory, stack, services, env, data, health)
+            elif now >= (record.due or now):
+                try:
+                    services.restart(name)
+                except StackError as exc:
+                    delay = record.restart_failed(time.monotonic(), str(exc))
+                    console.print(f"[red]{name} did not come back[/]; trying again in {delay:.0f}s: {exc}")
+                else:
+                    record.restarted(time.monotonic())
+                    console.print(f"[green]{name} restarted[/] (restart {record.restarts})")
+                _publish(directory, stack, services, env, data, health)
 
 
 def run_foreground(directory: Path, console: Console) -> None:
@@ -110,6 +145,7 @@ def run_foreground(directory: Path, console: Console) -> None:
             hint="`lc2backup dev status` shows it, `lc2backup dev down` stops it",
         )
     clear_state(directory)
+    user = user_databases()  # refused before anything starts, not after
     stack = LocalStack(directory)
     services: ServiceSet | None = None
     with stop_on_signals():
@@ -118,7 +154,7 @@ def run_foreground(directory: Path, console: Console) -> None:
             stack.start()
             console.print("seeding the demo environment (database lportal, bucket liferay-dl)")
             data = prepare(stack)
-            env = services_env(stack, data)
+            env = services_env(stack, data, user)
             console.print("starting the five services")
             services = ServiceSet(env, directory / "logs", nats_users=stack.nats.users, nats_url=stack.nats.service_url)
             services.start()

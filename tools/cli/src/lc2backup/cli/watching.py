@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -43,56 +45,108 @@ class Watched:
     elapsed: float
 
 
-def _bar(completed: float | None, total: float | None, done: bool) -> ProgressBar:
+@dataclass
+class RateMeter:
+    """Bytes per second of a growing counter, averaged from the first value this watcher saw to the latest."""
+
+    first: tuple[float, float] | None = None  # (value, monotonic time it was first seen)
+    latest: tuple[float, float] | None = None
+
+    def observe(self, value: float | None, now: float) -> float | None:
+        if value is None:
+            return self.rate
+        if self.first is None or value < self.first[0]:  # a dump taken again after a crash starts from zero
+            self.first, self.latest = (value, now), None
+        elif value != (self.latest or self.first)[0]:
+            self.latest = (value, now)
+        return self.rate
+
+    @property
+    def rate(self) -> float | None:
+        if self.first is None or self.latest is None or self.latest[1] <= self.first[1]:
+            return None
+        return (self.latest[0] - self.first[0]) / (self.latest[1] - self.first[1])
+
+
+LABEL_WIDTH = 16  # "document library"
+STATE_WIDTH = 18  # "TransferInProgress"
+BAR_WIDTH = 20
+INDENT = LABEL_WIDTH + 2
+
+
+def _bar(completed: float | None, total: float | None, done: bool) -> tuple[ProgressBar, str]:
+    """A bar and its percentage when the total is known; a pulsing bar without a number when it is not."""
     if done:
-        return ProgressBar(total=1, completed=1, width=24)
+        return ProgressBar(total=1, completed=1, width=BAR_WIDTH), "100%"
     if not total or completed is None:
-        return ProgressBar(total=None, completed=0, width=24, pulse=completed is not None)
-    return ProgressBar(total=total, completed=min(completed, total), width=24)
+        return ProgressBar(total=None, completed=0, width=BAR_WIDTH, pulse=completed is not None), ""
+    share = min(completed, total) / total
+    return ProgressBar(total=total, completed=min(completed, total), width=BAR_WIDTH), f"{int(share * 100)}%"
 
 
-def progress_view(backup_id: str, doc: dict[str, Any] | None, elapsed: float) -> RenderableType:
+def _branch(label: str, state: str | None, bar: tuple[ProgressBar, str], line: str) -> RenderableType:
+    """Two lines per branch, so the labels never shrink: name, state and bar; then what it did, wrapped."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, min_width=LABEL_WIDTH, style="bold")
+    grid.add_column(no_wrap=True, min_width=STATE_WIDTH)
+    grid.add_column(no_wrap=True, width=BAR_WIDTH)
+    grid.add_column(no_wrap=True, justify="right", min_width=4)
+    grid.add_row(label, styled_state(state), bar[0], bar[1])
+    detail = Text(line, overflow="fold")
+    return Group(grid, Padding(detail, (0, 0, 0, INDENT)))
+
+
+def progress_view(
+    backup_id: str, doc: dict[str, Any] | None, elapsed: float, *, db_rate: float | None = None
+) -> RenderableType:
+    """The live view; fits 80 columns. The duration is the backup's own (from its start), not the watcher's."""
     if doc is None:
         return Text(f"backup {backup_id}: waiting for it to appear in the projection… {human_duration(elapsed)}")
     status = doc.get("status") or {}
     db, dl = status.get("database") or {}, status.get("documentLibrary") or {}
     export, counters = db.get("export") or {}, dl.get("counters") or {}
-    header = Text.assemble(
-        ("backup ", "dim"),
-        backup_id,
-        f"  {doc.get('projectId')}/{doc.get('environment')}  ",
+    took = duration_of(doc, datetime.now(UTC))
+    header = Text.assemble(("backup ", "dim"), backup_id)
+    summary = Text.assemble(
+        f"{doc.get('projectId')}/{doc.get('environment')}  ",
         styled_state(doc.get("state")),
-        (f"  {human_duration(elapsed)}", "dim"),
+        (f"  {human_duration(took if took is not None else elapsed)}", "dim"),
     )
-    grid = Table.grid(padding=(0, 2))
-    for style in ("bold", "", "", ""):
-        grid.add_column(style=style, no_wrap=True)
-    grid.add_row(
-        "database",
-        styled_state(db.get("state")),
-        _bar(export.get("bytesWritten"), export.get("estimatedTotalBytes"), db.get("state") == "Completed"),
-        escape(database_line(status)),
-    )
-    grid.add_row(
-        "document library",
-        styled_state(dl.get("state")),
-        _bar(
-            counters.get("objectsCopied"),
-            (counters.get("objectsFound") or 0) - (counters.get("objectsExcluded") or 0),
-            dl.get("state") == "Completed",
+    to_copy = (counters.get("objectsFound") or 0) - (counters.get("objectsExcluded") or 0)
+    return Group(
+        header,
+        summary,
+        _branch(
+            "database",
+            db.get("state"),
+            _bar(
+                export.get("percent"),
+                100 if export.get("percent") is not None else None,
+                db.get("state") == "Completed",
+            ),
+            database_line(status, db_rate),
         ),
-        escape(document_library_line(status)),
+        _branch(
+            "document library",
+            dl.get("state"),
+            # the total is known only once the listing is complete; before, a bar would run ahead of itself
+            _bar(
+                counters.get("objectsCopied"),
+                to_copy if counters.get("listingComplete") else None,
+                dl.get("state") == "Completed",
+            ),
+            document_library_line(status),
+        ),
     )
-    return Group(header, grid)
 
 
-def progress_line(doc: dict[str, Any] | None) -> str:
+def progress_line(doc: dict[str, Any] | None, db_rate: float | None = None) -> str:
     if doc is None:
         return "waiting for the backup to appear in the projection"
     status = doc.get("status") or {}
     db, dl = status.get("database") or {}, status.get("documentLibrary") or {}
     return (
-        f"{doc.get('state')}: database {db.get('state')}: {database_line(status)} | "
+        f"{doc.get('state')}: database {db.get('state')}: {database_line(status, db_rate)} | "
         f"document library {dl.get('state')}: {document_library_line(status)}"
     )
 
@@ -103,6 +157,7 @@ def follow(api: ProjectionApi, backup_id: str, console: Console, *, timeout: flo
     doc: dict[str, Any] | None = None
     missed = 0
     last_line = ""
+    meter = RateMeter()
     live = Live(console=console, auto_refresh=False, transient=False) if console.is_terminal else None
     if live is not None:
         live.start()
@@ -116,10 +171,12 @@ def follow(api: ProjectionApi, backup_id: str, console: Console, *, timeout: flo
                 if missed > MAX_MISSED_POLLS:
                     raise
             elapsed = time.monotonic() - started
+            export = (((doc or {}).get("status") or {}).get("database") or {}).get("export") or {}
+            rate = meter.observe(export.get("bytesWritten"), time.monotonic())
             if live is not None:
-                live.update(progress_view(backup_id, doc, elapsed), refresh=True)
+                live.update(progress_view(backup_id, doc, elapsed, db_rate=rate), refresh=True)
             else:
-                line = progress_line(doc)
+                line = progress_line(doc, rate)
                 if line != last_line:
                     console.print(
                         f"[{human_duration(elapsed):>6}] {line}", markup=False, highlight=False, soft_wrap=True

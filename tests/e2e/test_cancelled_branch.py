@@ -12,16 +12,13 @@ a second, successful backup through the same system is the positive control of t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from socket import SHUT_RDWR, socket
 from typing import Any
 
 import pytest
@@ -42,48 +39,17 @@ WORKERS = 2
 
 
 @dataclass
-class HoldingProxy(TcpProxy):
-    """A TCP proxy whose forwarding can be held (bytes wait in the proxy, connections stay open) and released."""
-
-    _flowing: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._flowing.set()
-
-    def hold(self) -> None:
-        self._flowing.clear()
-
-    def release(self) -> None:
-        self._flowing.set()
-
-    def _pump(self, src: socket, dst: socket) -> None:  # TcpProxy's pump, waiting while held
-        try:
-            while data := src.recv(65536):
-                self._flowing.wait()
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(SHUT_RDWR)
-            src.close()
-            with self._lock:
-                self._connections -= {src, dst}
-
-
-@dataclass
 class Bed:
     system: System
-    database: HoldingProxy
-    store: HoldingProxy
+    database: TcpProxy
+    store: TcpProxy
 
 
 @pytest.fixture
 def bed(stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str) -> Iterator[Bed]:
     pg_port = int(stack.postgres.dsn_for("x").rsplit(":", 1)[1].split("/")[0])
     s3_host, s3_port = stack.s3.endpoint.removeprefix("http://").rsplit(":", 1)
-    database, store = HoldingProxy("127.0.0.1", pg_port), HoldingProxy(s3_host, int(s3_port))
+    database, store = TcpProxy("127.0.0.1", pg_port), TcpProxy(s3_host, int(s3_port))
     database.start()
     store.start()
     system = System.local(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -125,3 +126,25 @@ async def check_lane_released(log: EventLog, state: BackupState) -> None:
     except KeyNotFoundError:
         return
     assert Lane.decode(entry.value) == Lane(), f"lane {key} still holds {Lane.decode(entry.value)}"
+
+
+async def check_resumed_copy(s3: Any, layout: BackupLayout, regular: Iterable[str], source: dict[str, str]) -> int:
+    """A copy that resumed: exactly the regular objects with their source's ETags; the manifest (and the parts it
+    was composed of, in order) lists each exactly once; each part written once. Returns how many copies the store
+    made in all (versions under ``documentlibrary/``), for the caller's bound."""
+    wanted = sorted(regular)
+    copied = await listing(s3, layout.bucket, layout.document_library_prefix)
+    assert sorted(copied) == wanted
+    assert all(copied[key] == source[key] for key in copied)
+    body = await read(s3, layout.bucket, layout.manifest_key)
+    keys = Counter(json.loads(line)["key"] for line in body.decode().splitlines())
+    repeated = {key: n for key, n in keys.items() if n > 1}
+    assert not repeated, f"manifest lines repeated: {repeated}"
+    assert sorted(keys) == wanted, "the manifest lists each copied object"
+    parts = sorted(await listing(s3, layout.bucket, layout.manifest_parts_prefix))
+    joined = b"".join([await read(s3, layout.bucket, layout.manifest_parts_prefix + part) for part in parts])
+    assert joined == body, "the manifest is its parts in order"
+    counts = await writes(s3, layout.bucket, layout.root)
+    doubled = rewritten(counts, [layout.manifest_key, *(layout.manifest_parts_prefix + p for p in parts)])
+    assert not doubled, f"manifest (parts) written more than once: {doubled}"
+    return sum(n for key, n in counts.items() if key.startswith(layout.document_library_prefix))

@@ -22,7 +22,7 @@ from lc2backup.devstack import MotoServer
 from lc2backup.domain import BackupLayout, SpecInvalid, parse_spec, unsafe_key_reason
 from lc2backup.providers import PermanentProviderError, TransferStatus
 from lc2backup.providers.base import BackupJob
-from lc2backup.providers.s3transfer import S3Copier
+from lc2backup.providers.copier import S3Copier
 from tests.security import rules
 from tests.security.conftest import Tenant
 from tests.security.strategies import SPECS
@@ -156,7 +156,7 @@ async def _keys(s3: Any, bucket: str) -> list[str]:
     return found
 
 
-async def _progress(_status: TransferStatus | Any) -> None:
+async def _progress(_status: TransferStatus | Any, _position: Any = None) -> None:
     return None
 
 

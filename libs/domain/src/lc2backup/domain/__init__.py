@@ -14,7 +14,7 @@ from lc2backup.domain.commands import (
     manifest_problems,
     read_command,
 )
-from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, registry
+from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, TransferPosition, registry
 from lc2backup.domain.layout import BackupLayout, source_uri, unsafe_key_reason
 from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
 from lc2backup.domain.spec import (
@@ -54,6 +54,7 @@ __all__ = [
     "RequestSource",
     "SpecInvalid",
     "TransferCounters",
+    "TransferPosition",
     "backup_id_for_request",
     "backup_id_for_resource",
     "evolve",

@@ -141,11 +141,28 @@ class TransferCounters(WireModel):
     listing_complete: bool = False
 
 
+class TransferPosition(WireModel):
+    """Where our resumable copier stands: a low-water mark in the source's listing order.
+
+    Every source object listed at or before ``after_key`` is done (copied, excluded or vanished) and the
+    manifest line of each copied one is in parts ``1..manifest_parts`` (``BackupLayout.manifest_part_key``,
+    ``manifest_bytes`` in all); the counters of the event that carries the position count exactly those
+    objects. A resumed copy lists the source after ``after_key`` and writes part ``manifest_parts + 1`` next.
+    """
+
+    after_key: str | None = Field(default=None, description="Source key of the mark; None: nothing done yet")
+    manifest_parts: Count = 0
+    manifest_bytes: Count = 0
+
+
 class DocumentLibraryTransferProgressed(DomainEvent):
     event_type: ClassVar[str] = "DocumentLibraryTransferProgressed"
     report: int = Field(ge=1)
     attempt: int = Field(default=1, ge=1)
     counters: TransferCounters
+    position: TransferPosition | None = Field(
+        default=None, description="Our copier's resume point (its counters are the event's); None: a managed job"
+    )
 
     def dedupe_key(self) -> str:
         return f"{self.event_type}/{self.report}"

@@ -5,6 +5,7 @@
   database/<databaseName>.<ext>         the dump / export (or the export's folder on AWS/GCP)
   documentlibrary/<key relative to sourcePrefix>
   documentlibrary.manifest.jsonl        one JSON line per copied object: key, size, etag
+  documentlibrary.manifest.parts/<n>.jsonl  the same lines in the parts written as the copy went (n = 000001…)
   metadata.json                         written once, last
 ```
 """
@@ -43,6 +44,13 @@ class BackupLayout:
     @property
     def manifest_key(self) -> str:
         return f"{self.root}documentlibrary.manifest.jsonl"
+
+    @property
+    def manifest_parts_prefix(self) -> str:
+        return f"{self.root}documentlibrary.manifest.parts/"
+
+    def manifest_part_key(self, number: int) -> str:
+        return f"{self.manifest_parts_prefix}{number:06d}.jsonl"
 
     @property
     def metadata_key(self) -> str:

@@ -85,6 +85,7 @@ class DocumentLibraryBranch(WireModel):
     state: TransferPhase = "Pending"
     transfer: TransferInfo | None = None
     counters: ev.TransferCounters = ev.TransferCounters()
+    position: ev.TransferPosition | None = None
     attempt: int = 0
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -307,7 +308,8 @@ def _(e: ev.DocumentLibraryTransferStarted, s: BackupState, at: datetime) -> Bac
 
 @_apply.register
 def _(e: ev.DocumentLibraryTransferProgressed, s: BackupState, at: datetime) -> BackupState:
-    return _dl(s, at, counters=e.counters, attempt=e.attempt, progress_reports=e.report)
+    position = e.position or s.document_library.position
+    return _dl(s, at, counters=e.counters, position=position, attempt=e.attempt, progress_reports=e.report)
 
 
 @_apply.register

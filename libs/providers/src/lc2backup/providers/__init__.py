@@ -20,10 +20,12 @@ from lc2backup.providers.base import (
 )
 from lc2backup.providers.deferred import DeferredS3Client
 from lc2backup.providers.errors import (
+    ObjectNotFound,
     OperationAborted,
     PermanentProviderError,
     ProviderError,
     ProviderNotConfigured,
+    SourceChanged,
     TransientProviderError,
 )
 from lc2backup.providers.s3 import S3Settings, s3_client
@@ -38,6 +40,7 @@ __all__ = [
     "ExportProgress",
     "ExportRef",
     "ExportStatus",
+    "ObjectNotFound",
     "OperationAborted",
     "PermanentProviderError",
     "ProviderError",
@@ -46,6 +49,7 @@ __all__ = [
     "S3Settings",
     "SnapshotRef",
     "SnapshotStatus",
+    "SourceChanged",
     "TransferProgress",
     "TransferRef",
     "TransferStatus",

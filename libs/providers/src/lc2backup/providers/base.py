@@ -3,7 +3,8 @@
 Database branch: ``start_snapshot`` / ``check_snapshot`` then ``start_export`` / ``check_export``. Cloud
 providers start a managed operation under a deterministic name and ``check_*`` polls it once; the local
 provider moves the bytes itself inside ``check_export`` (reporting progress), since there is no managed
-service to poll. Transfers follow the same start/check shape. No SDK type crosses these interfaces.
+service to poll. Transfers follow the same start/check shape; our own copier runs one bounded slice per
+``check_transfer`` and resumes from the position it recorded. No SDK type crosses these interfaces.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters
+from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters, TransferPosition
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,18 @@ class TransferRef:
 
 @dataclass(frozen=True)
 class TransferStatus:
+    """A transfer's state. ``position``: where our own copier stands (it resumes from there); a managed job
+    has none. Also what ``check_transfer`` is given back as ``resume``: the last status recorded."""
+
     done: bool
     counters: TransferCounters
     error: str | None = None
     manifest_location: str | None = None
+    position: TransferPosition | None = None
 
 
-TransferProgress = Callable[[TransferCounters], Awaitable[None]]
+TransferProgress = Callable[[TransferCounters, TransferPosition | None], Awaitable[None]]
+"""Records progress (an event); with a position, the counters are those at the position."""
 BranchCheck = Callable[[], Awaitable[None]]
 """Raises ``OperationAborted`` when the branch no longer runs (cancelled, or its backup ended): work that runs
 long inside one call (a copy) checks it while it works, not only before it starts."""
@@ -104,8 +110,19 @@ class DocumentTransferProvider(Protocol):
     async def start_transfer(self, job: BackupJob) -> TransferRef: ...
 
     async def check_transfer(
-        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
-    ) -> TransferStatus: ...
+        self,
+        job: BackupJob,
+        ref: TransferRef,
+        progress: TransferProgress,
+        still_running: BranchCheck | None = None,
+        *,
+        resume: TransferStatus | None = None,
+        slice_seconds: float = 30.0,
+    ) -> TransferStatus:
+        """Poll the transfer once. Work done inside the call (our copier) stops after about ``slice_seconds``,
+        records its position through ``progress`` and returns not done; the next call, given the last recorded
+        status as ``resume``, goes on from there."""
+        ...
 
 
 @dataclass(frozen=True)

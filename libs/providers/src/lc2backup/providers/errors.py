@@ -3,7 +3,9 @@
 ProviderError
  ├── TransientProviderError    throttling, 5xx, timeouts, connection resets: retry later (durably)
  ├── PermanentProviderError    access denied, missing bucket/instance, invalid request: fail the branch
- │    └── ProviderNotConfigured   the request names a provider this deployment has no credentials for
+ │    ├── ProviderNotConfigured   the request names a provider this deployment has no credentials for
+ │    ├── ObjectNotFound          the object named does not exist (to a copier: it vanished from the source)
+ │    └── SourceChanged           a precondition on the source failed: it changed since it was listed
  └── OperationAborted          the backup ended (failed elsewhere) while this operation ran
 """
 
@@ -26,6 +28,14 @@ class PermanentProviderError(ProviderError):
 
 class ProviderNotConfigured(PermanentProviderError):
     pass
+
+
+class ObjectNotFound(PermanentProviderError):
+    """The object named does not exist (S3 ``NoSuchKey``/404; a missing bucket stays a plain permanent error)."""
+
+
+class SourceChanged(PermanentProviderError):
+    """A conditional request on a source failed (S3 ``PreconditionFailed``/412): it changed since it was read."""
 
 
 class OperationAborted(ProviderError):

@@ -16,7 +16,13 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, Rea
 from pydantic import BaseModel, SecretStr
 
 from lc2backup.providers.base import PutOnceResult
-from lc2backup.providers.errors import PermanentProviderError, ProviderError, TransientProviderError
+from lc2backup.providers.errors import (
+    ObjectNotFound,
+    PermanentProviderError,
+    ProviderError,
+    SourceChanged,
+    TransientProviderError,
+)
 
 S3Client = Any  # types-aiobotocore-s3's S3Client; kept loose so no SDK type leaks past this package
 MIB = 1024 * 1024
@@ -79,6 +85,7 @@ _NOT_FOUND = {
     "404": "{where} not found",
     "NotFound": "{where} not found",
 }
+_CHANGED = {"PreconditionFailed", "412"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 
 
@@ -95,7 +102,10 @@ def translate(exc: Exception, where: str, bucket: str = "") -> ProviderError:
             return TransientProviderError(f"{where}: {code or status} (will retry)")
         if code in _NOT_FOUND:
             named = str(exc.response.get("Error", {}).get("BucketName") or bucket or where)  # S3 names the bucket
-            return PermanentProviderError(_NOT_FOUND[code].format(bucket=named, where=where))
+            error = ObjectNotFound if code != "NoSuchBucket" else PermanentProviderError
+            return error(_NOT_FOUND[code].format(bucket=named, where=where))
+        if code in _CHANGED:
+            return SourceChanged(f"{where}: changed since it was listed ({code})")
         if code in _DENIED:
             return PermanentProviderError(f"access denied to {where} ({code}): grant the backup role access")
         message = exc.response.get("Error", {}).get("Message", "")

@@ -132,11 +132,15 @@ class DirectS3:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectionError(f"{operation} on {self._host}: {type(exc).__name__}: {exc}") from exc
 
-    async def list_objects(self, bucket: str, prefix: str) -> AsyncIterator[list[Listed]]:
-        """ListObjectsV2, page by page (1,000 keys each)."""
+    async def list_objects(
+        self, bucket: str, prefix: str, start_after: str | None = None
+    ) -> AsyncIterator[list[Listed]]:
+        """ListObjectsV2, page by page (1,000 keys each), after ``start_after`` if given."""
         token: str | None = None
         while True:
             query = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": "1000"}
+            if start_after and not token:
+                query["start-after"] = start_after
             if token:
                 query["continuation-token"] = token
             status, body = await self._send("GET", bucket, "", query, {}, "ListObjectsV2")

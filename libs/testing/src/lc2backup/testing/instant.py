@@ -58,6 +58,13 @@ class InstantTransferProvider:
         )
 
     async def check_transfer(
-        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+        self,
+        job: BackupJob,
+        ref: TransferRef,
+        progress: TransferProgress,
+        still_running: BranchCheck | None = None,
+        *,
+        resume: TransferStatus | None = None,
+        slice_seconds: float = 30.0,
     ) -> TransferStatus:
         return TransferStatus(done=True, counters=TransferCounters(listing_complete=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from lc2backup.domain import BRANCH_ENDED, BackupState, TransferCounters
+from lc2backup.domain import BRANCH_ENDED, BackupState, TransferCounters, TransferPosition
 from lc2backup.domain.events import (
     DocumentLibraryTransferCompleted,
     DocumentLibraryTransferFailed,
@@ -39,11 +39,18 @@ def record_started(state: BackupState, event: DocumentLibraryTransferStarted) ->
     return [event]
 
 
-def record_progress(state: BackupState, counters: TransferCounters, attempt: int) -> list[DomainEvent]:
+def record_progress(
+    state: BackupState, counters: TransferCounters, attempt: int, position: TransferPosition | None = None
+) -> list[DomainEvent]:
     dl = state.document_library
-    if not _running(state) or (dl.counters == counters and dl.attempt == attempt):
+    unchanged = dl.counters == counters and dl.attempt == attempt and (position is None or dl.position == position)
+    if not _running(state) or unchanged:
         return []
-    return [DocumentLibraryTransferProgressed(report=dl.progress_reports + 1, attempt=attempt, counters=counters)]
+    return [
+        DocumentLibraryTransferProgressed(
+            report=dl.progress_reports + 1, attempt=attempt, counters=counters, position=position
+        )
+    ]
 
 
 def record_completed(state: BackupState, counters: TransferCounters, manifest: str | None) -> list[DomainEvent]:

@@ -1,8 +1,9 @@
 """The document-library branch, driven by doclib-transfer's own delivery of ``BackupAdmitted``.
 
 Start the transfer (record its job id and excluded prefixes), then check it: a managed transfer is polled
-by nak'ing the message with a delay; the local provider copies inside the check and reports progress,
-which is appended as events (and stops the copy if the backup has ended meanwhile).
+by nak'ing the message with a delay; our own copier (local and AWS providers) copies one slice of about
+``copy_slice_seconds`` inside each check, recording its position in progress events (and stops if the
+backup has ended meanwhile), and the message is nak'ed at once so the next delivery goes on from there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from nats.aio.msg import Msg
 
 from lc2backup.doclib_transfer import domain
-from lc2backup.domain import BackupLayout, BackupState, TransferCounters, fold
+from lc2backup.domain import BackupLayout, BackupState, TransferCounters, TransferPosition, fold
 from lc2backup.domain.events import DocumentLibraryTransferStarted
 from lc2backup.eventing import (
     Causation,
@@ -32,6 +33,7 @@ from lc2backup.providers import (
     OperationAborted,
     PermanentProviderError,
     TransferRef,
+    TransferStatus,
     TransientProviderError,
 )
 from lc2backup.runtime import redact
@@ -62,6 +64,7 @@ class TransferBranch:
         poll_interval: float,
         deadline: timedelta,
         max_concurrent_copies: int,
+        slice_seconds: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -70,6 +73,7 @@ class TransferBranch:
         self._poll = poll_interval
         self._deadline = deadline
         self._copies = asyncio.Semaphore(max_concurrent_copies)
+        self._slice = slice_seconds
         self._clock = clock
 
     async def on_event(self, msg: Msg) -> None:
@@ -158,8 +162,10 @@ class TransferBranch:
         assert info is not None
         ref = TransferRef(info.job_id, info.method, info.source, info.destination, info.excluded_prefixes)
 
-        async def progress(counters: TransferCounters) -> None:
-            after = await self._record(job.backup_id, causation, lambda s: domain.record_progress(s, counters, attempt))
+        async def progress(counters: TransferCounters, position: TransferPosition | None = None) -> None:
+            after = await self._record(
+                job.backup_id, causation, lambda s: domain.record_progress(s, counters, attempt, position)
+            )
             _stop_unless_running(after)
 
         async def still_running() -> None:
@@ -173,12 +179,18 @@ class TransferBranch:
         async with self._copies:
             try:
                 async with asyncio.timeout(max(remaining, 1.0)):
-                    status = await provider.check_transfer(job, ref, progress, still_running)
+                    dl = state.document_library
+                    resume = TransferStatus(done=False, counters=dl.counters, position=dl.position)
+                    status = await provider.check_transfer(
+                        job, ref, progress, still_running, resume=resume, slice_seconds=self._slice
+                    )
             except TimeoutError as exc:
                 raise PermanentProviderError(f"transfer did not finish within {self._deadline}") from exc
         if status.error:
             raise PermanentProviderError(f"transfer {ref.job_id} failed: {status.error}")
         if not status.done:
+            if status.position is not None:  # our copier: its position is recorded, go on at once
+                raise RetryLater(f"copy {ref.job_id} goes on after {status.position.after_key!r}", delay=0.0)
             await progress(status.counters)
             raise RetryLater(f"transfer {ref.job_id} in progress", delay=self._poll)
         await self._record(

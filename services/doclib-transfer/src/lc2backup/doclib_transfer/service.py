@@ -36,6 +36,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             poll_interval=settings.poll_interval_seconds,
             deadline=timedelta(hours=settings.deadline_hours),
             max_concurrent_copies=settings.max_concurrent_copies,
+            slice_seconds=settings.copy_slice_seconds,
         )
         events = parts.consumer(
             parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type("BackupAdmitted")

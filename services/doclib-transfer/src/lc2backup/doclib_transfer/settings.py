@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from lc2backup.providers import S3Settings
 from lc2backup.providers.aws import AwsSettings
 from lc2backup.providers.local import LocalSettings
@@ -17,3 +19,9 @@ class Settings(ServiceSettings):
     poll_interval_seconds: float = 15.0
     deadline_hours: float = 24.0
     max_concurrent_copies: int = 2
+    copy_slice_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="our copier works at most about this long per delivery, records its position and goes on in"
+        " the next delivery (a crash then redoes at most the objects copied since the last position)",
+    )

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from lc2backup.providers.aws.settings import AwsSettings
 from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferRef, TransferStatus
 from lc2backup.providers.buckets import require_bucket
+from lc2backup.providers.copier import S3Copier
 from lc2backup.providers.s3 import S3ArtifactStore, S3Client, s3_client
-from lc2backup.providers.s3transfer import S3Copier
 
 METHOD = "s3-copy-object"
 GRANT = "the service's AWS role"
@@ -51,9 +51,18 @@ class AwsTransferProvider:
         )
 
     async def check_transfer(
-        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+        self,
+        job: BackupJob,
+        ref: TransferRef,
+        progress: TransferProgress,
+        still_running: BranchCheck | None = None,
+        *,
+        resume: TransferStatus | None = None,
+        slice_seconds: float = 30.0,
     ) -> TransferStatus:
-        return await self._copier.copy(self._client, job, progress, still_running)
+        return await self._copier.copy(
+            self._client, job, progress, still_running, resume=resume, slice_seconds=slice_seconds
+        )
 
 
 @contextlib.asynccontextmanager

@@ -20,11 +20,11 @@ from lc2backup.providers.base import (
     TransferStatus,
 )
 from lc2backup.providers.buckets import require_bucket
+from lc2backup.providers.copier import S3Copier
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.local.dumping import EXTENSION, FORMAT, DumpTarget, PgDumper
 from lc2backup.providers.s3 import MIB, S3ArtifactStore, S3Client, S3Settings
 from lc2backup.providers.s3direct import DirectEndpoint, local_artifact_store
-from lc2backup.providers.s3transfer import S3Copier
 
 GRANT = "the LC2_S3__ACCESS_KEY_ID identity"
 DESTINATION = ("destination bucket", "spec.documentLibrary.destinationBucket")
@@ -126,9 +126,18 @@ class LocalTransferProvider:
         )
 
     async def check_transfer(
-        self, job: BackupJob, ref: TransferRef, progress: TransferProgress, still_running: BranchCheck | None = None
+        self,
+        job: BackupJob,
+        ref: TransferRef,
+        progress: TransferProgress,
+        still_running: BranchCheck | None = None,
+        *,
+        resume: TransferStatus | None = None,
+        slice_seconds: float = 30.0,
     ) -> TransferStatus:
-        return await self._copier.copy(self._client, job, progress, still_running)
+        return await self._copier.copy(
+            self._client, job, progress, still_running, resume=resume, slice_seconds=slice_seconds
+        )
 
 
 __all__ = [

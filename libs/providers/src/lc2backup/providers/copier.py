@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lc2backup.domain import (
+    DocumentLibrarySpec,
     TransferCounters,
     TransferPosition,
     generated_prefixes,
@@ -298,27 +299,43 @@ class S3Copier:
     ) -> bool:
         """Feed the workers from the listing after the mark until the slice's time is up; True if it listed all."""
         dl = job.spec.document_library
-        dispatched = 0  # at least one object per slice: a copy always moves on
+        dispatched, listed_all = 0, False  # at least one object per slice: a copy always moves on
         try:
             async for page in _listing(client, http, dl.source_bucket, dl.source_prefix, mark.position.after_key):
                 if still_running is not None:
                     await still_running()
-                for obj in page:
-                    if until is not None and dispatched and time.monotonic() >= until:
-                        return False
-                    while len(mark.slots) >= self._window:
-                        mark.moved.clear()
-                        await mark.moved.wait()
-                    await self._dispatch(obj, dl.source_prefix, dl.exclude_generated_files, mark, queue)
-                    dispatched += 1
+                if await self._feed(page, dl, mark, queue, until, dispatched):
+                    break
+                dispatched += len(page)
+            else:
+                listed_all = True
         except ProviderError:
             raise
         except Exception as exc:
             raise translate(exc, f"list s3://{dl.source_bucket}/{dl.source_prefix}", dl.source_bucket) from exc
-        finally:
-            for _ in range(self._workers):
-                await queue.put(None)
-        return True
+        for _ in range(self._workers):  # not on failure: the task group cancels the workers then
+            await queue.put(None)
+        return listed_all
+
+    async def _feed(
+        self,
+        page: list[Listed],
+        dl: DocumentLibrarySpec,
+        mark: _Mark,
+        queue: _Queue,
+        until: float | None,
+        dispatched: int,
+    ) -> bool:
+        """Dispatch one listing page; True if the slice's time ran out before its end."""
+        for obj in page:
+            if until is not None and dispatched and time.monotonic() >= until:
+                return True
+            while len(mark.slots) >= self._window:
+                mark.moved.clear()
+                await mark.moved.wait()
+            await self._dispatch(obj, dl.source_prefix, dl.exclude_generated_files, mark, queue)
+            dispatched += 1
+        return False
 
     @staticmethod
     async def _dispatch(obj: Listed, prefix: str, exclude_generated: bool, mark: _Mark, queue: _Queue) -> None:

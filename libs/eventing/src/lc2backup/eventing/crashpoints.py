@@ -25,7 +25,9 @@ The points (names are stable; the tests parametrise over them):
 ``projection:rows-written`` / ``projection:committed``
     archiver — a batch's rows are written but not committed / committed.
 ``copy:object``
-    ``S3Copier`` — after each object is copied and listed in the manifest (``copy:object@5``: mid-copy).
+    ``S3Copier`` — after each object is copied, before its manifest line is in a part (``copy:object@5``: mid-copy).
+``copy:manifest-part`` / ``copy:position``
+    ``S3Copier`` — a manifest part is written but the position after it not yet recorded / a position recorded.
 ``dump:chunk``
     ``PgDumper`` — after each chunk of ``pg_dump`` output is streamed (``dump:chunk@2``: mid-dump).
 ``dump:uploaded``

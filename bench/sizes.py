@@ -21,6 +21,7 @@ class Sizes:
     b5_small_db_scale: int  # liferay_database_sql scale of the small database (scale 1 ≈ 10 MB)
     b5_big_db_scale: int  # ... of the big one (B6 dumps it too)
     b5_min_big_db_bytes: int
+    b8_objects: int  # listed in the source (80 % regular, copied; the kill comes at half of those)
 
 
 FULL = Sizes(
@@ -38,6 +39,7 @@ FULL = Sizes(
     b5_small_db_scale=1,
     b5_big_db_scale=200,
     b5_min_big_db_bytes=1_000_000_000,
+    b8_objects=125_000,  # 100,000 regular objects
 )
 
 TINY = Sizes(
@@ -55,4 +57,5 @@ TINY = Sizes(
     b5_small_db_scale=1,
     b5_big_db_scale=1,
     b5_min_big_db_bytes=0,
+    b8_objects=250,
 )

@@ -3,9 +3,11 @@ implementations, one subpackage per cloud. No SDK type crosses these interfaces.
 """
 
 from lc2backup.providers.base import (
+    COPIER_COUNTERS,
     ArtifactStore,
     BackupJob,
     BranchCheck,
+    Capabilities,
     DatabaseBackupProvider,
     DocumentTransferProvider,
     ExportProgress,
@@ -31,9 +33,11 @@ from lc2backup.providers.errors import (
 from lc2backup.providers.s3 import S3Settings, s3_client
 
 __all__ = [
+    "COPIER_COUNTERS",
     "ArtifactStore",
     "BackupJob",
     "BranchCheck",
+    "Capabilities",
     "DatabaseBackupProvider",
     "DeferredS3Client",
     "DocumentTransferProvider",

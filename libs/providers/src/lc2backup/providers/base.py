@@ -15,6 +15,28 @@ from typing import Protocol
 
 from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters, TransferPosition
 
+COPIER_COUNTERS = frozenset(
+    {"objects_found", "objects_copied", "bytes_copied", "objects_excluded", "bytes_excluded", "objects_vanished"}
+)
+"""The counters our own copier fills (it lists, filters and copies each object itself)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do — asked by the services instead of testing its name.
+
+    ``moves_bytes``: the artefact's bytes pass through our process (a local dump), so a service bounds how many
+    run at once. ``runs_here``: the work runs inside our process, a slice per poll, rather than as a managed job
+    that is only polled. ``counters``: the ``TransferCounters`` fields it can fill; the others are unknown (a
+    managed transfer service reports found/copied/bytes, not what our copier excluded or saw vanish).
+    ``restorable``: the artefacts a restore can use (``snapshot``, ``export``).
+    """
+
+    moves_bytes: bool = False
+    runs_here: bool = False
+    counters: frozenset[str] = frozenset()
+    restorable: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True)
 class BackupJob:
@@ -66,6 +88,7 @@ ExportProgress = Callable[[ExportStatus], Awaitable[None]]
 
 class DatabaseBackupProvider(Protocol):
     name: str
+    capabilities: Capabilities
 
     async def start_snapshot(self, job: BackupJob) -> SnapshotRef: ...
 
@@ -106,6 +129,7 @@ long inside one call (a copy) checks it while it works, not only before it start
 
 class DocumentTransferProvider(Protocol):
     name: str
+    capabilities: Capabilities
 
     async def start_transfer(self, job: BackupJob) -> TransferRef: ...
 

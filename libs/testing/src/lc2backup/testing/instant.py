@@ -15,6 +15,7 @@ from lc2backup.domain import TransferCounters
 from lc2backup.providers.base import (
     BackupJob,
     BranchCheck,
+    Capabilities,
     ExportProgress,
     ExportRef,
     ExportStatus,
@@ -30,6 +31,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 class InstantDatabaseProvider:
     name = "instant"
+    capabilities = Capabilities()
 
     async def start_snapshot(self, job: BackupJob) -> SnapshotRef:
         return SnapshotRef(f"instant-{job.backup_id}")
@@ -47,6 +49,7 @@ class InstantDatabaseProvider:
 
 class InstantTransferProvider:
     name = "instant"
+    capabilities = Capabilities()
 
     async def start_transfer(self, job: BackupJob) -> TransferRef:
         dl = job.spec.document_library

@@ -183,10 +183,11 @@ class DatabaseBranch:
                     f"backup {job.backup_id} is {after.state}, its database {after.database.state}{why}"
                 )
 
-        if self._dumps.locked() and provider.name == "local":
+        moves_bytes = provider.capabilities.moves_bytes  # its bytes pass through us: a bounded number at once
+        if self._dumps.locked() and moves_bytes:
             raise RetryLater("waiting for a dump slot", delay=5.0)
         remaining = (self._deadline - (self._clock() - (state.database.started_at or self._clock()))).total_seconds()
-        async with self._dumps if provider.name == "local" else contextlib.nullcontext():
+        async with self._dumps if moves_bytes else contextlib.nullcontext():
             try:
                 async with asyncio.timeout(max(remaining, 1.0)):
                     status = await provider.check_export(job, ref, progress)

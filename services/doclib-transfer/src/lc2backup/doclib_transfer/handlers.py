@@ -9,6 +9,7 @@ backup has ended meanwhile), and the message is nak'ed at once so the next deliv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -172,11 +173,12 @@ class TransferBranch:
             current, _ = await self._backups.load(job.backup_id)
             _stop_unless_running(current)
 
-        if self._copies.locked():
+        runs_here = provider.capabilities.runs_here  # our copier: a bounded number of copies at once
+        if self._copies.locked() and runs_here:
             raise RetryLater("waiting for a copy slot", delay=5.0)
         started = state.document_library.started_at or self._clock()
         remaining = (self._deadline - (self._clock() - started)).total_seconds()
-        async with self._copies:
+        async with self._copies if runs_here else contextlib.nullcontext():
             try:
                 async with asyncio.timeout(max(remaining, 1.0)):
                     dl = state.document_library

@@ -15,6 +15,7 @@ from lc2backup.providers.aws.settings import AwsSettings
 from lc2backup.providers.aws.snapshots import RdsSnapshots
 from lc2backup.providers.base import (
     BackupJob,
+    Capabilities,
     ExportProgress,
     ExportRef,
     ExportStatus,
@@ -27,6 +28,7 @@ from lc2backup.providers.s3 import S3Client, s3_client
 
 class AwsDatabaseProvider:
     name = "aws"
+    capabilities = Capabilities(restorable=frozenset({"snapshot"}))  # managed operations, polled
 
     def __init__(self, rds: RdsClient, s3: S3Client, settings: AwsSettings) -> None:
         self._snapshots = RdsSnapshots(rds, settings)

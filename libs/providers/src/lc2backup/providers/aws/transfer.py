@@ -12,7 +12,15 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from lc2backup.providers.aws.settings import AwsSettings
-from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferRef, TransferStatus
+from lc2backup.providers.base import (
+    COPIER_COUNTERS,
+    BackupJob,
+    BranchCheck,
+    Capabilities,
+    TransferProgress,
+    TransferRef,
+    TransferStatus,
+)
 from lc2backup.providers.buckets import require_bucket
 from lc2backup.providers.copier import S3Copier
 from lc2backup.providers.s3 import S3ArtifactStore, S3Client, s3_client
@@ -23,6 +31,7 @@ GRANT = "the service's AWS role"
 
 class AwsTransferProvider:
     name = "aws"
+    capabilities = Capabilities(runs_here=True, counters=COPIER_COUNTERS)  # our copier, S3 copying server-side
 
     def __init__(self, client: S3Client, settings: AwsSettings) -> None:
         self._client = client

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, SecretStr
 
 from lc2backup.providers.base import (
+    COPIER_COUNTERS,
     BackupJob,
     BranchCheck,
+    Capabilities,
     ExportProgress,
     ExportRef,
     ExportStatus,
@@ -58,6 +60,7 @@ class LocalSettings(BaseModel):
 
 class LocalDatabaseProvider:
     name = "local"
+    capabilities = Capabilities(moves_bytes=True, runs_here=True, restorable=frozenset({"export"}))
 
     def __init__(self, client: S3Client, settings: LocalSettings) -> None:
         self._client = client
@@ -98,6 +101,7 @@ class LocalDatabaseProvider:
 
 class LocalTransferProvider:
     name = "local"
+    capabilities = Capabilities(runs_here=True, counters=COPIER_COUNTERS)
 
     def __init__(self, client: S3Client, settings: LocalSettings, s3: S3Settings | None = None) -> None:
         """``s3``: the endpoint ``client`` talks to; with static credentials it enables the lean copy path."""

@@ -17,18 +17,32 @@ from dataclasses import dataclass
 from lc2backup.domain.spec import BackupRequestSpec
 
 SCHEMES = {"aws": "s3", "local": "s3", "gcp": "gs", "azure": "https"}
+AZURE_BLOB_HOST = "{account}.blob.core.windows.net"
+
+
+def location(scheme: str, bucket: str, key: str = "", account: str | None = None) -> str:
+    """The real address of ``key`` in ``bucket``: ``s3://bucket/key``, ``gs://bucket/key``, or on Azure, where
+    the bucket is a container of a storage account, ``https://<account>.blob.core.windows.net/<container>/key``."""
+    if scheme == "https":
+        if not account:
+            raise ValueError(f"an Azure location needs the storage account of container {bucket!r}")
+        return f"https://{AZURE_BLOB_HOST.format(account=account)}/{bucket}/{key}"
+    return f"{scheme}://{bucket}/{key}"
 
 
 @dataclass(frozen=True)
 class BackupLayout:
+    """``bucket`` is the S3/GCS bucket or the Azure container; ``account`` the Azure storage account holding it."""
+
     bucket: str
     root: str
     scheme: str = "s3"
+    account: str | None = None
 
     @classmethod
-    def of(cls, spec: BackupRequestSpec, backup_id: str) -> BackupLayout:
+    def of(cls, spec: BackupRequestSpec, backup_id: str, account: str | None = None) -> BackupLayout:
         dl = spec.document_library
-        return cls(dl.destination_bucket, f"{dl.destination_prefix}{backup_id}/", SCHEMES[spec.provider])
+        return cls(dl.destination_bucket, f"{dl.destination_prefix}{backup_id}/", SCHEMES[spec.provider], account)
 
     def database_key(self, database: str, extension: str) -> str:
         return f"{self.root}database/{database}.{extension}"
@@ -57,7 +71,7 @@ class BackupLayout:
         return f"{self.root}metadata.json"
 
     def uri(self, key: str) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}"
+        return location(self.scheme, self.bucket, key, self.account)
 
 
 def unsafe_key_reason(relative: str) -> str | None:
@@ -78,6 +92,6 @@ def unsafe_key_reason(relative: str) -> str | None:
     return None
 
 
-def source_uri(spec: BackupRequestSpec) -> str:
+def source_uri(spec: BackupRequestSpec, account: str | None = None) -> str:
     dl = spec.document_library
-    return f"{SCHEMES[spec.provider]}://{dl.source_bucket}/{dl.source_prefix}"
+    return location(SCHEMES[spec.provider], dl.source_bucket, dl.source_prefix, account)

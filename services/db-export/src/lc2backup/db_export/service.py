@@ -9,10 +9,7 @@ from datetime import timedelta
 from lc2backup.db_export.handlers import DatabaseBranch
 from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
-from lc2backup.providers import DatabaseBackupProvider, DeferredS3Client
-from lc2backup.providers.aws import open_database_provider
-from lc2backup.providers.local import LocalDatabaseProvider
-from lc2backup.providers.plugins import database_provider
+from lc2backup.providers.factory import database_providers
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
 NAME = "db-export"
@@ -20,16 +17,7 @@ NAME = "db-export"
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
-        providers: dict[str, DatabaseBackupProvider] = {}
-        if "local" in settings.providers:
-            client = DeferredS3Client(settings.s3, stack)  # opened on first use (start-up, B7)
-            providers["local"] = (
-                database_provider(settings.local.mode)
-                if settings.local.mode != "real"
-                else LocalDatabaseProvider(client, settings.local)
-            )
-        if "aws" in settings.providers:
-            providers["aws"] = await stack.enter_async_context(open_database_provider(settings.aws))
+        providers = await database_providers(settings.providers, settings.s3, settings.aws, settings.local, stack)
         branch = DatabaseBranch(
             parts.store,
             providers,

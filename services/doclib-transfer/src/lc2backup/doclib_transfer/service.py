@@ -9,10 +9,7 @@ from datetime import timedelta
 from lc2backup.doclib_transfer.handlers import TransferBranch
 from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
-from lc2backup.providers import DeferredS3Client, DocumentTransferProvider
-from lc2backup.providers.aws import open_transfer_provider
-from lc2backup.providers.local import LocalTransferProvider
-from lc2backup.providers.plugins import transfer_provider
+from lc2backup.providers.factory import transfer_providers
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
 NAME = "doclib-transfer"
@@ -20,16 +17,7 @@ NAME = "doclib-transfer"
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
-        providers: dict[str, DocumentTransferProvider] = {}
-        if "local" in settings.providers:
-            client = DeferredS3Client(settings.s3, stack)  # opened on first use (start-up, B7)
-            providers["local"] = (
-                transfer_provider(settings.local.mode)
-                if settings.local.mode != "real"
-                else LocalTransferProvider(client, settings.local, settings.s3)
-            )
-        if "aws" in settings.providers:
-            providers["aws"] = await stack.enter_async_context(open_transfer_provider(settings.aws))
+        providers = await transfer_providers(settings.providers, settings.s3, settings.aws, settings.local, stack)
         branch = TransferBranch(
             parts.store,
             providers,

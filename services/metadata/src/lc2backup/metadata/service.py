@@ -9,9 +9,7 @@ from datetime import timedelta
 from lc2backup.domain import registry
 from lc2backup.metadata.handlers import TRIGGERS, Completion
 from lc2backup.metadata.settings import Settings
-from lc2backup.providers import ArtifactStore
-from lc2backup.providers.aws import open_artifact_store
-from lc2backup.providers.local import local_artifact_store
+from lc2backup.providers.factory import artifact_stores
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
 NAME = "metadata"
@@ -19,11 +17,7 @@ NAME = "metadata"
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
-        stores: dict[str, ArtifactStore] = {}
-        if "local" in settings.providers:
-            stores["local"] = await stack.enter_async_context(local_artifact_store(settings.s3, stack))
-        if "aws" in settings.providers:
-            stores["aws"] = await stack.enter_async_context(open_artifact_store(settings.aws))
+        stores = await artifact_stores(settings.providers, settings.s3, settings.aws, stack)
         completion = Completion(parts.store, stores, deadline=timedelta(hours=settings.deadline_hours))
         events = parts.consumer(parts.topology.events_stream, "metadata", *parts.topology.events_of_type(*TRIGGERS))
         group = TaskGroupStopper(stop)

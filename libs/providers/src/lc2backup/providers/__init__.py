@@ -20,6 +20,7 @@ from lc2backup.providers.base import (
     TransferRef,
     TransferStatus,
 )
+from lc2backup.providers.branches import BranchRunner
 from lc2backup.providers.deferred import DeferredS3Client
 from lc2backup.providers.errors import (
     ObjectNotFound,
@@ -37,6 +38,7 @@ __all__ = [
     "ArtifactStore",
     "BackupJob",
     "BranchCheck",
+    "BranchRunner",
     "Capabilities",
     "DatabaseBackupProvider",
     "DeferredS3Client",

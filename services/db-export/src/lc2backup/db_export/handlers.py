@@ -1,9 +1,8 @@
-"""The database branch, driven by db-export's own delivery of ``BackupAdmitted``.
+"""The database branch, driven by db-export's own delivery of ``BackupAdmitted`` (``BranchRunner``).
 
 Each delivery advances the branch as far as it can (start, poll, record) and, while a managed operation is
 still running, naks the message with the poll interval: the poll is durable, and a restarted db-export
-resumes it from the recorded operation id. Every outcome is appended through ``EventStore.execute`` so a
-stale decision is re-made on fresh state instead of being written twice.
+resumes it from the recorded operation id. This module supplies the steps; the runner the rest.
 """
 
 from __future__ import annotations
@@ -13,38 +12,29 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
-
-from nats.aio.msg import Msg
 
 from lc2backup.db_export import domain
-from lc2backup.domain import BackupLayout, BackupState, fold
+from lc2backup.domain import BackupState
 from lc2backup.domain.events import DatabaseExportCompleted, DatabaseExportStarted, DatabaseSnapshotCompleted
-from lc2backup.eventing import (
-    Causation,
-    DomainEvent,
-    EventingError,
-    EventStore,
-    Repository,
-    RetryLater,
-    consuming_span,
-)
+from lc2backup.eventing import Causation, DomainEvent, EventStore, RetryLater
 from lc2backup.providers import (
     BackupJob,
+    BranchRunner,
     DatabaseBackupProvider,
     ExportRef,
     ExportStatus,
     OperationAborted,
     PermanentProviderError,
     SnapshotRef,
-    TransientProviderError,
 )
-from lc2backup.runtime import redact
 
 log = logging.getLogger(__name__)
 
 
-class DatabaseBranch:
+class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
+    service = "db-export"
+    branch = "database branch"
+
     def __init__(
         self,
         store: EventStore,
@@ -55,75 +45,26 @@ class DatabaseBranch:
         max_concurrent_dumps: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
-        self._backups = Repository(store, fold)
-        self._providers = providers
-        self._poll = poll_interval
-        self._deadline = deadline
+        super().__init__(store, providers, poll_interval=poll_interval, deadline=deadline, clock=clock)
         self._dumps = asyncio.Semaphore(max_concurrent_dumps)
-        self._clock = clock
 
-    async def on_event(self, msg: Msg) -> None:
-        admitted = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
-        if admitted.envelope.type != "BackupAdmitted":
-            return
-        backup_id = admitted.envelope.backup_id
-        history = await self._store.load(backup_id)
-        requested = history.events[0].envelope if history.events else None
-        causation = Causation(str(requested.id) if requested else None)
-        with consuming_span("db-export", requested.trace if requested else None, backup_id=backup_id):
-            await self.advance(backup_id, fold(backup_id, history.events), causation)
+    def next_step(self, state: BackupState) -> tuple[str, str]:
+        step = domain.next_step(state, self._clock(), self._deadline)
+        return step.kind, step.reason
 
-    async def on_dead_letter(self, msg: Msg, reason: str) -> None:
-        """Our delivery of a backup's ``BackupAdmitted`` gave up: fail the branch. Poison is no work of ours."""
-        try:
-            backup_id = self._store.delivered(msg).envelope.backup_id
-        except EventingError:
-            return
-        await self._fail(backup_id, Causation(None), f"internal error in db-export: {redact(reason)}")
+    def failure(self, state: BackupState, reason: str, before: BackupState | None) -> Sequence[DomainEvent]:
+        return domain.record_failure(state, domain.failing_step(before or state), reason)
 
-    async def _fail(
-        self, backup_id: str, causation: Causation, reason: str, step: Literal["snapshot", "export"] | None = None
-    ) -> None:
-        await self._record(
-            backup_id, causation, lambda s: domain.record_failure(s, step or domain.failing_step(s), reason)
-        )
-
-    async def _record(
-        self, backup_id: str, causation: Causation, decide: Callable[[BackupState], Sequence[DomainEvent]]
+    async def step(
+        self,
+        kind: str,
+        provider: DatabaseBackupProvider,
+        job: BackupJob,
+        state: BackupState,
+        causation: Causation,
+        attempt: int,
     ) -> BackupState:
-        return (await self._backups.record(backup_id, causation, decide)).state
-
-    async def advance(self, backup_id: str, state: BackupState, causation: Causation) -> None:
-        while True:
-            step = domain.next_step(state, self._clock(), self._deadline)
-            if step.kind == "finished":
-                return
-            if step.kind == "timed_out":
-                await self._fail(backup_id, causation, step.reason)
-                return
-            assert state.spec is not None
-            provider = self._providers.get(state.spec.provider)
-            if provider is None:
-                await self._fail(
-                    backup_id,
-                    causation,
-                    f"provider {state.spec.provider!r} is not enabled in db-export (LC2_PROVIDERS)",
-                )
-                return
-            job = BackupJob(backup_id, state.spec, BackupLayout.of(state.spec, backup_id))
-            try:
-                state = await self._step(step.kind, provider, job, state, causation)
-            except TransientProviderError as exc:
-                raise RetryLater(redact(str(exc)), delay=exc.retry_after or self._poll) from exc
-            except OperationAborted as exc:
-                log.info("database branch of %s stopped: %s", backup_id, exc, extra={"backup_id": backup_id})
-                return
-            except PermanentProviderError as exc:
-                reason = redact(str(exc))
-                log.warning("database branch of %s failed: %s", backup_id, reason, extra={"backup_id": backup_id})
-                await self._fail(backup_id, causation, reason, domain.failing_step(state))
-                return
+        return await self._step(kind, provider, job, state, causation)
 
     async def _step(
         self, kind: str, provider: DatabaseBackupProvider, job: BackupJob, state: BackupState, causation: Causation
@@ -131,7 +72,7 @@ class DatabaseBranch:
         db = state.database
         if kind == "start_snapshot":
             snap_ref = await provider.start_snapshot(job)
-            return await self._record(
+            return await self.record(
                 job.backup_id,
                 causation,
                 lambda s: domain.record_snapshot_started(s, snap_ref.snapshot_id, job.spec.database.instance_id),
@@ -150,16 +91,14 @@ class DatabaseBranch:
                 engine=snap.engine,
                 engine_version=snap.engine_version,
             )
-            return await self._record(
-                job.backup_id, causation, lambda s: domain.record_snapshot_completed(s, completed)
-            )
+            return await self.record(job.backup_id, causation, lambda s: domain.record_snapshot_completed(s, completed))
         if kind == "start_export":
             snapshot = SnapshotRef(db.snapshot.snapshot_id) if db.snapshot else None
             ref = await provider.start_export(job, snapshot)
             started = DatabaseExportStarted(
                 operation_id=ref.operation_id, location=ref.location, format=ref.format, restorable=ref.restorable
             )
-            return await self._record(job.backup_id, causation, lambda s: domain.record_export_started(s, started))
+            return await self.record(job.backup_id, causation, lambda s: domain.record_export_started(s, started))
         return await self._check_export(provider, job, state, causation)
 
     async def _check_export(
@@ -170,7 +109,7 @@ class DatabaseBranch:
         ref = ExportRef(export.operation_id, export.location, export.format, export.restorable)
 
         async def progress(status: ExportStatus) -> None:
-            after = await self._record(
+            after = await self.record(
                 job.backup_id,
                 causation,
                 lambda s: domain.record_export_progress(
@@ -208,4 +147,4 @@ class DatabaseBranch:
             engine_version=status.engine_version,
             extracted_gb=status.extracted_gb,
         )
-        return await self._record(job.backup_id, causation, lambda s: domain.record_export_completed(s, completed))
+        return await self.record(job.backup_id, causation, lambda s: domain.record_export_completed(s, completed))

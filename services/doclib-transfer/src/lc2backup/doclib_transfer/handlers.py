@@ -14,39 +14,21 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from nats.aio.msg import Msg
-
 from lc2backup.doclib_transfer import domain
-from lc2backup.domain import BackupLayout, BackupState, TransferCounters, TransferPosition, fold
+from lc2backup.domain import BackupState, TransferCounters, TransferPosition
 from lc2backup.domain.events import DocumentLibraryTransferStarted
-from lc2backup.eventing import (
-    Causation,
-    DomainEvent,
-    EventingError,
-    EventStore,
-    Repository,
-    RetryLater,
-    consuming_span,
-)
+from lc2backup.eventing import Causation, DomainEvent, EventStore, RetryLater
 from lc2backup.providers import (
     BackupJob,
+    BranchRunner,
     DocumentTransferProvider,
     OperationAborted,
     PermanentProviderError,
     TransferRef,
     TransferStatus,
-    TransientProviderError,
 )
-from lc2backup.runtime import redact
 
 log = logging.getLogger(__name__)
-
-
-def _attempt(msg: Msg) -> int:
-    try:
-        return int(msg.metadata.num_delivered)
-    except Exception:
-        return 1
 
 
 def _stop_unless_running(state: BackupState) -> None:
@@ -56,7 +38,10 @@ def _stop_unless_running(state: BackupState) -> None:
         raise OperationAborted(f"backup {state.backup_id} is {state.state}, its document library {dl.state}{why}")
 
 
-class TransferBranch:
+class TransferBranch(BranchRunner[DocumentTransferProvider]):
+    service = "doclib-transfer"
+    branch = "transfer"
+
     def __init__(
         self,
         store: EventStore,
@@ -68,76 +53,29 @@ class TransferBranch:
         slice_seconds: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
-        self._backups = Repository(store, fold)
-        self._providers = providers
-        self._poll = poll_interval
-        self._deadline = deadline
+        super().__init__(store, providers, poll_interval=poll_interval, deadline=deadline, clock=clock)
         self._copies = asyncio.Semaphore(max_concurrent_copies)
         self._slice = slice_seconds
-        self._clock = clock
 
-    async def on_event(self, msg: Msg) -> None:
-        admitted = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
-        if admitted.envelope.type != "BackupAdmitted":
-            return
-        backup_id = admitted.envelope.backup_id
-        history = await self._store.load(backup_id)
-        requested = history.events[0].envelope if history.events else None
-        causation = Causation(str(requested.id) if requested else None)
-        with consuming_span("doclib-transfer", requested.trace if requested else None, backup_id=backup_id):
-            await self.advance(backup_id, fold(backup_id, history.events), causation, _attempt(msg))
+    def next_step(self, state: BackupState) -> tuple[str, str]:
+        return domain.next_step(state, self._clock(), self._deadline)
 
-    async def on_dead_letter(self, msg: Msg, reason: str) -> None:
-        """Our delivery of a backup's ``BackupAdmitted`` gave up: fail the branch. Poison is no work of ours."""
-        try:
-            backup_id = self._store.delivered(msg).envelope.backup_id
-        except EventingError:
-            return
-        await self._fail(backup_id, Causation(None), f"internal error in doclib-transfer: {redact(reason)}")
+    def failure(self, state: BackupState, reason: str, before: BackupState | None) -> Sequence[DomainEvent]:
+        return domain.record_failure(state, reason)
 
-    async def _fail(self, backup_id: str, causation: Causation, reason: str) -> None:
-        await self._record(backup_id, causation, lambda s: domain.record_failure(s, reason))
-
-    async def _record(
-        self, backup_id: str, causation: Causation, decide: Callable[[BackupState], Sequence[DomainEvent]]
-    ) -> BackupState:
-        return (await self._backups.record(backup_id, causation, decide)).state
-
-    async def advance(self, backup_id: str, state: BackupState, causation: Causation, attempt: int) -> None:
-        while True:
-            kind, reason = domain.next_step(state, self._clock(), self._deadline)
-            if kind == "finished":
-                return
-            if kind == "timed_out":
-                await self._fail(backup_id, causation, reason)
-                return
-            assert state.spec is not None
-            provider = self._providers.get(state.spec.provider)
-            if provider is None:
-                await self._fail(
-                    backup_id,
-                    causation,
-                    f"provider {state.spec.provider!r} is not enabled in doclib-transfer (LC2_PROVIDERS)",
-                )
-                return
-            job = BackupJob(backup_id, state.spec, BackupLayout.of(state.spec, backup_id))
-            try:
-                if kind == "start":
-                    state = await self._start(provider, job, causation)
-                else:
-                    await self._check(provider, job, state, causation, attempt)
-                    return
-            except TransientProviderError as exc:
-                raise RetryLater(redact(str(exc)), delay=exc.retry_after or self._poll) from exc
-            except OperationAborted as exc:
-                log.info("transfer of %s stopped: %s", backup_id, exc, extra={"backup_id": backup_id})
-                return
-            except PermanentProviderError as exc:
-                failure = redact(str(exc))
-                log.warning("transfer of %s failed: %s", backup_id, failure, extra={"backup_id": backup_id})
-                await self._fail(backup_id, causation, failure)
-                return
+    async def step(
+        self,
+        kind: str,
+        provider: DocumentTransferProvider,
+        job: BackupJob,
+        state: BackupState,
+        causation: Causation,
+        attempt: int,
+    ) -> BackupState | None:
+        if kind == "start":
+            return await self._start(provider, job, causation)
+        await self._check(provider, job, state, causation, attempt)
+        return None
 
     async def _start(self, provider: DocumentTransferProvider, job: BackupJob, causation: Causation) -> BackupState:
         ref = await provider.start_transfer(job)
@@ -149,7 +87,7 @@ class TransferBranch:
             exclude_generated_files=job.spec.document_library.exclude_generated_files,
             excluded_prefixes=ref.excluded_prefixes,
         )
-        return await self._record(job.backup_id, causation, lambda s: domain.record_started(s, started))
+        return await self.record(job.backup_id, causation, lambda s: domain.record_started(s, started))
 
     async def _check(
         self,
@@ -164,14 +102,13 @@ class TransferBranch:
         ref = TransferRef(info.job_id, info.method, info.source, info.destination, info.excluded_prefixes)
 
         async def progress(counters: TransferCounters, position: TransferPosition | None = None) -> None:
-            after = await self._record(
+            after = await self.record(
                 job.backup_id, causation, lambda s: domain.record_progress(s, counters, attempt, position)
             )
             _stop_unless_running(after)
 
         async def still_running() -> None:
-            current, _ = await self._backups.load(job.backup_id)
-            _stop_unless_running(current)
+            _stop_unless_running(await self.load(job.backup_id))
 
         runs_here = provider.capabilities.runs_here  # our copier: a bounded number of copies at once
         if self._copies.locked() and runs_here:
@@ -195,6 +132,6 @@ class TransferBranch:
                 raise RetryLater(f"copy {ref.job_id} goes on after {status.position.after_key!r}", delay=0.0)
             await progress(status.counters)
             raise RetryLater(f"transfer {ref.job_id} in progress", delay=self._poll)
-        await self._record(
+        await self.record(
             job.backup_id, causation, lambda s: domain.record_completed(s, status.counters, status.manifest_location)
         )

@@ -158,7 +158,11 @@ class TransferPosition(WireModel):
 class DocumentLibraryTransferProgressed(DomainEvent):
     event_type: ClassVar[str] = "DocumentLibraryTransferProgressed"
     report: int = Field(ge=1)
-    attempt: int = Field(default=1, ge=1)
+    attempt: int = Field(
+        default=1,
+        ge=1,
+        description="The delivery of the branch's message that reported (our copier runs one slice per delivery)",
+    )
     counters: TransferCounters
     position: TransferPosition | None = Field(
         default=None, description="Our copier's resume point (its counters are the event's); None: a managed job"

@@ -17,7 +17,6 @@ from lc2backup.providers.base import (
     SnapshotRef,
     SnapshotStatus,
     TransferProgress,
-    TransferRef,
     TransferStatus,
 )
 from lc2backup.providers.branches import BranchRunner
@@ -57,7 +56,6 @@ __all__ = [
     "SnapshotStatus",
     "SourceChanged",
     "TransferProgress",
-    "TransferRef",
     "TransferStatus",
     "TransientProviderError",
     "s3_client",

@@ -10,10 +10,12 @@ service to poll. Transfers follow the same start/check shape; our own copier run
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters, TransferPosition
+from lc2backup.domain.events import DocumentLibraryTransferStarted
+from lc2backup.domain.state import TransferInfo
 
 COPIER_COUNTERS = frozenset(
     {"objects_found", "objects_copied", "bytes_copied", "objects_excluded", "bytes_excluded", "objects_vanished"}
@@ -100,15 +102,6 @@ class DatabaseBackupProvider(Protocol):
 
 
 @dataclass(frozen=True)
-class TransferRef:
-    job_id: str
-    method: str
-    source: str
-    destination: str
-    excluded_prefixes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class TransferStatus:
     """A transfer's state. ``position``: where our own copier stands (it resumes from there); a managed job
     has none. Also what ``check_transfer`` is given back as ``resume``: the last status recorded."""
@@ -131,12 +124,14 @@ class DocumentTransferProvider(Protocol):
     name: str
     capabilities: Capabilities
 
-    async def start_transfer(self, job: BackupJob) -> TransferRef: ...
+    async def start_transfer(self, job: BackupJob) -> DocumentLibraryTransferStarted:
+        """Start (or find, by its deterministic name) the transfer; the event that records its reference."""
+        ...
 
     async def check_transfer(
         self,
         job: BackupJob,
-        ref: TransferRef,
+        transfer: TransferInfo,
         progress: TransferProgress,
         still_running: BranchCheck | None = None,
         *,

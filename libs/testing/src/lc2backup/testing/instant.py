@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 
 from lc2backup.domain import TransferCounters
+from lc2backup.domain.events import DocumentLibraryTransferStarted
+from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.base import (
     BackupJob,
     BranchCheck,
@@ -22,7 +24,6 @@ from lc2backup.providers.base import (
     SnapshotRef,
     SnapshotStatus,
     TransferProgress,
-    TransferRef,
     TransferStatus,
 )
 
@@ -51,9 +52,10 @@ class InstantTransferProvider:
     name = "instant"
     capabilities = Capabilities()
 
-    async def start_transfer(self, job: BackupJob) -> TransferRef:
+    async def start_transfer(self, job: BackupJob) -> DocumentLibraryTransferStarted:
         dl = job.spec.document_library
-        return TransferRef(
+        return DocumentLibraryTransferStarted(
+            exclude_generated_files=job.spec.document_library.exclude_generated_files,
             job_id=f"instant-{job.backup_id}",
             method="instant",
             source=f"s3://{dl.source_bucket}/{dl.source_prefix}",
@@ -63,7 +65,7 @@ class InstantTransferProvider:
     async def check_transfer(
         self,
         job: BackupJob,
-        ref: TransferRef,
+        transfer: TransferInfo,
         progress: TransferProgress,
         still_running: BranchCheck | None = None,
         *,

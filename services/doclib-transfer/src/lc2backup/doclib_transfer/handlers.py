@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 from lc2backup.doclib_transfer import domain
 from lc2backup.domain import BackupState, TransferCounters, TransferPosition
-from lc2backup.domain.events import DocumentLibraryTransferStarted
 from lc2backup.eventing import Causation, DomainEvent, EventStore, RetryLater
 from lc2backup.providers import (
     BackupJob,
@@ -24,7 +23,6 @@ from lc2backup.providers import (
     DocumentTransferProvider,
     OperationAborted,
     PermanentProviderError,
-    TransferRef,
     TransferStatus,
 )
 
@@ -78,15 +76,7 @@ class TransferBranch(BranchRunner[DocumentTransferProvider]):
         return None
 
     async def _start(self, provider: DocumentTransferProvider, job: BackupJob, causation: Causation) -> BackupState:
-        ref = await provider.start_transfer(job)
-        started = DocumentLibraryTransferStarted(
-            job_id=ref.job_id,
-            method=ref.method,
-            source=ref.source,
-            destination=ref.destination,
-            exclude_generated_files=job.spec.document_library.exclude_generated_files,
-            excluded_prefixes=ref.excluded_prefixes,
-        )
+        started = await provider.start_transfer(job)  # the reference, as the event records it
         return await self.record(job.backup_id, causation, lambda s: domain.record_started(s, started))
 
     async def _check(
@@ -97,9 +87,8 @@ class TransferBranch(BranchRunner[DocumentTransferProvider]):
         causation: Causation,
         attempt: int,
     ) -> None:
-        info = state.document_library.transfer
-        assert info is not None
-        ref = TransferRef(info.job_id, info.method, info.source, info.destination, info.excluded_prefixes)
+        transfer = state.document_library.transfer
+        assert transfer is not None
 
         async def progress(counters: TransferCounters, position: TransferPosition | None = None) -> None:
             after = await self.record(
@@ -121,17 +110,17 @@ class TransferBranch(BranchRunner[DocumentTransferProvider]):
                     dl = state.document_library
                     resume = TransferStatus(done=False, counters=dl.counters, position=dl.position)
                     status = await provider.check_transfer(
-                        job, ref, progress, still_running, resume=resume, slice_seconds=self._slice
+                        job, transfer, progress, still_running, resume=resume, slice_seconds=self._slice
                     )
             except TimeoutError as exc:
                 raise PermanentProviderError(f"transfer did not finish within {self._deadline}") from exc
         if status.error:
-            raise PermanentProviderError(f"transfer {ref.job_id} failed: {status.error}")
+            raise PermanentProviderError(f"transfer {transfer.job_id} failed: {status.error}")
         if not status.done:
             if status.position is not None:  # our copier: its position is recorded, go on at once
-                raise RetryLater(f"copy {ref.job_id} goes on after {status.position.after_key!r}", delay=0.0)
+                raise RetryLater(f"copy {transfer.job_id} goes on after {status.position.after_key!r}", delay=0.0)
             await progress(status.counters)
-            raise RetryLater(f"transfer {ref.job_id} in progress", delay=self._poll)
+            raise RetryLater(f"transfer {transfer.job_id} in progress", delay=self._poll)
         await self.record(
             job.backup_id, causation, lambda s: domain.record_completed(s, status.counters, status.manifest_location)
         )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from lc2backup.domain.events import DocumentLibraryTransferStarted
+from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.aws.settings import AwsSettings
 from lc2backup.providers.base import (
     COPIER_COUNTERS,
@@ -18,7 +20,6 @@ from lc2backup.providers.base import (
     BranchCheck,
     Capabilities,
     TransferProgress,
-    TransferRef,
     TransferStatus,
 )
 from lc2backup.providers.buckets import require_bucket
@@ -44,14 +45,15 @@ class AwsTransferProvider:
             multipart_part_size=settings.multipart_part_size_bytes,
         )
 
-    async def start_transfer(self, job: BackupJob) -> TransferRef:
+    async def start_transfer(self, job: BackupJob) -> DocumentLibraryTransferStarted:
         dl = job.spec.document_library
         for bucket, what, field in (
             (dl.source_bucket, "source bucket", "spec.documentLibrary.sourceBucket"),
             (dl.destination_bucket, "destination bucket", "spec.documentLibrary.destinationBucket"),
         ):
             await require_bucket(self._client, bucket, what, field, grant=GRANT, region=self._region)
-        return TransferRef(
+        return DocumentLibraryTransferStarted(
+            exclude_generated_files=job.spec.document_library.exclude_generated_files,
             job_id=f"aws-s3-copy-{job.backup_id}",
             method=METHOD,
             source=f"s3://{dl.source_bucket}/{dl.source_prefix}",
@@ -62,7 +64,7 @@ class AwsTransferProvider:
     async def check_transfer(
         self,
         job: BackupJob,
-        ref: TransferRef,
+        transfer: TransferInfo,
         progress: TransferProgress,
         still_running: BranchCheck | None = None,
         *,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
+from lc2backup.domain.events import DocumentLibraryTransferStarted
+from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.base import (
     COPIER_COUNTERS,
     BackupJob,
@@ -18,7 +20,6 @@ from lc2backup.providers.base import (
     SnapshotRef,
     SnapshotStatus,
     TransferProgress,
-    TransferRef,
     TransferStatus,
 )
 from lc2backup.providers.buckets import require_bucket
@@ -115,13 +116,14 @@ class LocalTransferProvider:
             direct=DirectEndpoint.from_settings(s3) if s3 is not None and settings.direct_copy else None,
         )
 
-    async def start_transfer(self, job: BackupJob) -> TransferRef:
+    async def start_transfer(self, job: BackupJob) -> DocumentLibraryTransferStarted:
         dl = job.spec.document_library
         await require_bucket(
             self._client, dl.source_bucket, "source bucket", "spec.documentLibrary.sourceBucket", grant=GRANT
         )
         await require_bucket(self._client, dl.destination_bucket, *DESTINATION, grant=GRANT)
-        return TransferRef(
+        return DocumentLibraryTransferStarted(
+            exclude_generated_files=job.spec.document_library.exclude_generated_files,
             job_id=f"local-copy-{job.backup_id}",
             method="s3-copy-object",
             source=f"s3://{dl.source_bucket}/{dl.source_prefix}",
@@ -132,7 +134,7 @@ class LocalTransferProvider:
     async def check_transfer(
         self,
         job: BackupJob,
-        ref: TransferRef,
+        transfer: TransferInfo,
         progress: TransferProgress,
         still_running: BranchCheck | None = None,
         *,

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from lc2backup.domain import BackupLayout, parse_spec
+from lc2backup.domain.events import DatabaseExportStarted
+from lc2backup.domain.state import ExportInfo
 from lc2backup.providers import (
     BackupJob,
     ExportStatus,
@@ -41,6 +43,11 @@ def _job(backup_id: str, instance: str, buckets: tuple[str, str], **database: An
     raw["database"].update(database)
     spec = parse_spec(raw)
     return BackupJob(backup_id, spec, BackupLayout.of(spec, backup_id))
+
+
+def _recorded(started: DatabaseExportStarted) -> ExportInfo:
+    """What db-export polls: the export as the fold recorded it from its started event."""
+    return ExportInfo.model_validate(started.model_dump())
 
 
 async def _no_progress(_: ExportStatus) -> None:
@@ -115,7 +122,7 @@ async def test_statuses_are_read_in_any_case_with_progress_size_and_failure_caus
     assert not failed.done and failed.error == "RDS reports the snapshot failed"
     stage.set_fields("DescribeDBSnapshots", None)
 
-    ref = await provider.start_export(job, snap)
+    ref = _recorded(await provider.start_export(job, snap))
     assert (await provider.check_export(job, ref, _no_progress)).done  # moto's lowercase "complete"
     stage.set_fields("DescribeExportTasks", {"Status": "STARTING"})
     assert not (await provider.check_export(job, ref, _no_progress)).done
@@ -151,7 +158,7 @@ async def test_an_aurora_cluster_is_snapshotted_and_exported_as_a_cluster(
     assert [s["DBClusterSnapshotIdentifier"] for s in found["DBClusterSnapshots"]] == [snap.snapshot_id]
     status = await provider.check_snapshot(job, snap)
     assert status.done and ":cluster-snapshot:" in (status.location or "")
-    ref = await provider.start_export(job, snap)
+    ref = _recorded(await provider.start_export(job, snap))
     assert len(await exports_of(rds, {status.location or ""})) == 1
     assert (await provider.check_export(job, ref, _no_progress)).done
 

@@ -18,7 +18,8 @@ import pytest
 
 from lc2backup.domain import BackupLayout
 from lc2backup.domain.spec import parse_spec
-from lc2backup.providers.base import BackupJob, ExportRef, ExportStatus
+from lc2backup.domain.state import ExportInfo
+from lc2backup.providers.base import BackupJob, ExportStatus
 from lc2backup.providers.local.dumping import EXTENSION, FORMAT, DumpTarget, PgDumper
 from tests.support import local_spec
 
@@ -48,7 +49,7 @@ async def test_a_dump_whose_progress_report_fails_ends_with_that_error_and_leave
     layout = BackupLayout.of(spec, backup_id)
     target = DumpTarget.parse(pg_dsn, None)
     key = layout.database_key(target.database, EXTENSION)
-    ref = ExportRef(operation_id=key, location=layout.uri(key), format=FORMAT, restorable=True)
+    ref = ExportInfo(operation_id=key, location=layout.uri(key), format=FORMAT, restorable=True)
 
     failed_at: list[float] = []
 

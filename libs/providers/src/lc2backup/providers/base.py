@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters, TransferPosition
-from lc2backup.domain.events import DocumentLibraryTransferStarted
-from lc2backup.domain.state import TransferInfo
+from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
+from lc2backup.domain.state import ExportInfo, TransferInfo
 
 COPIER_COUNTERS = frozenset(
     {"objects_found", "objects_copied", "bytes_copied", "objects_excluded", "bytes_excluded", "objects_vanished"}
@@ -64,14 +64,6 @@ class SnapshotStatus:
 
 
 @dataclass(frozen=True)
-class ExportRef:
-    operation_id: str
-    location: str
-    format: str
-    restorable: bool
-
-
-@dataclass(frozen=True)
 class ExportStatus:
     done: bool
     error: str | None = None
@@ -96,9 +88,9 @@ class DatabaseBackupProvider(Protocol):
 
     async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus: ...
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef: ...
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted: ...
 
-    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus: ...
+    async def check_export(self, job: BackupJob, ref: ExportInfo, progress: ExportProgress) -> ExportStatus: ...
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 
 from lc2backup.domain import TransferCounters
-from lc2backup.domain.events import DocumentLibraryTransferStarted
-from lc2backup.domain.state import TransferInfo
+from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
+from lc2backup.domain.state import ExportInfo, TransferInfo
 from lc2backup.providers.base import (
     BackupJob,
     BranchCheck,
     Capabilities,
     ExportProgress,
-    ExportRef,
     ExportStatus,
     SnapshotRef,
     SnapshotStatus,
@@ -40,11 +39,11 @@ class InstantDatabaseProvider:
     async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
         return SnapshotStatus(done=True, size_bytes=0, engine="instant", engine_version="0")
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef:
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted:
         key = job.layout.database_key(job.spec.database.database_name or "database", "instant")
-        return ExportRef(operation_id=key, location=job.layout.uri(key), format="instant", restorable=False)
+        return DatabaseExportStarted(operation_id=key, location=job.layout.uri(key), format="instant", restorable=False)
 
-    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus:
+    async def check_export(self, job: BackupJob, ref: ExportInfo, progress: ExportProgress) -> ExportStatus:
         return ExportStatus(done=True, size_bytes=0, sha256=EMPTY_SHA256, engine="instant", engine_version="0")
 
 

@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 from lc2backup.db_export import domain
 from lc2backup.domain import BackupState
-from lc2backup.domain.events import DatabaseExportCompleted, DatabaseExportStarted, DatabaseSnapshotCompleted
+from lc2backup.domain.events import DatabaseExportCompleted, DatabaseSnapshotCompleted
 from lc2backup.eventing import Causation, DomainEvent, EventStore, RetryLater
 from lc2backup.providers import (
     BackupJob,
     BranchRunner,
     DatabaseBackupProvider,
-    ExportRef,
     ExportStatus,
     OperationAborted,
     PermanentProviderError,
@@ -94,10 +93,7 @@ class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
             return await self.record(job.backup_id, causation, lambda s: domain.record_snapshot_completed(s, completed))
         if kind == "start_export":
             snapshot = SnapshotRef(db.snapshot.snapshot_id) if db.snapshot else None
-            ref = await provider.start_export(job, snapshot)
-            started = DatabaseExportStarted(
-                operation_id=ref.operation_id, location=ref.location, format=ref.format, restorable=ref.restorable
-            )
+            started = await provider.start_export(job, snapshot)  # the reference, as the event records it
             return await self.record(job.backup_id, causation, lambda s: domain.record_export_started(s, started))
         return await self._check_export(provider, job, state, causation)
 
@@ -106,7 +102,7 @@ class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
     ) -> BackupState:
         export = state.database.export
         assert export is not None
-        ref = ExportRef(export.operation_id, export.location, export.format, export.restorable)
+        ref = export
 
         async def progress(status: ExportStatus) -> None:
             after = await self.record(

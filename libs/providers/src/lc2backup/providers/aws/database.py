@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from lc2backup.domain.events import DatabaseExportStarted
+from lc2backup.domain.state import ExportInfo
 from lc2backup.providers.aws.clients import RdsClient, rds_client
 from lc2backup.providers.aws.exporting import RdsExports
 from lc2backup.providers.aws.settings import AwsSettings
@@ -17,7 +19,6 @@ from lc2backup.providers.base import (
     BackupJob,
     Capabilities,
     ExportProgress,
-    ExportRef,
     ExportStatus,
     SnapshotRef,
     SnapshotStatus,
@@ -41,7 +42,7 @@ class AwsDatabaseProvider:
     async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
         return await self._snapshots.check(ref.snapshot_id)
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef:
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted:
         if snapshot is None:
             raise PermanentProviderError(
                 "the aws provider backs up RDS with a snapshot (the restorable artefact) and exports that "
@@ -49,7 +50,7 @@ class AwsDatabaseProvider:
             )
         return await self._exports.start(job, snapshot.snapshot_id)
 
-    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus:
+    async def check_export(self, job: BackupJob, ref: ExportInfo, progress: ExportProgress) -> ExportStatus:
         return await self._exports.check(ref)
 
 

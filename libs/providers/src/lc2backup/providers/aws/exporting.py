@@ -14,12 +14,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lc2backup.domain.events import DatabaseExportStarted
+from lc2backup.domain.state import ExportInfo
 from lc2backup.providers.aws.clients import RdsClient
 from lc2backup.providers.aws.errors import RdsCall, rds_code
 from lc2backup.providers.aws.identifiers import export_identifier
 from lc2backup.providers.aws.settings import AwsSettings
 from lc2backup.providers.aws.snapshots import RdsSnapshots
-from lc2backup.providers.base import BackupJob, ExportRef, ExportStatus
+from lc2backup.providers.base import BackupJob, ExportStatus
 from lc2backup.providers.buckets import require_bucket
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.s3 import S3Client
@@ -59,7 +61,7 @@ class RdsExports:
                 "db-export (RDS requires both for an export to S3)"
             )
 
-    async def start(self, job: BackupJob, snapshot_id: str) -> ExportRef:
+    async def start(self, job: BackupJob, snapshot_id: str) -> DatabaseExportStarted:
         s, layout = self._settings, job.layout
         self.require_configured(f"snapshot {snapshot_id}")
         await require_bucket(
@@ -95,7 +97,7 @@ class RdsExports:
         except Exception as exc:
             raise call.translate(exc) from exc
         location = layout.uri(f"{layout.database_prefix}{export_id}/")
-        return ExportRef(operation_id=export_id, location=location, format=FORMAT, restorable=RESTORABLE)
+        return DatabaseExportStarted(operation_id=export_id, location=location, format=FORMAT, restorable=RESTORABLE)
 
     async def describe(self, export_id: str) -> dict[str, Any]:
         call = self._call("DescribeExportTasks", f"export task {export_id}")
@@ -109,7 +111,7 @@ class RdsExports:
         task: dict[str, Any] = tasks[0]
         return task
 
-    async def check(self, ref: ExportRef) -> ExportStatus:
+    async def check(self, ref: ExportInfo) -> ExportStatus:
         task = await self.describe(ref.operation_id)
         status = str(task.get("Status", "")).lower()
         percent = _int(task.get("PercentProgress"))

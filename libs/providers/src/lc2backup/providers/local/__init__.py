@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
-from lc2backup.domain.events import DocumentLibraryTransferStarted
-from lc2backup.domain.state import TransferInfo
+from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
+from lc2backup.domain.state import ExportInfo, TransferInfo
 from lc2backup.providers.base import (
     COPIER_COUNTERS,
     BackupJob,
     BranchCheck,
     Capabilities,
     ExportProgress,
-    ExportRef,
     ExportStatus,
     SnapshotRef,
     SnapshotStatus,
@@ -90,13 +89,13 @@ class LocalDatabaseProvider:
             )
         return DumpTarget.parse(dsn.get_secret_value(), db.database_name)
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> ExportRef:
+    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted:
         target = self._target(job)
         await require_bucket(self._client, job.layout.bucket, *DESTINATION, grant=GRANT)
         key = job.layout.database_key(target.database, EXTENSION)
-        return ExportRef(operation_id=key, location=job.layout.uri(key), format=FORMAT, restorable=True)
+        return DatabaseExportStarted(operation_id=key, location=job.layout.uri(key), format=FORMAT, restorable=True)
 
-    async def check_export(self, job: BackupJob, ref: ExportRef, progress: ExportProgress) -> ExportStatus:
+    async def check_export(self, job: BackupJob, ref: ExportInfo, progress: ExportProgress) -> ExportStatus:
         return await self._dumper.dump(self._client, job, ref, self._target(job), progress)
 
 

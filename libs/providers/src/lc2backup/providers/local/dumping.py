@@ -27,8 +27,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from botocore.exceptions import ClientError
 
+from lc2backup.domain.state import ExportInfo
 from lc2backup.eventing import crash_point
-from lc2backup.providers.base import BackupJob, ExportProgress, ExportRef, ExportStatus
+from lc2backup.providers.base import BackupJob, ExportProgress, ExportStatus
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
 from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, error_code, translate
 
@@ -141,7 +142,7 @@ class PgDumper:
         return words[0] if words else None
 
     async def dump(
-        self, client: S3Client, job: BackupJob, ref: ExportRef, target: DumpTarget, progress: ExportProgress
+        self, client: S3Client, job: BackupJob, ref: ExportInfo, target: DumpTarget, progress: ExportProgress
     ) -> ExportStatus:
         bucket, key = job.layout.bucket, ref.operation_id
         done = await self.existing(client, bucket, key, job.backup_id)

@@ -3,7 +3,8 @@
 Import the names below; modules are private unless named here.
 """
 
-from lc2backup.eventing.aggregates import Recorded, Repository
+from lc2backup.eventing.aggregates import Fold, Loaded, Recorded, Repository
+from lc2backup.eventing.caching import Kept, StateCache
 from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
 from lc2backup.eventing.crashpoints import arm_from_env, crash_point
 from lc2backup.eventing.deadletters import DeadLetters
@@ -14,6 +15,7 @@ from lc2backup.eventing.errors import (
     DecodeError,
     EventingError,
     HandlerOutcome,
+    HistoryGap,
     PoisonMessage,
     RetryLater,
     TopologyError,
@@ -38,6 +40,7 @@ from lc2backup.eventing.store import (
     Causation,
     EventStore,
     History,
+    message_digest,
     read_event,
 )
 from lc2backup.eventing.topology import (
@@ -69,9 +72,13 @@ __all__ = [
     "EventRegistry",
     "EventStore",
     "EventingError",
+    "Fold",
     "Handler",
     "HandlerOutcome",
     "History",
+    "HistoryGap",
+    "Kept",
+    "Loaded",
     "PoisonMessage",
     "Recorded",
     "RecordedEvent",
@@ -79,6 +86,7 @@ __all__ = [
     "RetryLater",
     "RetryPolicy",
     "RunnerStats",
+    "StateCache",
     "StoredMessage",
     "Topology",
     "TopologyError",
@@ -95,5 +103,6 @@ __all__ = [
     "ensure_lanes",
     "ensure_streams",
     "event_id",
+    "message_digest",
     "read_event",
 ]

@@ -5,6 +5,7 @@ EventingError
  ├── UnknownEventType         an envelope whose type this build does not know (poison)
  ├── ConcurrencyError         the backup's subject moved on under us (reload, re-decide, retry)
  │    └── ConflictRetriesExhausted   still conflicting after the bounded number of attempts
+ ├── HistoryGap               a kept fold no longer matches the backup's subject (load it in full)
  ├── AppendError              the append's outcome is unknown or the server refused it (retryable)
  ├── TopologyError            a stream or consumer could not be created or updated
  └── HandlerOutcome           raised by handlers to steer the consumer runner
@@ -38,6 +39,15 @@ class ConcurrencyError(EventingError):
 
 class ConflictRetriesExhausted(ConcurrencyError):
     """Reload, re-decide and retry did not get an append through within the bound."""
+
+
+class HistoryGap(EventingError):
+    """The message a kept fold ended on is no longer where it was (deleted, or the stream was recreated)."""
+
+    def __init__(self, subject: str, version: int, detail: str) -> None:
+        super().__init__(f"{subject}: the message at sequence {version} a kept fold ended on {detail}")
+        self.subject = subject
+        self.version = version
 
 
 class AppendError(EventingError):

@@ -12,6 +12,7 @@ from lc2backup.runtime.settings import (
     HealthSettings,
     NatsSettings,
     ServiceSettings,
+    StateCacheSettings,
     StreamSettings,
 )
 from lc2backup.runtime.telemetry import configure_tracing
@@ -25,6 +26,7 @@ __all__ = [
     "ReadinessCheck",
     "ServiceScaffold",
     "ServiceSettings",
+    "StateCacheSettings",
     "StreamSettings",
     "TaskGroupStopper",
     "configure_logging",

@@ -111,7 +111,9 @@ async def scaffold(
         topology = settings.streams.topology()
         # least privilege: only the stream manager's NATS user may update a stream
         await ensure_streams(js, topology, update=settings.streams.manage)
-        store = EventStore(nc, registry, producer=name, topology=topology)
+        store = EventStore(
+            nc, registry, producer=name, topology=topology, cached_backups=settings.state_cache.max_backups
+        )
         dead_letters = DeadLetters(js, topology, name)
         log.info("%s connected to %s in %.2fs", name, settings.nats.url, time.monotonic() - started)
         yield ServiceScaffold(name, settings, stop, nc, js, topology, store, dead_letters)

@@ -56,7 +56,7 @@ class DatabaseBranch:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._backups = Repository(store, fold)
+        self._backups = Repository(store, fold, finished=lambda s: s.terminal)
         self._providers = providers
         self._poll = poll_interval
         self._deadline = deadline
@@ -68,11 +68,11 @@ class DatabaseBranch:
         if admitted.envelope.type != "BackupAdmitted":
             return
         backup_id = admitted.envelope.backup_id
-        history = await self._store.load(backup_id)
-        requested = history.events[0].envelope if history.events else None
+        state, loaded = await self._backups.load(backup_id)
+        requested = loaded.origin
         causation = Causation(str(requested.id) if requested else None)
         with consuming_span("db-export", requested.trace if requested else None, backup_id=backup_id):
-            await self.advance(backup_id, fold(backup_id, history.events), causation)
+            await self.advance(backup_id, state, causation)
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         """Our delivery of a backup's ``BackupAdmitted`` gave up: fail the branch. Poison is no work of ours."""

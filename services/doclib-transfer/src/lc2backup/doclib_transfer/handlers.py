@@ -65,7 +65,7 @@ class TransferBranch:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._backups = Repository(store, fold)
+        self._backups = Repository(store, fold, finished=lambda s: s.terminal)
         self._providers = providers
         self._poll = poll_interval
         self._deadline = deadline
@@ -77,11 +77,11 @@ class TransferBranch:
         if admitted.envelope.type != "BackupAdmitted":
             return
         backup_id = admitted.envelope.backup_id
-        history = await self._store.load(backup_id)
-        requested = history.events[0].envelope if history.events else None
+        state, loaded = await self._backups.load(backup_id)
+        requested = loaded.origin
         causation = Causation(str(requested.id) if requested else None)
         with consuming_span("doclib-transfer", requested.trace if requested else None, backup_id=backup_id):
-            await self.advance(backup_id, fold(backup_id, history.events), causation, _attempt(msg))
+            await self.advance(backup_id, state, causation, _attempt(msg))
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         """Our delivery of a backup's ``BackupAdmitted`` gave up: fail the branch. Poison is no work of ours."""

@@ -47,7 +47,7 @@ class Completion:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._backups = Repository(store, fold)
+        self._backups = Repository(store, fold, finished=lambda s: s.terminal)
         self._stores = stores
         self._retry_delay = retry_delay
         self._deadline = deadline
@@ -62,10 +62,10 @@ class Completion:
         # Both branch outcomes often arrive together: one at a time per backup, the second sees the first's
         # metadata.json and events, instead of racing it to a 412 and a read-back (benchmark B2).
         async with self._locks.hold(backup_id):
-            history = await self._store.load(backup_id)
+            state, _ = await self._backups.load(backup_id)
             causation = Causation(str(trigger.id))
             with consuming_span("metadata", trigger.trace, backup_id=backup_id):
-                await self.advance(backup_id, fold(backup_id, history.events), causation)
+                await self.advance(backup_id, state, causation)
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         """A trigger we gave up on would leave its backup unfinished: fail it instead. Poison is no backup's."""

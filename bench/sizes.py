@@ -21,6 +21,9 @@ class Sizes:
     b5_small_db_scale: int  # liferay_database_sql scale of the small database (scale 1 ≈ 10 MB)
     b5_big_db_scale: int  # ... of the big one (B6 dumps it too)
     b5_min_big_db_bytes: int
+    b9_long_events: int  # the long backup's history before its first measured delivery
+    b9_short_events: int
+    b9_deliveries: int  # per repetition and backup length, each one appended event then one timed load
 
 
 FULL = Sizes(
@@ -38,6 +41,9 @@ FULL = Sizes(
     b5_small_db_scale=1,
     b5_big_db_scale=200,
     b5_min_big_db_bytes=1_000_000_000,
+    b9_long_events=5_000,
+    b9_short_events=10,
+    b9_deliveries=100,
 )
 
 TINY = Sizes(
@@ -55,4 +61,7 @@ TINY = Sizes(
     b5_small_db_scale=1,
     b5_big_db_scale=1,
     b5_min_big_db_bytes=0,
+    b9_long_events=100,
+    b9_short_events=10,
+    b9_deliveries=4,
 )

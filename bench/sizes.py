@@ -43,7 +43,7 @@ FULL = Sizes(
     b5_min_big_db_bytes=1_000_000_000,
     b9_long_events=5_000,
     b9_short_events=10,
-    b9_deliveries=100,
+    b9_deliveries=60,
 )
 
 TINY = Sizes(

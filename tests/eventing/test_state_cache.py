@@ -327,3 +327,20 @@ def test_folding_onto_a_fold_equals_folding_from_the_start() -> None:
     whole = fold("b1", history)
     for cut in range(len(history) + 1):
         assert fold("b1", history[cut:], fold("b1", history[:cut])) == whole
+
+
+async def test_poison_in_the_tail_is_skipped_as_in_a_full_load(
+    store: EventStore, nc: NatsClient, topology: Topology
+) -> None:
+    backups = Repository(store, fold)
+    await backups.record("b1", CAUSE, then(REQUESTED, EXPORTING, progress(1)))
+    subject = topology.event_subject("b1", "DatabaseExportProgressed")
+    poison = await nc.jetstream().publish(subject, b"not an envelope", stream=topology.events_stream)
+    state, loaded = await backups.load("b1")
+    history = await store.load("b1")
+    assert history.skipped and history.skipped[0][0] == poison.seq
+    assert loaded.tail and loaded.version == history.version == poison.seq and state == fold("b1", history.events)
+    recorded = await backups.record("b1", CAUSE, then(progress(2)))  # guarded by the poison's sequence
+    state, loaded = await backups.load("b1")
+    assert loaded.tail and state == recorded.state == await full(store, "b1")
+    assert state.database.progress_reports == 2 and state.event_count == 4

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from lc2backup.devstack import SERVICE_MODULES
 from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.devstack.seeding import (
     LIFERAY_TABLES,
@@ -39,9 +40,14 @@ async def _request(system: System, spec: dict[str, Any]) -> str:
 
 
 async def test_backup_restores_and_copies_everything_but_generated_files(
-    system: System, s3: Any, buckets: tuple[str, str]
+    system: System, s3: Any, buckets: tuple[str, str], replicas: int
 ) -> None:
     source, destination = buckets
+    assert system.services is not None  # the replica count is real: that many processes of each service serve
+    for name in SERVICE_MODULES:
+        assert [svc.process is not None and svc.process.alive() for svc in system.services.replicas_of(name)] == [
+            True
+        ] * replicas, name
     conn = await asyncpg.connect(system.source_dsn)
     await conn.execute(liferay_database_sql(scale=1))
     await conn.close()

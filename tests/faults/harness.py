@@ -106,11 +106,12 @@ async def settled(log: EventLog, system: System, timeout: float = 60.0) -> None:
 
 @dataclass(frozen=True)
 class Exit:
+    process: str  # the service's name, or ``name#n`` for its n-th replica
     service: str
     code: int | None  # negative: the signal that killed it
 
     def __str__(self) -> str:
-        return f"{self.service} (exit code {self.code})"
+        return f"{self.process} (exit code {self.code})"
 
 
 class Supervisor:
@@ -131,8 +132,8 @@ class Supervisor:
 
     def dead(self) -> list[Exit]:
         return [
-            Exit(name, svc.process.exit_code)
-            for name, svc in self.services.services.items()
+            Exit(key, svc.name, svc.process.exit_code)
+            for key, svc in self.services.services.items()
             if svc.process is not None and not svc.process.alive()
         ]
 
@@ -142,7 +143,7 @@ class Supervisor:
         else:
             self.unexpected.append(died)
         # start() must run on this (long-lived) thread: the child's death signal follows it
-        self.services.restart(died.service)
+        self.services.restart(died.process)
         self.restarted.append(died.service)
 
     async def watch(self) -> None:

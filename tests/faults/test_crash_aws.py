@@ -98,8 +98,10 @@ async def _seed(endpoint: str, source: str, destination: str) -> tuple[list[str]
         return sorted(layout.regular), await checks.listing(s3, source, "dl/")
 
 
-@pytest.fixture(scope="module")
-def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-replica", "2-replicas"])
+def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Bed]:
+    """One system per replica count: every case runs with one process of each service, then with two replicas of
+    every service sharing each consumer (a crash kills whichever replica reaches the point)."""
     unique = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp("crash-aws")
     moto = MotoServer(root / "moto")
@@ -128,6 +130,7 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         source_dsn="",
         projection_dsn=projection,
         service_env=points.service_env(),
+        replicas=request.param,
     )
     system.start()
     try:

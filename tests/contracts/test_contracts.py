@@ -26,8 +26,7 @@ from lc2backup.contracts.rendering import to_json
 from lc2backup.contracts.schemas import COMMAND_PATH, ENVELOPE_PATH, SPEC_PATH, event_path, event_schema
 from lc2backup.domain import EVENT_TYPES, SpecInvalid, parse_spec, read_command, registry
 from lc2backup.domain.events import DatabaseBranchFailed
-from lc2backup.eventing import DomainEvent
-from lc2backup.eventing.events import Envelope, TraceContext, decode_envelope, encode_envelope, event_id
+from lc2backup.domain.wire import DomainEvent, Envelope, TraceContext, decode_envelope, encode_envelope, event_id
 from tests.contracts.samples import BACKUP_ID, COMMANDS, EVENT_SAMPLES, INVALID_COMMANDS, INVALID_PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from lc2backup.db_export import domain as db
 from lc2backup.doclib_transfer import domain as dl
 from lc2backup.domain import Intake, RequestSource, TransferCounters
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 from lc2backup.metadata import domain as md
 from tests.domain.test_fold import SOURCE, SPEC, T0, state_after
 

@@ -1,6 +1,7 @@
 """The backup domain: the BackupRequest spec, the events of a backup, the pure fold, artefact layout.
 
-Pure: nothing here does I/O, so its tests need no servers.
+Pure: nothing here does I/O, so its tests need no servers. Importing it loads neither nats nor opentelemetry
+(``tests/domain/test_pure.py``); ``lc2backup.eventing`` stores and delivers what ``wire`` defines.
 """
 
 from lc2backup.domain import events as events
@@ -14,6 +15,7 @@ from lc2backup.domain.commands import (
     manifest_problems,
     read_command,
 )
+from lc2backup.domain.errors import DecodeError, UnknownEventType, WireError
 from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, registry
 from lc2backup.domain.layout import BackupLayout, source_uri, unsafe_key_reason
 from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
@@ -30,6 +32,7 @@ from lc2backup.domain.spec import (
     parse_spec,
 )
 from lc2backup.domain.state import BRANCH_ENDED, TERMINAL, BackupState, Phase, evolve, fold, initial
+from lc2backup.domain.wire import DomainEvent, Envelope, EventRegistry, RecordedEvent, TraceContext, WireModel
 
 __all__ = [
     "API_GROUP",
@@ -46,14 +49,23 @@ __all__ = [
     "BackupState",
     "CommandUnreadable",
     "DatabaseSpec",
+    "DecodeError",
     "DocumentLibrarySpec",
+    "DomainEvent",
+    "Envelope",
+    "EventRegistry",
     "Intake",
     "Phase",
     "Problem",
+    "RecordedEvent",
     "RequestBackup",
     "RequestSource",
     "SpecInvalid",
+    "TraceContext",
     "TransferCounters",
+    "UnknownEventType",
+    "WireError",
+    "WireModel",
     "backup_id_for_request",
     "backup_id_for_resource",
     "evolve",

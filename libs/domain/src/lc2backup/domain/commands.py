@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError
 
 from lc2backup.domain.events import RequestSource, SourceKind
 from lc2backup.domain.spec import API_GROUP, API_VERSION, KIND, Problem, problems_from
-from lc2backup.eventing.events import WireModel
+from lc2backup.domain.wire import WireModel
 
 MAX_COMMAND_BYTES = 64 * 1024
 REQUEST_NAMESPACE = uuid.UUID("0b6a3f55-1e0c-4a61-9d5b-3c1f8f7e2a10")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from lc2backup.eventing.events import DomainEvent, RecordedEvent
+from lc2backup.domain.wire import DomainEvent, RecordedEvent
 from lc2backup.eventing.store import Causation, EventStore, History
 
 S = TypeVar("S")

@@ -14,7 +14,7 @@ from typing import Any
 
 from lc2backup.domain import BackupRequestSpec, BackupState, Intake, Problem, SpecInvalid, parse_spec
 from lc2backup.domain.events import BackupAdmitted, BackupQueued, BackupRejected, BackupRequested
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 
 def _best_effort(spec: Any, field: str) -> str | None:

@@ -10,9 +10,11 @@ from lc2backup.domain.commands import (
     CommandUnreadable,
     Intake,
     RequestBackup,
+    Submission,
     backup_id_for_request,
     backup_id_for_resource,
     manifest_problems,
+    parse_intake,
     read_command,
 )
 from lc2backup.domain.errors import DecodeError, UnknownEventType, WireError
@@ -29,6 +31,7 @@ from lc2backup.domain.spec import (
     DocumentLibrarySpec,
     Problem,
     SpecInvalid,
+    complete_spec,
     parse_spec,
 )
 from lc2backup.domain.state import BRANCH_ENDED, TERMINAL, BackupState, Phase, evolve, fold, initial
@@ -61,6 +64,7 @@ __all__ = [
     "RequestBackup",
     "RequestSource",
     "SpecInvalid",
+    "Submission",
     "TraceContext",
     "TransferCounters",
     "UnknownEventType",
@@ -68,12 +72,14 @@ __all__ = [
     "WireModel",
     "backup_id_for_request",
     "backup_id_for_resource",
+    "complete_spec",
     "evolve",
     "fold",
     "generated_prefixes",
     "initial",
     "is_generated",
     "manifest_problems",
+    "parse_intake",
     "parse_spec",
     "read_command",
     "registry",

@@ -15,7 +15,16 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from lc2backup.domain.events import RequestSource, SourceKind
-from lc2backup.domain.spec import API_GROUP, API_VERSION, KIND, Problem, problems_from
+from lc2backup.domain.spec import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    BackupRequestSpec,
+    Problem,
+    SpecInvalid,
+    parse_spec,
+    problems_from,
+)
 from lc2backup.domain.wire import WireModel
 
 MAX_COMMAND_BYTES = 64 * 1024
@@ -51,6 +60,50 @@ class Intake:
     spec: Any
     source: RequestSource
     problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A command parsed once, where it entered (the NATS intake, a BackupRequest CR, the CLI): what later code
+    receives. ``spec`` is the parsed spec, or None when the command is refused (``problems`` says why)."""
+
+    backup_id: str
+    source: RequestSource
+    spec: BackupRequestSpec | None
+    shape_problems: list[Problem]  # the command or manifest around the spec
+    spec_problems: list[Problem]
+    project_id: str | None  # as written (at most 63 characters), also when refused: a rejection names them
+    environment: str | None
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Why it is refused: the command's shape first; the spec's problems once the shape is right."""
+        return self.shape_problems or self.spec_problems
+
+
+def _as_written(spec: Any, field: str) -> str | None:
+    value = spec.get(field) if isinstance(spec, dict) else None
+    return value[:63] if isinstance(value, str) else None
+
+
+def parse_intake(intake: Intake) -> Submission:
+    """Parse the spec of a command read by ``read_command`` (or a CR's): the one validation on its path."""
+    spec: BackupRequestSpec | None = None
+    spec_problems: list[Problem] = []
+    if intake.spec is not None or not intake.problems:  # a missing spec is a shape problem already
+        try:
+            spec = parse_spec(intake.spec)
+        except SpecInvalid as invalid:
+            spec_problems = invalid.problems
+    return Submission(
+        backup_id=intake.backup_id,
+        source=intake.source,
+        spec=spec if not intake.problems else None,
+        shape_problems=list(intake.problems),
+        spec_problems=spec_problems,
+        project_id=_as_written(intake.spec, "projectId"),
+        environment=_as_written(intake.spec, "environment"),
+    )
 
 
 def backup_id_for_request(request_id: str) -> str:

@@ -43,7 +43,7 @@ from lc2backup.domain import (
     RequestSource,
     SpecInvalid,
     backup_id_for_request,
-    parse_spec,
+    complete_spec,
 )
 from lc2backup.domain.spec import DNS_LABEL
 from lc2backup.eventing import Topology
@@ -351,7 +351,7 @@ async def request_backup(
     """Request a backup (the same command NATS users publish) for one of the tenant's projects. Send
     ``Idempotency-Key`` to make retries safe: the same key names the same backup within a project."""
     try:
-        checked = parse_spec(spec.model_dump(mode="json", by_alias=True))
+        checked = complete_spec(spec)  # the body was validated as a BackupRequestSpec: only what a model cannot say
     except SpecInvalid as invalid:
         raise Unprocessable(invalid.problems) from invalid
     require_project(tenant, checked.project_id)

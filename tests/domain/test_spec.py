@@ -7,7 +7,19 @@ from typing import Any
 
 import pytest
 
-from lc2backup.domain import BackupRequestSpec, SpecInvalid, complete_spec, parse_intake, parse_spec, read_command
+from lc2backup.domain import (
+    BackupRequestSpec,
+    SpecInvalid,
+    backup_id_for_manifest,
+    backup_id_for_request,
+    backup_id_for_resource,
+    complete_spec,
+    manifest_request_id,
+    parse_intake,
+    parse_spec,
+    project_request_id,
+    read_command,
+)
 from lc2backup.domain.commands import CommandUnreadable
 
 
@@ -200,3 +212,18 @@ def test_an_api_body_validated_as_a_model_gets_the_same_answer_as_the_intake() -
     assert api.value.problems == intake.value.problems != []
     fine = valid(documentLibrary=valid()["documentLibrary"] | {"sourcePrefix": "s"})
     assert complete_spec(BackupRequestSpec.model_validate(fine)) == parse_spec(fine)
+
+
+def test_one_manifest_is_one_backup_through_nats_the_api_and_the_cli_but_a_cr_is_its_own() -> None:
+    """docs/requests.md. The id the intake gives a manifest published on NATS is the id the API gives a POST of
+    its spec with the CLI's Idempotency-Key; another project's manifest of the same name is another backup; a
+    BackupRequest CR (kubectl) is named by its uid, so it is a backup of its own."""
+    doc = {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", "spec": valid()}
+    doc["metadata"] = {"name": "nightly", "namespace": "ops"}
+    published = read_command(json.dumps(doc).encode(), "m1").backup_id
+    posted = backup_id_for_request(project_request_id("retail", manifest_request_id("ops", "nightly")))
+    assert published == posted == backup_id_for_manifest("retail", "ops", "nightly")
+    other_project = doc | {"spec": valid(projectId="outlet")}
+    assert read_command(json.dumps(other_project).encode(), "m1").backup_id != published
+    as_cr = doc | {"metadata": {"name": "nightly", "namespace": "ops", "uid": "6a1c…"}}
+    assert read_command(json.dumps(as_cr).encode(), "m1").backup_id == backup_id_for_resource("6a1c…") != published

@@ -3,6 +3,11 @@
 Body: ``{"backupId"?: uuid, "requestId"?: str, "spec": {...}}`` or a whole BackupRequest manifest (the
 same YAML/JSON a user would ``kubectl apply``). The backup id is deterministic: the given ``backupId``, else
 derived from ``requestId``, else from the message's own id, so a re-sent command never makes two backups.
+
+Which requests are one backup (docs/requests.md): a manifest is named by its project and namespace/name
+(``backup_id_for_manifest``), the same id the API gives a POST whose ``Idempotency-Key`` is the manifest's
+``manifest:<namespace>/<name>`` (``project_request_id``): so ``lc2backup apply`` through the API or NATS, and
+the manifest published on NATS, are one backup. A BackupRequest CR is its own backup (its uid).
 """
 
 from __future__ import annotations
@@ -110,6 +115,23 @@ def backup_id_for_request(request_id: str) -> str:
     return str(uuid.uuid5(REQUEST_NAMESPACE, request_id))
 
 
+def project_request_id(project_id: str, request_id: str) -> str:
+    """A request id the user chose, scoped by its project: one tenant's key cannot name (or block) another
+    project's backup. The ``api:`` prefix is historical (the API's Idempotency-Key came first); kept so that the
+    ids of earlier requests do not change."""
+    return f"api:{project_id}/{request_id}"
+
+
+def manifest_request_id(namespace: str | None, name: str) -> str:
+    """The request id of a manifest: its namespace/name, like ``kubectl apply`` (the CLI's Idempotency-Key)."""
+    return f"manifest:{namespace or 'default'}/{name}"
+
+
+def backup_id_for_manifest(project_id: str, namespace: str | None, name: str) -> str:
+    """One manifest (project, namespace/name) is one backup, whether published on NATS or POSTed by the CLI."""
+    return backup_id_for_request(project_request_id(project_id, manifest_request_id(namespace, name)))
+
+
 def backup_id_for_resource(uid: str) -> str:
     """One BackupRequest CR (by uid) is exactly one backup, across restarts and re-lists."""
     return str(uuid.uuid5(KUBERNETES_NAMESPACE, uid))
@@ -164,8 +186,8 @@ def _from_manifest(doc: dict[str, Any], fallback: str, kind: SourceKind) -> Inta
         meta = ManifestMetadata()
     if meta.uid:
         backup_id = backup_id_for_resource(meta.uid)
-    elif meta.name:  # like kubectl apply: the same name is the same backup
-        backup_id = backup_id_for_request(f"manifest:{meta.namespace or 'default'}/{meta.name}")
+    elif meta.name:  # like kubectl apply: the same name (in the same project) is the same backup
+        backup_id = backup_id_for_manifest(_as_written(doc.get("spec"), "projectId") or "", meta.namespace, meta.name)
     else:
         backup_id = fallback
     source = RequestSource(

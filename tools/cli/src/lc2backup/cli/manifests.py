@@ -21,6 +21,7 @@ from lc2backup.domain import (
     BackupRequestSpec,
     CommandUnreadable,
     Problem,
+    manifest_request_id,
     parse_intake,
     read_command,
 )
@@ -42,8 +43,9 @@ class Manifest:
 
     @property
     def request_id(self) -> str:
-        """The same manifest (namespace/name) is the same backup, like ``kubectl apply``."""
-        return f"manifest:{self.resource}"
+        """The same manifest (namespace/name) is the same backup, like ``kubectl apply``: sent as the API's
+        Idempotency-Key and the command's Nats-Msg-Id; both ways name ``backup_id_for_manifest``'s backup."""
+        return manifest_request_id(self.namespace, self.name)
 
     @property
     def raw_spec(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
-from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_request
+from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_manifest, backup_id_for_request
 from tests.polling import eventually
 from tests.support import System
 
@@ -155,7 +155,7 @@ async def _submit_mixed(system: System, source: str, destination: str) -> list[s
                         "spec": spec,
                     }
                     await nc.jetstream().publish("lc2.backup.cmd.request", json.dumps(manifest).encode())
-                    submitted.append(backup_id_for_request(f"manifest:team/order-{i}"))
+                    submitted.append(backup_id_for_manifest(spec["projectId"], "team", f"order-{i}"))
                 else:
                     resp = await api.post("/api/v1/backups", json=spec)
                     assert resp.status_code == 202, resp.text

@@ -15,7 +15,7 @@ from nats.js.errors import KeyNotFoundError
 
 from lc2backup.crd_gateway.domain import Lane, lane_key
 from lc2backup.domain import BackupLayout, BackupState
-from lc2backup.eventing import RecordedEvent
+from lc2backup.domain.wire import RecordedEvent
 from tests.faults.harness import TOPOLOGY, EventLog
 from tests.versions import rewritten, writes
 

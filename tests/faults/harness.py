@@ -24,7 +24,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
 from lc2backup.domain import BackupState, backup_id_for_request, fold, registry
-from lc2backup.eventing import EventStore, RecordedEvent, Topology
+from lc2backup.domain.wire import RecordedEvent
+from lc2backup.eventing import EventStore, Topology
 from tests import polling
 from tests.faults.figures import FIGURES
 from tests.support import System, rebuild_projection

@@ -1,7 +1,7 @@
 """SIGKILL every service at every step boundary of a local-provider backup, start it again, and check that the
 backup still ends right with every effect exactly once.
 
-Boundaries (``lc2backup.eventing.crashpoints``): after an effect but before its event (``before-append``),
+Boundaries (``lc2backup.runtime.crashpoints``): after an effect but before its event (``before-append``),
 after an event but before the message is acked (``after-append``, ``ack``), in the middle of the dump and of
 the copy, between a projection batch's rows and its commit, and after it. After each case: each decision is
 in the log once; one dump (created once), one copy set with one manifest line per object, metadata.json

@@ -18,7 +18,8 @@ import yaml
 from lc2backup.crd_gateway import crd
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_resource
-from lc2backup.eventing import DirectReader, Topology, decode_envelope
+from lc2backup.domain.wire import decode_envelope
+from lc2backup.eventing import DirectReader, Topology
 from lc2backup.testing import KubeEmulator
 from tests.k8s.conftest import Kubectl, Objects, eventually
 from tests.support import System

@@ -12,7 +12,7 @@ from lc2backup.crd_gateway import crd
 from lc2backup.crd_gateway.projection import intake_of, merge_patch, status_of, transition_of
 from lc2backup.domain import BackupState, Problem, RequestSource, backup_id_for_resource, fold, parse_spec
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent, Envelope, RecordedEvent, event_id
+from lc2backup.domain.wire import DomainEvent, Envelope, RecordedEvent, event_id
 
 pytestmark = pytest.mark.k8s
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 from lc2backup.crd_gateway.domain import Lane, decide_admission, decide_intake, lane_key
 from lc2backup.db_export import domain as db
 from lc2backup.doclib_transfer import domain as dl
-from lc2backup.domain import Intake, RequestSource, TransferCounters
+from lc2backup.domain import Intake, RequestSource, TransferCounters, parse_intake
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 from lc2backup.metadata import domain as md
 from tests.domain.test_fold import SOURCE, SPEC, T0, state_after
 
@@ -32,10 +32,10 @@ def types(events: list[DomainEvent]) -> list[str]:
 
 
 def test_intake_requests_once_and_rejects_with_every_reason() -> None:
-    good = Intake("b1", SPEC.model_dump(mode="json", by_alias=True), RequestSource(kind="api"), [])
+    good = parse_intake(Intake("b1", SPEC.model_dump(mode="json", by_alias=True), RequestSource(kind="api"), []))
     assert types(decide_intake(state_after(), good)) == ["BackupRequested"]
     assert decide_intake(state_after(REQUESTED_ONLY, ADMITTED), good) == []  # re-sent command: nothing
-    bad = Intake("b1", {"projectId": "Nope"}, RequestSource(kind="nats"), [])
+    bad = parse_intake(Intake("b1", {"projectId": "Nope"}, RequestSource(kind="nats"), []))
     [rejected] = decide_intake(state_after(), bad)
     assert isinstance(rejected, ev.BackupRejected)
     assert len(rejected.problems) >= 4 and rejected.project_id == "Nope"

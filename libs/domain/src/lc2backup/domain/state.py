@@ -17,7 +17,7 @@ from pydantic import Field
 
 from lc2backup.domain import events as ev
 from lc2backup.domain.spec import BackupRequestSpec, Problem
-from lc2backup.eventing.events import DomainEvent, RecordedEvent, WireModel
+from lc2backup.domain.wire import DomainEvent, RecordedEvent, WireModel
 
 Phase = Literal[
     "Pending",

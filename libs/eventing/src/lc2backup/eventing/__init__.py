@@ -1,27 +1,11 @@
-"""Event envelope, JetStream event store, durable consumer runner and dead letters.
+"""JetStream event store, durable consumer runner, dead letters and topology.
 
-Import the names below; modules are private unless named here.
+Import the names below; modules are private unless named here. The envelope, the payload base and the type
+registry live in ``lc2backup.domain.wire`` (pure); the names re-exported from there below are for callers not
+yet moved.
 """
 
-from lc2backup.eventing.aggregates import Fold, Loaded, Recorded, Repository
-from lc2backup.eventing.caching import Kept, StateCache
-from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
-from lc2backup.eventing.crashpoints import arm_from_env, crash_point
-from lc2backup.eventing.deadletters import DeadLetters
-from lc2backup.eventing.errors import (
-    AppendError,
-    ConcurrencyError,
-    ConflictRetriesExhausted,
-    DecodeError,
-    EventingError,
-    HandlerOutcome,
-    HistoryGap,
-    PoisonMessage,
-    RetryLater,
-    TopologyError,
-    UnknownEventType,
-)
-from lc2backup.eventing.events import (
+from lc2backup.domain.wire import (
     DomainEvent,
     Envelope,
     EventRegistry,
@@ -32,7 +16,24 @@ from lc2backup.eventing.events import (
     encode_envelope,
     event_id,
 )
+from lc2backup.eventing.aggregates import Fold, Loaded, Recorded, Repository
+from lc2backup.eventing.caching import Kept, StateCache
+from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
+from lc2backup.eventing.deadletters import DeadLetters
+from lc2backup.eventing.errors import (
+    AppendError,
+    ConcurrencyError,
+    ConflictRetriesExhausted,
+    EventingError,
+    HandlerOutcome,
+    HistoryGap,
+    PoisonMessage,
+    RetryLater,
+    TopologyError,
+    UnreadableMessage,
+)
 from lc2backup.eventing.reading import Batch, DirectReader, StoredMessage
+from lc2backup.eventing.steps import StepHook, no_step
 from lc2backup.eventing.store import (
     BACKUP_HEADER,
     TYPE_HEADER,
@@ -65,7 +66,6 @@ __all__ = [
     "ConsumerSpec",
     "DeadLetterHook",
     "DeadLetters",
-    "DecodeError",
     "DirectReader",
     "DomainEvent",
     "Envelope",
@@ -87,15 +87,14 @@ __all__ = [
     "RetryPolicy",
     "RunnerStats",
     "StateCache",
+    "StepHook",
     "StoredMessage",
     "Topology",
     "TopologyError",
     "TraceContext",
-    "UnknownEventType",
+    "UnreadableMessage",
     "WireModel",
-    "arm_from_env",
     "consuming_span",
-    "crash_point",
     "current_trace_context",
     "decode_envelope",
     "encode_envelope",
@@ -104,5 +103,6 @@ __all__ = [
     "ensure_streams",
     "event_id",
     "message_digest",
+    "no_step",
     "read_event",
 ]

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, cast
 
+from lc2backup.domain.wire import DomainEvent, Envelope, RecordedEvent
 from lc2backup.eventing.caching import Kept
 from lc2backup.eventing.errors import ConcurrencyError, ConflictRetriesExhausted, HistoryGap
-from lc2backup.eventing.events import DomainEvent, Envelope, RecordedEvent
 from lc2backup.eventing.store import Causation, EventStore, History
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from lc2backup.eventing.events import Envelope
+from lc2backup.domain.wire import Envelope
 
 
 @dataclass(frozen=True, slots=True)

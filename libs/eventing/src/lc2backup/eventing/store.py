@@ -37,17 +37,8 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import APIError
 
-from lc2backup.eventing.caching import StateCache
-from lc2backup.eventing.crashpoints import crash_point
-from lc2backup.eventing.errors import (
-    AppendError,
-    ConcurrencyError,
-    ConflictRetriesExhausted,
-    DecodeError,
-    EventingError,
-    HistoryGap,
-)
-from lc2backup.eventing.events import (
+from lc2backup.domain.errors import WireError
+from lc2backup.domain.wire import (
     DomainEvent,
     Envelope,
     EventRegistry,
@@ -56,7 +47,16 @@ from lc2backup.eventing.events import (
     encode_envelope,
     event_id,
 )
+from lc2backup.eventing.caching import StateCache
+from lc2backup.eventing.errors import (
+    AppendError,
+    ConcurrencyError,
+    ConflictRetriesExhausted,
+    HistoryGap,
+    UnreadableMessage,
+)
 from lc2backup.eventing.reading import DirectReader, StoredMessage
+from lc2backup.eventing.steps import StepHook, no_step
 from lc2backup.eventing.topology import Topology
 from lc2backup.eventing.tracing import current_trace_context
 
@@ -127,15 +127,19 @@ def message_digest(subject: str, data: bytes) -> str:
 def read_event(registry: EventRegistry, topology: Topology, message: StoredMessage) -> RecordedEvent:
     """A stored message as an event: a valid envelope of a known type, on the very subject its envelope names.
 
-    Raises ``DecodeError`` / ``UnknownEventType`` otherwise; an envelope published on another backup's (or
+    Raises ``UnreadableMessage`` otherwise (the domain's ``DecodeError`` / ``UnknownEventType`` as its cause); an envelope published on another backup's (or
     type's) subject is refused too, or it would count as an event of the backup whose subject it sits on.
     """
-    envelope = decode_envelope(message.data)
-    if message.subject != topology.event_subject(envelope.backup_id, envelope.type):
-        raise DecodeError(
-            f"subject {message.subject[:200]} does not match the envelope (backup {envelope.backup_id}, {envelope.type})"
-        )
-    return RecordedEvent(envelope, registry.decode_payload(envelope), message.sequence)
+    try:
+        envelope = decode_envelope(message.data)
+        if message.subject != topology.event_subject(envelope.backup_id, envelope.type):
+            raise UnreadableMessage(
+                f"subject {message.subject[:200]} does not match the envelope"
+                f" (backup {envelope.backup_id}, {envelope.type})"
+            )
+        return RecordedEvent(envelope, registry.decode_payload(envelope), message.sequence)
+    except WireError as exc:
+        raise UnreadableMessage(str(exc)) from exc
 
 
 class EventStore:
@@ -149,6 +153,7 @@ class EventStore:
         publish_timeout: float = 5.0,
         clock: Callable[[], datetime] = _now,
         cached_backups: int = 1024,
+        at_step: StepHook = no_step,
     ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream(timeout=publish_timeout)
@@ -159,6 +164,7 @@ class EventStore:
         self._clock = clock
         # The folds repositories keep between deliveries (lc2backup.eventing.caching), one map per process.
         self.states = StateCache(cached_backups)
+        self._at_step = at_step
 
     @property
     def reader(self) -> DirectReader:
@@ -200,7 +206,7 @@ class EventStore:
         for message in messages:
             try:
                 events.append(self.decode(message))
-            except EventingError as exc:  # DecodeError, UnknownEventType: not an event of this backup
+            except UnreadableMessage as exc:  # not an event of this backup
                 skipped.append((message.sequence, str(exc)))
                 log.warning(
                     "backup %s: message seq=%d is not a readable event, skipped: %s", backup_id, message.sequence, exc
@@ -263,11 +269,11 @@ class EventStore:
             headers["traceparent"] = envelope.trace.traceparent
         body = encode_envelope(envelope)
         last: Exception | None = None
-        crash_point(f"before-append:{envelope.type}")
+        self._at_step(f"before-append:{envelope.type}")
         for attempt in range(attempts):
             try:
                 ack = await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
-                crash_point(f"after-append:{envelope.type}")
+                self._at_step(f"after-append:{envelope.type}")
                 return ack, "" if ack.duplicate else message_digest(subject, body)
             except APIError as exc:
                 if exc.err_code in _CONFLICT_CODES:

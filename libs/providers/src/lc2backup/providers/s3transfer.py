@@ -28,7 +28,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lc2backup.domain import TransferCounters, generated_prefixes, is_generated, unsafe_key_reason
-from lc2backup.eventing import crash_point
 from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferStatus
 from lc2backup.providers.errors import PermanentProviderError, ProviderError, TransientProviderError
 from lc2backup.providers.s3 import (
@@ -41,6 +40,7 @@ from lc2backup.providers.s3 import (
     translate,
 )
 from lc2backup.providers.s3direct import DirectEndpoint, DirectS3, Listed
+from lc2backup.runtime.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class S3Copier:
                 line = json.dumps({"key": relative, "size": item.size, "etag": etag.strip('"')}) + "\n"
                 async with manifest_lock:
                     await manifest.write(line.encode())
-                crash_point("copy:object")  # test-only (lc2backup.eventing.crashpoints): SIGKILL mid-copy
+                crash_point("copy:object")  # test-only (lc2backup.runtime.crashpoints): SIGKILL mid-copy
 
         copied = asyncio.Event()
 

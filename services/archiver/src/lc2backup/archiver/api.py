@@ -43,7 +43,8 @@ from lc2backup.domain import (
     RequestSource,
     SpecInvalid,
     backup_id_for_request,
-    parse_spec,
+    complete_spec,
+    project_request_id,
 )
 from lc2backup.domain.spec import DNS_LABEL
 from lc2backup.eventing import Topology
@@ -349,14 +350,15 @@ async def request_backup(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> Accepted:
     """Request a backup (the same command NATS users publish) for one of the tenant's projects. Send
-    ``Idempotency-Key`` to make retries safe: the same key names the same backup within a project."""
+    ``Idempotency-Key`` to make retries safe: the same key names the same backup within a project; the key
+    ``manifest:<namespace>/<name>`` names the backup of that BackupRequest manifest sent through NATS or the CLI."""
     try:
-        checked = parse_spec(spec.model_dump(mode="json", by_alias=True))
+        checked = complete_spec(spec)  # the body was validated as a BackupRequestSpec: only what a model cannot say
     except SpecInvalid as invalid:
         raise Unprocessable(invalid.problems) from invalid
     require_project(tenant, checked.project_id)
     # Keys are scoped by project: another tenant reusing a key cannot claim (or block) this project's backup.
-    request_id = api_request_id(checked.project_id, idempotency_key) if idempotency_key else None
+    request_id = project_request_id(checked.project_id, idempotency_key) if idempotency_key else None
     backup_id = backup_id_for_request(request_id) if request_id else str(uuid.uuid4())
     res = _res(request)
     command = {
@@ -408,11 +410,6 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiRefusal)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(status_code=exc.status, content={"detail": str(exc)}, headers=headers)
-
-
-def api_request_id(project_id: str, idempotency_key: str) -> str:
-    """The request id a POST's Idempotency-Key stands for (its backup id is derived from it)."""
-    return f"api:{project_id}/{idempotency_key}"
 
 
 OpenResources = Callable[[], AbstractAsyncContextManager[ApiResources]]

@@ -22,15 +22,9 @@ import asyncpg
 
 from lc2backup.archiver.schema import PROJECTION, Executor
 from lc2backup.domain import BackupState, evolve, initial
-from lc2backup.eventing import (
-    EventingError,
-    EventRegistry,
-    RecordedEvent,
-    StoredMessage,
-    Topology,
-    crash_point,
-    read_event,
-)
+from lc2backup.domain.wire import EventRegistry, RecordedEvent
+from lc2backup.eventing import EventingError, StoredMessage, Topology, read_event
+from lc2backup.runtime import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +244,7 @@ async def apply_batch(conn: Executor, page: Decoded) -> Applied:
             ],
         )
         await conn.executemany(_UPSERT, [backup_row(states[bid]) for bid in ids])
-        crash_point("projection:rows-written")  # test-only (lc2backup.eventing.crashpoints)
+        crash_point("projection:rows-written")  # test-only (lc2backup.runtime.crashpoints)
         last = page.last_sequence
         await conn.execute("UPDATE projection_checkpoint SET last_seq = $2 WHERE name = $1", PROJECTION, last)
     crash_point("projection:committed")

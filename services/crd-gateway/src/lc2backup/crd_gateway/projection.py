@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from lc2backup.domain import BackupState, Intake, Problem, RequestSource, backup_id_for_resource
+from lc2backup.domain import events as ev
 
 Json = dict[str, Any]
 MAX_EVENT_MESSAGE = 1024
@@ -135,7 +136,7 @@ def _conditions(state: BackupState, generation: int | None, previous: list[Json]
     if state.state == "Rejected":
         failed_reason = "Rejected"
     elif state.state == "Failed":
-        failed_reason = _BRANCH_REASONS.get(state.failed_branch or "", "BackupFailed")
+        failed_reason = _BRANCH_REASONS.get(state.failed_branch or "", ev.BackupFailed.event_type)
     else:
         failed_reason = "NotFailed"
     desired: list[Json] = [
@@ -218,15 +219,17 @@ class Transition:
 def transition_of(event_type: str, state: BackupState) -> Transition | None:
     """The major transitions users want in ``kubectl describe``: created, succeeded, failed, rejected."""
     spec = state.spec
-    if event_type == "BackupRequested" and spec is not None:
+    if event_type == ev.BackupRequested.event_type and spec is not None:
         where = f"{spec.project_id}/{spec.environment} on {spec.provider}"
         return Transition("Normal", "BackupCreated", f"Backup {state.backup_id} requested for {where}")
-    if event_type == "BackupSucceeded":
+    if event_type == ev.BackupSucceeded.event_type:
         return Transition(
-            "Normal", "BackupSucceeded", f"Backup {state.backup_id} succeeded; metadata at {state.metadata_location}"
+            "Normal",
+            ev.BackupSucceeded.event_type,
+            f"Backup {state.backup_id} succeeded; metadata at {state.metadata_location}",
         )
-    if event_type == "BackupFailed":
-        return Transition("Warning", "BackupFailed", (state.message or "Backup failed")[:MAX_EVENT_MESSAGE])
-    if event_type == "BackupRejected":
-        return Transition("Warning", "BackupRejected", (state.message or "Rejected")[:MAX_EVENT_MESSAGE])
+    if event_type == ev.BackupFailed.event_type:
+        return Transition("Warning", ev.BackupFailed.event_type, (state.message or "Backup failed")[:MAX_EVENT_MESSAGE])
+    if event_type == ev.BackupRejected.event_type:
+        return Transition("Warning", ev.BackupRejected.event_type, (state.message or "Rejected")[:MAX_EVENT_MESSAGE])
     return None

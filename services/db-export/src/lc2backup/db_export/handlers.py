@@ -19,7 +19,12 @@ from nats.aio.msg import Msg
 
 from lc2backup.db_export import domain
 from lc2backup.domain import BackupLayout, BackupState, fold
-from lc2backup.domain.events import DatabaseExportCompleted, DatabaseExportStarted, DatabaseSnapshotCompleted
+from lc2backup.domain.events import (
+    BackupAdmitted,
+    DatabaseExportCompleted,
+    DatabaseExportStarted,
+    DatabaseSnapshotCompleted,
+)
 from lc2backup.eventing import (
     Causation,
     DomainEvent,
@@ -65,7 +70,7 @@ class DatabaseBranch:
 
     async def on_event(self, msg: Msg) -> None:
         admitted = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
-        if admitted.envelope.type != "BackupAdmitted":
+        if admitted.envelope.type != BackupAdmitted.event_type:
             return
         backup_id = admitted.envelope.backup_id
         state, loaded = await self._backups.load(backup_id)

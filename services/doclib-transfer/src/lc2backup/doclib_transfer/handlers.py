@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 
 from lc2backup.doclib_transfer import domain
 from lc2backup.domain import BackupLayout, BackupState, TransferCounters, fold
-from lc2backup.domain.events import DocumentLibraryTransferStarted
+from lc2backup.domain.events import BackupAdmitted, DocumentLibraryTransferStarted
 from lc2backup.eventing import (
     Causation,
     DomainEvent,
@@ -74,7 +74,7 @@ class TransferBranch:
 
     async def on_event(self, msg: Msg) -> None:
         admitted = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
-        if admitted.envelope.type != "BackupAdmitted":
+        if admitted.envelope.type != BackupAdmitted.event_type:
             return
         backup_id = admitted.envelope.backup_id
         state, loaded = await self._backups.load(backup_id)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from lc2backup.doclib_transfer.handlers import TransferBranch
 from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
+from lc2backup.domain.events import BackupAdmitted
 from lc2backup.providers import DeferredS3Client, DocumentTransferProvider
 from lc2backup.providers.aws import open_transfer_provider
 from lc2backup.providers.local import LocalTransferProvider
@@ -38,7 +39,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             max_concurrent_copies=settings.max_concurrent_copies,
         )
         events = parts.consumer(
-            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type("BackupAdmitted")
+            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type(BackupAdmitted.event_type)
         )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))

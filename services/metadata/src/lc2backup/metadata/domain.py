@@ -21,7 +21,7 @@ from lc2backup.domain.events import (
     DatabaseBranchCancelled,
     DocumentLibraryTransferCancelled,
 )
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 METADATA_SCHEMA_VERSION = 1
 PRODUCER = {"name": "lc2backup", "version": "0.1.0"}

@@ -16,25 +16,16 @@ from datetime import UTC, datetime, timedelta
 from nats.aio.msg import Msg
 
 from lc2backup.domain import BackupLayout, BackupState, fold
-from lc2backup.eventing import (
-    Causation,
-    DomainEvent,
-    EventingError,
-    EventStore,
-    Repository,
-    RetryLater,
-    consuming_span,
-)
+from lc2backup.domain.wire import DomainEvent
+from lc2backup.eventing import Causation, EventingError, EventStore, Repository, RetryLater, consuming_span
+from lc2backup.eventing.permissions import SERVICES
 from lc2backup.metadata import domain
 from lc2backup.providers import ArtifactStore, PermanentProviderError, TransientProviderError
 from lc2backup.runtime import KeyedLocks, redact
 
 log = logging.getLogger(__name__)
 
-TRIGGERS = (
-    "DatabaseExportCompleted", "DatabaseBranchFailed", "DocumentLibraryTransferCompleted",
-    "DocumentLibraryTransferFailed", "BackupMetadataWritten",
-)  # fmt: skip
+TRIGGERS = SERVICES["metadata"].received_types("metadata")  # the consumer's filter, declared with the grants
 
 
 class Completion:

@@ -14,7 +14,7 @@ from lc2backup.contracts import asyncapi, natsauth, openapi, schemas
 from lc2backup.contracts.rendering import to_json, to_yaml
 from lc2backup.crd_gateway import crd
 from lc2backup.domain.events import EVENT_TYPES
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pydantic_core import CoreSchema, core_schema
 from lc2backup.contracts.catalogue import producers
 from lc2backup.domain.commands import ManifestMetadata, RequestBackup
 from lc2backup.domain.spec import API_GROUP, API_VERSION, CEL_RULES, KIND, BackupRequestSpec
-from lc2backup.eventing.events import DomainEvent, Envelope
+from lc2backup.domain.wire import DomainEvent, Envelope
 from lc2backup.eventing.topology import Topology
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

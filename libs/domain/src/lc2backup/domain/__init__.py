@@ -17,6 +17,7 @@ from lc2backup.domain.commands import (
 from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, registry
 from lc2backup.domain.layout import BackupLayout, source_uri, unsafe_key_reason
 from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
+from lc2backup.domain.metadata import METADATA_SCHEMA_VERSION, MetadataDocument
 from lc2backup.domain.spec import (
     API_GROUP,
     API_VERSION,
@@ -39,6 +40,7 @@ __all__ = [
     "GENERATED_FOLDERS",
     "KIND",
     "MAX_COMMAND_BYTES",
+    "METADATA_SCHEMA_VERSION",
     "PROVIDERS",
     "TERMINAL",
     "BackupLayout",
@@ -48,6 +50,7 @@ __all__ = [
     "DatabaseSpec",
     "DocumentLibrarySpec",
     "Intake",
+    "MetadataDocument",
     "Phase",
     "Problem",
     "RequestBackup",

@@ -18,6 +18,7 @@ from lc2backup.devstack.seeding import (
     plan_document_library,
     seed_document_library,
 )
+from tests.metadata_json import read_metadata_json
 from tests.support import System
 
 pytestmark = pytest.mark.e2e
@@ -90,7 +91,7 @@ async def test_backup_restores_and_copies_everything_but_generated_files(
 
     # metadata.json describes the backup.
     meta_key = doc["metadataLocation"].removeprefix(f"s3://{destination}/")
-    meta = json.loads(await (await s3.get_object(Bucket=destination, Key=meta_key))["Body"].read())
+    meta = read_metadata_json(await (await s3.get_object(Bucket=destination, Key=meta_key))["Body"].read())
     assert meta["backupId"] == backup_id
     assert meta["database"]["export"]["sha256"] == export["sha256"]
     assert meta["documentLibrary"]["objectsExcluded"] == len(layout.generated)

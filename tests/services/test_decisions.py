@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from lc2backup.crd_gateway.domain import Lane, decide_admission, decide_intake, lane_key
@@ -215,9 +216,9 @@ def test_a_failed_branch_cancels_the_running_one_and_the_failure_lists_what_was_
 
 def test_metadata_document_depends_only_on_the_log() -> None:
     both = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
-    a, b = md.render(md.metadata_document(both)), md.render(md.metadata_document(both))
+    a, b = md.metadata_document(both).render(), md.metadata_document(both).render()
     assert a == b
-    doc = md.metadata_document(both)
+    doc = json.loads(a)
     assert doc["backupId"] == "b1" and doc["database"]["export"]["restorable"] is True
     assert doc["tags"]["projectId"] == "retail" and doc["retentionDays"] == 30
     assert md.belongs_to(a, "b1") and not md.belongs_to(a, "b2") and not md.belongs_to(b"not json", "b1")

@@ -24,6 +24,7 @@ from lc2backup.domain.errors import DecodeError, UnknownEventType, WireError
 from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, registry
 from lc2backup.domain.layout import BackupLayout, source_uri, unsafe_key_reason
 from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
+from lc2backup.domain.metadata import METADATA_SCHEMA_VERSION, MetadataDocument
 from lc2backup.domain.spec import (
     API_GROUP,
     API_VERSION,
@@ -48,6 +49,7 @@ __all__ = [
     "GENERATED_FOLDERS",
     "KIND",
     "MAX_COMMAND_BYTES",
+    "METADATA_SCHEMA_VERSION",
     "PROVIDERS",
     "TERMINAL",
     "BackupLayout",
@@ -61,6 +63,7 @@ __all__ = [
     "Envelope",
     "EventRegistry",
     "Intake",
+    "MetadataDocument",
     "Phase",
     "Problem",
     "RecordedEvent",

@@ -96,7 +96,7 @@ class Completion:
             reason = f"provider {state.spec.provider!r} is not enabled in metadata (LC2_PROVIDERS)"
             return await self._record(backup_id, causation, lambda s: domain.record_metadata_failure(s, reason))
         layout = BackupLayout.of(state.spec, backup_id)
-        body = domain.render(domain.metadata_document(state))
+        body = domain.metadata_document(state).render()
         try:
             result = await store.put_once(layout.bucket, layout.metadata_key, body, "application/json")
         except TransientProviderError as exc:

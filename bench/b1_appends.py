@@ -24,15 +24,8 @@ from bench.system import spec
 from lc2backup.devstack import NatsServer
 from lc2backup.domain import RequestSource, parse_spec, registry
 from lc2backup.domain.events import BackupRequested
-from lc2backup.eventing import (
-    BACKUP_HEADER,
-    TYPE_HEADER,
-    Causation,
-    EventStore,
-    Topology,
-    encode_envelope,
-    ensure_streams,
-)
+from lc2backup.domain.wire import encode_envelope
+from lc2backup.eventing import BACKUP_HEADER, TYPE_HEADER, Causation, EventStore, Topology, ensure_streams
 
 ID = "B1"
 TITLE = "event-store appends/s (ours vs raw js.publish)"

@@ -2,7 +2,7 @@
 
 One source bucket of ``b8_objects`` small objects in Liferay's layout (20 % generated, excluded), copied by the
 doclib-transfer service into a fresh versioned bucket per repetition. The service carries a test-only crash
-point (``copy:object@N``, N = half the regular objects: ``lc2backup.eventing.crashpoints``) and SIGKILLs itself
+point (``copy:object@N``, N = half the regular objects: ``lc2backup.runtime.crashpoints``) and SIGKILLs itself
 there; the benchmark starts it again, as a Deployment would, and the backup runs to its end. Counted at the
 store (every version of every key under the copy's folder): copies in all / regular objects in the source; the
 goal is ≤ 1.05. Beside it, what a restart from zero would have made in the same run: the copies the store held

@@ -22,6 +22,9 @@ class Sizes:
     b5_big_db_scale: int  # ... of the big one (B6 dumps it too)
     b5_min_big_db_bytes: int
     b8_objects: int  # listed in the source (80 % regular, copied; the kill comes at half of those)
+    b9_long_events: int  # the long backup's history before its first measured delivery
+    b9_short_events: int
+    b9_deliveries: int  # per repetition and backup length, each one appended event then one timed load
 
 
 FULL = Sizes(
@@ -40,6 +43,9 @@ FULL = Sizes(
     b5_big_db_scale=200,
     b5_min_big_db_bytes=1_000_000_000,
     b8_objects=125_000,  # 100,000 regular objects
+    b9_long_events=5_000,
+    b9_short_events=10,
+    b9_deliveries=60,
 )
 
 TINY = Sizes(
@@ -58,4 +64,7 @@ TINY = Sizes(
     b5_big_db_scale=1,
     b5_min_big_db_bytes=0,
     b8_objects=250,
+    b9_long_events=100,
+    b9_short_events=10,
+    b9_deliveries=4,
 )

@@ -9,13 +9,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
 
-from bench import b1_appends, b2_orchestration, b3_rebuild, b4_copy, b5_memory, b6_dump, b7_startup, b8_resume
+from bench import b1_appends, b2_orchestration, b3_rebuild, b4_copy, b5_memory, b6_dump, b7_startup, b8_resume, b9_state
 from bench.context import Context
 from bench.machine import load_1min, wait_for_quiet
 from bench.report import BenchResult, Row
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.ID: m for m in (b1_appends, b2_orchestration, b3_rebuild, b4_copy, b5_memory, b6_dump, b7_startup, b8_resume)
+    m.ID: m
+    for m in (b1_appends, b2_orchestration, b3_rebuild, b4_copy, b5_memory, b6_dump, b7_startup, b8_resume, b9_state)
 }
 
 

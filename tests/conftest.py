@@ -90,11 +90,22 @@ def system_extra_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def replicas() -> int:
+    """Processes of each service in the ``system`` fixture (tests/e2e runs its tests with 1 and with 2)."""
+    return 1
+
+
+@pytest.fixture
 def system(
-    stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, system_extra_env: dict[str, str]
+    stack: LocalStack,
+    nats_server: NatsServer,
+    tmp_path: Path,
+    unique: str,
+    system_extra_env: dict[str, str],
+    replicas: int,
 ) -> Iterator[System]:
     """The five services as real processes, on a fresh NATS and a fresh projection database."""
-    system = System.local(stack, nats_server, tmp_path / "logs", unique, system_extra_env)
+    system = System.local(stack, nats_server, tmp_path / "logs", unique, system_extra_env, replicas=replicas)
     system.start()
     yield system
     system.stop()

@@ -88,6 +88,7 @@ class System:
     services: ServiceSet | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per service, on top of env
+    replicas: int = 1  # processes of each service at once (a Deployment scaled out, or mid rolling update)
 
     @classmethod
     def local(
@@ -98,6 +99,7 @@ class System:
         unique: str,
         extra_env: Mapping[str, str] | None = None,
         service_env: Mapping[str, Mapping[str, str]] | None = None,
+        replicas: int = 1,
     ) -> System:
         """The five services on a fresh projection database and a fresh Liferay-like source database, with
         the short intervals the tests want; ``extra_env`` on top for every service, ``service_env`` per service."""
@@ -113,7 +115,7 @@ class System:
             "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.5",
             **(extra_env or {}),
         }
-        return cls(stack, nats, env, log_dir, source_db, projection, service_env=service_env or {})
+        return cls(stack, nats, env, log_dir, source_db, projection, service_env=service_env or {}, replicas=replicas)
 
     def start(self) -> None:
         self.services = ServiceSet(
@@ -121,9 +123,11 @@ class System:
             self.log_dir,
             nats_users=self.nats.users,  # each service as its own least-privilege NATS user
             nats_url=self.nats.service_url,
+            replicas=self.replicas,
         )
         for name, extra in self.service_env.items():
-            self.services[name].env.update(extra)
+            for replica in self.services.replicas_of(name):
+                replica.env.update(extra)
         self.services.start()
 
     def stop(self) -> None:

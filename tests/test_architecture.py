@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,32 @@ def test_local_modes_other_than_real_come_from_installed_plugins() -> None:
     assert type(transfer_provider("instant")).__module__ == "lc2backup.testing.instant"
     with pytest.raises(ProviderNotConfigured, match="LC2_LOCAL__MODE=nope: no installed package provides it"):
         database_provider("nope")
+
+
+def test_event_types_are_named_by_their_classes() -> None:
+    """Routing uses ``SomeEvent.event_type``: a type name spelled as a string literal in code is a second
+    declaration that can drift (the event class's own ``event_type`` is the only one)."""
+    from lc2backup.domain.events import EVENT_TYPES
+
+    names = "|".join(cls.event_type for cls in EVENT_TYPES)
+    literal = re.compile(rf"""(["'])({names})\1""")
+    declaration = re.compile(r"event_type: ClassVar\[str\] = ")
+    root = Path(__file__).parents[1]
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for top in ("libs", "services", "tools")
+        for path in sorted((root / top).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line) and not declaration.search(line)
+    ]
+    assert found == []
+    assert literal.search('if kind == "BackupAdmitted":')  # control: the check sees a literal
+
+
+def test_each_consumer_filter_is_declared_for_a_consumer_of_that_service() -> None:
+    from lc2backup.crd_gateway.admission import ENTERS, LEAVES
+    from lc2backup.eventing.permissions import SERVICES
+
+    for service, access in SERVICES.items():
+        assert set(access.receives) <= {durable for _, durable in access.consumers}, service
+    assert set(SERVICES["crd-gateway"].received_types("crd-gateway-admission")) == {*ENTERS, *LEAVES}

@@ -30,6 +30,7 @@ from tests.aws.support import (
     upload_multipart,
     wait_until,
 )
+from tests.metadata_json import read_metadata_json
 from tests.support import System
 
 pytestmark = [pytest.mark.aws, pytest.mark.e2e]
@@ -107,7 +108,7 @@ async def test_backup_snapshots_exports_and_copies_server_side(
     assert {m["key"]: (m["size"], f'"{m["etag"]}"') for m in manifest} == copied
 
     # metadata.json, written once on S3, describes the restorable snapshot and the analytics export.
-    meta = json.loads(await _read(aws_s3, destination, doc["metadataLocation"]))
+    meta = read_metadata_json(await _read(aws_s3, destination, doc["metadataLocation"]))
     assert (meta["backupId"], meta["provider"]) == (backup_id, "aws")
     assert meta["database"]["snapshot"]["location"] == snapshot["DBSnapshotArn"]
     assert meta["database"]["export"]["format"] == "parquet" and meta["database"]["export"]["restorable"] is False
@@ -173,7 +174,7 @@ async def test_an_export_in_flight_survives_a_sigkill_of_db_export(
     assert len(await events_of(system, backup_id, "DatabaseExportStarted")) == 1
     (completed,) = await events_of(system, backup_id, "DatabaseExportCompleted")
     assert completed["extractedGb"] == 3.0
-    meta = json.loads(await _read(aws_s3, destination, doc["metadataLocation"]))
+    meta = read_metadata_json(await _read(aws_s3, destination, doc["metadataLocation"]))
     assert meta["database"]["export"]["extractedGb"] == 3.0
 
 

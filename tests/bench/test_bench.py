@@ -47,6 +47,11 @@ async def test_benchmark_runs_at_tiny_size(bench_id: str, ctx: Context) -> None:
         assert len(result.rows) == 2 and all(r.baseline is not None for r in result.rows)
     if bench_id == "B7":
         assert sum(r.goal is not None for r in result.rows) == 5  # every service, started alone
+    if bench_id == "B9":  # a kept fold reads its anchor and the one new event; a full load the whole history
+        kept, full = result.rows
+        assert kept.goal is not None and full.goal is None
+        assert kept.extra["messages_read_median_long"] == 2 == kept.extra["messages_read_median_short"]
+        assert full.extra["messages_read_median_long"] > TINY.b9_long_events
     if bench_id == "B4":  # a peer that is not installed is skipped (make bench installs both)
         for peer, path in ctx.peers.as_dict().items():
             assert (path is not None) == any(r.baseline_name.startswith(peer) for r in result.rows)

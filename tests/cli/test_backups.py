@@ -10,9 +10,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from lc2backup.domain import backup_id_for_request
+from lc2backup.domain import backup_id_for_manifest
 from lc2backup.eventing import Topology
 from tests.cli.helpers import backup_id_in, lc2, write_manifest
+from tests.polling import eventually
 from tests.support import System
 
 pytestmark = pytest.mark.e2e
@@ -75,14 +76,15 @@ def test_apply_through_nats_names_the_backup_like_the_gateway(
     system: System, seeded: tuple[str, str], tmp_path: Path
 ) -> None:
     source, destination = seeded
-    manifest = write_manifest(tmp_path / "m.yaml", system.spec(source, destination), name="cli-nats", namespace="ops")
+    spec = system.spec(source, destination)
+    manifest = write_manifest(tmp_path / "m.yaml", spec, name="cli-nats", namespace="ops")
 
     applied = lc2(
         "apply", "-f", str(manifest), "--via", "nats", "--nats", system.nats.url, "--watch", "--api", system.api
     )
     assert applied.exit_code == 0, applied.output + system.logs()
     backup_id = backup_id_in(applied.stdout)
-    assert backup_id == backup_id_for_request("manifest:ops/cli-nats")
+    assert backup_id == backup_id_for_manifest(spec["projectId"], "ops", "cli-nats")
     assert "Succeeded" in applied.stdout
 
     doc = json.loads(lc2("get", backup_id, "--json", "--api", system.api).stdout)
@@ -94,11 +96,51 @@ def test_apply_through_nats_names_the_backup_like_the_gateway(
     assert "unchanged" in again.stdout  # JetStream dropped the duplicate (same Nats-Msg-Id)
 
 
+def test_one_manifest_through_the_api_and_through_nats_is_one_backup(
+    system: System, seeded: tuple[str, str], tmp_path: Path
+) -> None:
+    """docs/requests.md: a manifest is named by its project and namespace/name, whichever way the CLI sends it."""
+    source, destination = seeded
+    spec = system.spec(source, destination)
+    manifest = write_manifest(tmp_path / "m.yaml", spec, name="both-ways", namespace="ops")
+
+    through_api = lc2("apply", "-f", str(manifest), "--api", system.api)
+    assert through_api.exit_code == 0, through_api.output
+    backup_id = backup_id_in(through_api.stdout)
+    assert backup_id == backup_id_for_manifest(spec["projectId"], "ops", "both-ways")
+    published = asyncio.run(_commands_published(system.nats.url))
+    through_nats = lc2(
+        "apply", "-f", str(manifest), "--via", "nats", "--nats", system.nats.url, "--watch", "--api", system.api
+    )
+    assert through_nats.exit_code == 0, through_nats.output + system.logs()
+    assert backup_id_in(through_nats.stdout) == backup_id and "Succeeded" in through_nats.stdout
+    assert asyncio.run(_commands_published(system.nats.url)) == published + 1  # sent, not dropped as a duplicate
+    asyncio.run(_intake_passed(system.nats.url, published + 1))  # crd-gateway decided about it
+    everything = json.loads(lc2("list", "--all", "--json", "--api", system.api).stdout)
+    assert [b["backupId"] for b in everything["items"]] == [backup_id]
+    assert json.loads(lc2("get", backup_id, "--json", "--api", system.api).stdout)["source"]["kind"] == "api"
+
+
 async def _commands_published(url: str) -> int:
     nc = await nats.connect(url)
     try:
         info = await nc.jetstream().stream_info(Topology().commands_stream)
         return int(info.state.last_seq)
+    finally:
+        await nc.close()
+
+
+async def _intake_passed(url: str, sequence: int) -> None:
+    """crd-gateway's intake has acknowledged the command stored at ``sequence`` (its ack floor passed it)."""
+    nc = await nats.connect(url)
+
+    async def handled() -> bool:
+        info = await nc.jetstream().consumer_info(Topology().commands_stream, "crd-gateway-intake")
+        assert info.ack_floor.stream_seq >= sequence, f"intake ack floor {info.ack_floor.stream_seq} < {sequence}"
+        return True
+
+    try:
+        await eventually(handled, timeout=60, what=f"command {sequence} handled by crd-gateway")
     finally:
         await nc.close()
 

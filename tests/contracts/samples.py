@@ -9,7 +9,7 @@ from typing import Any
 
 from lc2backup.domain import BackupRequestSpec, Problem, RequestSource, TransferCounters
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 BACKUP_ID = "3f9c1f4e-8f0b-5c1e-9a57-0d2b6c7e4a11"
 

@@ -24,10 +24,9 @@ from lc2backup.contracts.__main__ import main
 from lc2backup.contracts.catalogue import producers
 from lc2backup.contracts.rendering import to_json
 from lc2backup.contracts.schemas import COMMAND_PATH, ENVELOPE_PATH, SPEC_PATH, event_path, event_schema
-from lc2backup.domain import EVENT_TYPES, SpecInvalid, parse_spec, read_command, registry
+from lc2backup.domain import EVENT_TYPES, parse_intake, read_command, registry
 from lc2backup.domain.events import DatabaseBranchFailed
-from lc2backup.eventing import DomainEvent
-from lc2backup.eventing.events import Envelope, TraceContext, decode_envelope, encode_envelope, event_id
+from lc2backup.domain.wire import DomainEvent, Envelope, TraceContext, decode_envelope, encode_envelope, event_id
 from tests.contracts.samples import BACKUP_ID, COMMANDS, EVENT_SAMPLES, INVALID_COMMANDS, INVALID_PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,14 +246,7 @@ def test_schema_refuses_what_the_model_refuses(
 
 
 def _intake_accepts(command: dict[str, Any]) -> bool:
-    intake = read_command(json.dumps(command).encode(), "msg-1")
-    if intake.problems:
-        return False
-    try:
-        parse_spec(intake.spec)
-    except SpecInvalid:
-        return False
-    return True
+    return parse_intake(read_command(json.dumps(command).encode(), "msg-1")).spec is not None
 
 
 @pytest.mark.parametrize("name", COMMANDS)

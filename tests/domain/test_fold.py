@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from lc2backup.domain import BackupState, fold, parse_spec
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent, Envelope, RecordedEvent, event_id
+from lc2backup.domain.wire import DomainEvent, Envelope, RecordedEvent, event_id
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SPEC = parse_spec(

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from lc2backup.domain import SpecInvalid, parse_spec, read_command
+from lc2backup.domain import (
+    BackupRequestSpec,
+    SpecInvalid,
+    backup_id_for_manifest,
+    backup_id_for_request,
+    backup_id_for_resource,
+    complete_spec,
+    manifest_request_id,
+    parse_intake,
+    parse_spec,
+    project_request_id,
+    read_command,
+)
 from lc2backup.domain.commands import CommandUnreadable
 
 
@@ -159,3 +172,58 @@ def test_command_shape_problems_are_reported() -> None:
 def test_unreadable_commands(raw: bytes, reason: str) -> None:
     with pytest.raises(CommandUnreadable, match=reason):
         read_command(raw, "m1")
+
+
+def test_a_command_is_parsed_once_into_a_submission_carrying_the_spec() -> None:
+    command = json.dumps(
+        {"requestId": "r-1", "spec": valid(documentLibrary=valid()["documentLibrary"] | {"sourcePrefix": "s"})}
+    )
+    submission = parse_intake(read_command(command.encode(), "m1"))
+    assert isinstance(submission.spec, BackupRequestSpec) and submission.problems == []
+    assert submission.spec.document_library.source_prefix == "s/"  # normalised by the one parse
+    assert (submission.project_id, submission.environment) == ("retail", "prd")
+
+
+def test_a_submission_lists_shape_problems_before_the_specs() -> None:
+    doc = {"apiVersion": "v1", "kind": "BackupRequest", "metadata": {"name": "n"}, "spec": {"projectId": "Nope"}}
+    submission = parse_intake(read_command(json.dumps(doc).encode(), "m1"))
+    assert submission.spec is None and [p.field for p in submission.problems] == ["apiVersion"]
+    assert "spec.projectId" in {p.field for p in submission.spec_problems}  # the CLI lists both at once
+    assert submission.project_id == "Nope"
+
+
+def test_the_intake_trusts_no_command_it_did_not_parse_itself() -> None:
+    """A command claiming to come from the API is parsed like any other: the command stream is a boundary."""
+    forged = {"backupId": "3f1e4c5a-0000-4000-8000-000000000001", "spec": valid(retentionDays=0)}
+    forged["source"] = {"kind": "api", "commandId": "x"}
+    submission = parse_intake(read_command(json.dumps(forged).encode(), "m1"))
+    assert submission.spec is None and [p.field for p in submission.problems] == ["spec.retentionDays"]
+
+
+def test_an_api_body_validated_as_a_model_gets_the_same_answer_as_the_intake() -> None:
+    """``complete_spec`` (the API, after its framework validated the body) and ``parse_spec`` (every other entry
+    point) normalise alike and refuse a cross-field problem with the same problems."""
+    overlap = valid(documentLibrary={"sourceBucket": "same", "destinationBucket": "same", "sourcePrefix": "a"})
+    model = BackupRequestSpec.model_validate(overlap)
+    with pytest.raises(SpecInvalid) as api:
+        complete_spec(model)
+    with pytest.raises(SpecInvalid) as intake:
+        parse_spec(overlap)
+    assert api.value.problems == intake.value.problems != []
+    fine = valid(documentLibrary=valid()["documentLibrary"] | {"sourcePrefix": "s"})
+    assert complete_spec(BackupRequestSpec.model_validate(fine)) == parse_spec(fine)
+
+
+def test_one_manifest_is_one_backup_through_nats_the_api_and_the_cli_but_a_cr_is_its_own() -> None:
+    """docs/requests.md. The id the intake gives a manifest published on NATS is the id the API gives a POST of
+    its spec with the CLI's Idempotency-Key; another project's manifest of the same name is another backup; a
+    BackupRequest CR (kubectl) is named by its uid, so it is a backup of its own."""
+    doc = {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", "spec": valid()}
+    doc["metadata"] = {"name": "nightly", "namespace": "ops"}
+    published = read_command(json.dumps(doc).encode(), "m1").backup_id
+    posted = backup_id_for_request(project_request_id("retail", manifest_request_id("ops", "nightly")))
+    assert published == posted == backup_id_for_manifest("retail", "ops", "nightly")
+    other_project = doc | {"spec": valid(projectId="outlet")}
+    assert read_command(json.dumps(other_project).encode(), "m1").backup_id != published
+    as_cr = doc | {"metadata": {"name": "nightly", "namespace": "ops", "uid": "6a1c…"}}
+    assert read_command(json.dumps(as_cr).encode(), "m1").backup_id == backup_id_for_resource("6a1c…") != published

@@ -13,7 +13,7 @@ import pytest
 
 from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
-from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_request
+from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_manifest, backup_id_for_request
 from tests.polling import eventually
 from tests.support import System
 
@@ -72,7 +72,13 @@ LANE_REQUESTS = 12
 
 @pytest.mark.timeout(600)
 async def test_one_environment_is_admitted_in_submission_order_across_a_gateway_crash(
-    stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, s3: Any, buckets: tuple[str, str]
+    stack: LocalStack,
+    nats_server: NatsServer,
+    tmp_path: Path,
+    unique: str,
+    s3: Any,
+    buckets: tuple[str, str],
+    replicas: int,
 ) -> None:
     """Requests for one environment start in the order they were submitted, by NATS and by the API alike,
     even when crd-gateway dies handling one of them: the reference is the order this test submitted them in.
@@ -91,20 +97,29 @@ async def test_one_environment_is_admitted_in_submission_order_across_a_gateway_
         "LC2_INTAKE_CONCURRENCY": "4",
         "LC2_CONSUMER__ACK_WAIT_SECONDS": "20",
     }
-    system = System.local(stack, nats_server, tmp_path / "logs", unique, service_env={"crd-gateway": gateway})
+    system = System.local(
+        stack, nats_server, tmp_path / "logs", unique, service_env={"crd-gateway": gateway}, replicas=replicas
+    )
     system.start()
     try:
         submitted = await _submit_mixed(system, source, destination)
         assert system.services is not None
         services = system.services
-        await eventually(
-            lambda: not services["crd-gateway"].process.alive() if services["crd-gateway"].process else False,
+
+        def dead_gateway() -> str | None:  # whichever replica reached the point
+            for svc in services.replicas_of("crd-gateway"):
+                if svc.process is not None and not svc.process.alive():
+                    return svc.key
+            return None
+
+        killed = await eventually(
+            dead_gateway,
             timeout=60,
             what="crd-gateway killed at its second BackupRequested append",
             context=system.logs,
         )
         assert (markers / "before-append:BackupRequested").exists()
-        services.restart("crd-gateway")
+        services.restart(killed)
         docs = {b: await system.wait_for(b, timeout=180) for b in submitted}
         assert all(d["state"] == "Succeeded" for d in docs.values()), [d["message"] for d in docs.values()]
         runs = {b: {e["type"]: e["seq"] for e in await system.events(b)} for b in submitted}
@@ -140,7 +155,7 @@ async def _submit_mixed(system: System, source: str, destination: str) -> list[s
                         "spec": spec,
                     }
                     await nc.jetstream().publish("lc2.backup.cmd.request", json.dumps(manifest).encode())
-                    submitted.append(backup_id_for_request(f"manifest:team/order-{i}"))
+                    submitted.append(backup_id_for_manifest(spec["projectId"], "team", f"order-{i}"))
                 else:
                     resp = await api.post("/api/v1/backups", json=spec)
                     assert resp.status_code == 202, resp.text

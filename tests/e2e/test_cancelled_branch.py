@@ -26,7 +26,7 @@ import pytest
 from lc2backup.cli.rendering import backup_view, make_console
 from lc2backup.cli.watching import progress_line
 from lc2backup.crd_gateway.projection import status_of
-from lc2backup.devstack import LocalStack, NatsServer
+from lc2backup.devstack import LocalStack, NatsServer, ServiceProcess
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from lc2backup.domain import BackupState
 from tests.faults.proxy import TcpProxy
@@ -46,7 +46,7 @@ class Bed:
 
 
 @pytest.fixture
-def bed(stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str) -> Iterator[Bed]:
+def bed(stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, replicas: int) -> Iterator[Bed]:
     pg_port = int(stack.postgres.dsn_for("x").rsplit(":", 1)[1].split("/")[0])
     s3_host, s3_port = stack.s3.endpoint.removeprefix("http://").rsplit(":", 1)
     database, store = TcpProxy("127.0.0.1", pg_port), TcpProxy(s3_host, int(s3_port))
@@ -62,6 +62,7 @@ def bed(stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str)
             "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "30",  # the progress report is not what stops the copy
             "LC2_LOCAL__CANCEL_CHECK_INTERVAL_SECONDS": "0.2",
         },
+        replicas=replicas,
     )
     source_via_proxy = system.source_dsn.replace(f":{pg_port}/", f":{database.port}/")
     system.service_env = {
@@ -108,6 +109,11 @@ async def _request(system: System, spec: dict[str, Any]) -> str:
         return backup_id
 
 
+def _copiers(system: System) -> list[ServiceProcess]:
+    assert system.services is not None
+    return system.services.replicas_of("doclib-transfer")
+
+
 @pytest.mark.timeout(300)
 async def test_a_failed_database_branch_cancels_the_copy_mid_way_and_records_what_was_left(
     bed: Bed, s3: Any, buckets: tuple[str, str]
@@ -136,15 +142,16 @@ async def test_a_failed_database_branch_cancels_the_copy_mid_way_and_records_wha
     assert doc["state"] == "Failed", json.dumps(doc, indent=1)
     assert f"database {missing} does not exist" in doc["message"]
     assert (doc["databaseState"], doc["documentLibraryState"]) == ("Failed", "Cancelled"), json.dumps(doc, indent=1)
-    log = system.log_dir / "doclib-transfer.log"
+    logs = [svc.process.log_path for svc in _copiers(system) if svc.process is not None]
 
-    async def stopped() -> bool:
-        return f"transfer of {backup_id} stopped" in log.read_text()
+    async def stopped() -> bool:  # by whichever replica was copying
+        return any(f"transfer of {backup_id} stopped" in log.read_text() for log in logs if log.exists())
 
     await _eventually("doclib-transfer stopped the copy while the store was held", stopped, timeout=30)
     bed.store.release()
     assert system.services is not None
-    system.services["doclib-transfer"].stop()  # nothing it could still send is left uncounted
+    for copier in _copiers(system):
+        copier.stop()  # nothing it could still send is left uncounted
     copied = await _created(s3, destination, copies)
     print(f"\ncancelled mid-copy: {copied} of {total} objects created at the server ({at_hold} when held)")
     assert 1 <= copied <= at_hold + WORKERS and copied < total // 4, (copied, at_hold, total)
@@ -168,7 +175,8 @@ async def test_a_failed_database_branch_cancels_the_copy_mid_way_and_records_wha
     assert metadata.get("KeyCount", 0) == 0
 
     # Positive control: the same count sees a whole copy when nothing fails.
-    system.services.restart("doclib-transfer")
+    for copier in _copiers(system):
+        system.services.restart(copier.key)
     control = await _request(system, system.spec(source, destination, environment="control"))
     doc = await system.wait_for(control, timeout=120)
     assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)

@@ -14,6 +14,7 @@ from lc2backup.devstack.seeding import plan_document_library, seed_document_libr
 from lc2backup.domain import backup_id_for_request
 from lc2backup.eventing import Topology
 from lc2backup.metadata.handlers import TRIGGERS
+from tests.metadata_json import read_metadata_json
 from tests.polling import eventually
 from tests.support import System, rebuild_projection
 from tests.versions import keep_every_version, rewritten, writes
@@ -152,6 +153,7 @@ async def test_redelivered_events_and_commands_double_nothing_and_rebuild_is_ide
         original = copy.removeprefix(f"{root}documentlibrary/")
         await s3.copy_object(Bucket=destination, Key=copy, CopySource={"Bucket": source, "Key": original})
         body = await (await s3.get_object(Bucket=destination, Key=metadata))["Body"].read()
+        assert read_metadata_json(body)["backupId"] == backup_id
         await s3.put_object(Bucket=destination, Key=metadata, Body=body)
         assert rewritten(await writes(s3, destination)) == {copy: 2, metadata: 2}
     finally:

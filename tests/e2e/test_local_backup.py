@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from lc2backup.devstack import SERVICE_MODULES
 from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.devstack.seeding import (
     LIFERAY_TABLES,
@@ -17,6 +18,7 @@ from lc2backup.devstack.seeding import (
     plan_document_library,
     seed_document_library,
 )
+from tests.metadata_json import read_metadata_json
 from tests.support import System
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +41,14 @@ async def _request(system: System, spec: dict[str, Any]) -> str:
 
 
 async def test_backup_restores_and_copies_everything_but_generated_files(
-    system: System, s3: Any, buckets: tuple[str, str]
+    system: System, s3: Any, buckets: tuple[str, str], replicas: int
 ) -> None:
     source, destination = buckets
+    assert system.services is not None  # the replica count is real: that many processes of each service serve
+    for name in SERVICE_MODULES:
+        assert [svc.process is not None and svc.process.alive() for svc in system.services.replicas_of(name)] == [
+            True
+        ] * replicas, name
     conn = await asyncpg.connect(system.source_dsn)
     await conn.execute(liferay_database_sql(scale=1))
     await conn.close()
@@ -84,7 +91,7 @@ async def test_backup_restores_and_copies_everything_but_generated_files(
 
     # metadata.json describes the backup.
     meta_key = doc["metadataLocation"].removeprefix(f"s3://{destination}/")
-    meta = json.loads(await (await s3.get_object(Bucket=destination, Key=meta_key))["Body"].read())
+    meta = read_metadata_json(await (await s3.get_object(Bucket=destination, Key=meta_key))["Body"].read())
     assert meta["backupId"] == backup_id
     assert meta["database"]["export"]["sha256"] == export["sha256"]
     assert meta["documentLibrary"]["objectsExcluded"] == len(layout.generated)

@@ -104,6 +104,8 @@ async def _caught_up(log: EventLog, system: System, conn: asyncpg.Connection) ->
     return last
 
 
+@pytest.mark.parametrize("replicas", [1], ids=["1-replica"])  # one archiver forced into the interleaving: a second
+# would take the step instead (two archivers side by side run in every other 2-replica test)
 @pytest.mark.timeout(300)
 async def test_rebuild_in_place_beside_the_running_archiver_loses_nothing(
     system: System, s3: Any, buckets: tuple[str, str], unique: str
@@ -205,6 +207,8 @@ def test_deadlock_check_finds_a_report_of_its_database_only() -> None:
     assert _deadlocks(DEADLOCK_REPORT.replace("deadlock detected", "canceling statement"), 16384) == []
 
 
+@pytest.mark.parametrize("replicas", [1], ids=["1-replica"])  # one archiver forced into the interleaving: a second
+# would take the step instead (two archivers side by side run in every other 2-replica test)
 @pytest.mark.timeout(300)
 async def test_rebuild_reset_and_a_live_batch_take_their_locks_in_one_order(
     system: System, s3: Any, buckets: tuple[str, str], unique: str
@@ -281,7 +285,7 @@ async def test_readyz_after_a_restart_reports_the_stored_checkpoint_and_the_lag(
     source, destination = buckets
     await seed_document_library(s3, source, "", plan_document_library(10))
     assert system.services is not None
-    archiver = system.services["archiver"]
+    archiver, *others = system.services.replicas_of("archiver")
     log = EventLog(await connect(system))
     watch = await asyncpg.connect(system.projection_dsn)
     try:
@@ -290,7 +294,8 @@ async def test_readyz_after_a_restart_reports_the_stored_checkpoint_and_the_lag(
         stored = await _caught_up(log, system, watch)
 
         # The archiver is down while another backup runs: the stream goes on without the projection.
-        archiver.stop()
+        for each in (archiver, *others):
+            each.stop()
         second = await log.request("second", system.spec(source, destination, environment="e2"))
         await _terminal(log, system, [second])
         await settled(log, system)
@@ -321,6 +326,8 @@ async def test_readyz_after_a_restart_reports_the_stored_checkpoint_and_the_lag(
         status, body = await _readiness(system)
         assert status == 200, body
         assert body["projection"] == {"checkpoint": stream_last, "streamLastSequence": stream_last, "lag": 0}, body
+        for other in others:
+            system.services.restart(other.key)
     finally:
         await watch.close()
         await log.nc.close()

@@ -10,10 +10,12 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from lc2backup.domain import registry
 from lc2backup.eventing import (
     ConsumerRunner,
     ConsumerSpec,
     DeadLetters,
+    EventStore,
     PoisonMessage,
     RetryLater,
     RetryPolicy,
@@ -183,3 +185,37 @@ async def test_shutdown_finishes_in_flight_work_then_hands_back_the_rest(
 
     second = runner_for(js_ready, topology, quick, ack_wait=30.0)
     await run_until(second, lambda: again == [b"forever"], timeout=5)  # nak'ed on cancel: back at once
+
+
+async def test_an_event_the_domain_cannot_decode_is_dead_lettered_as_unreadable(
+    js_ready: NatsClient, topology: Topology
+) -> None:
+    """The domain's codec raises its own errors; the store turns them into poison at its one decoding boundary."""
+    store = EventStore(js_ready, registry(), producer="tests", topology=topology)
+
+    async def handler(msg: Msg) -> None:
+        store.delivered(msg)
+
+    await publish(js_ready, b"{not json")
+    runner = runner_for(js_ready, topology, handler)
+    await run_until(runner, lambda: runner.stats.dead_lettered == 1)
+    [letter] = await dead_letters(js_ready, topology)
+    reason = (letter.headers or {})["Lc2-Dlq-Reason"]
+    assert reason.startswith("unreadable: not a valid event envelope"), reason
+    assert runner.stats.failed == 0  # not retried as an unexpected error
+
+
+async def test_the_runner_names_its_steps_to_its_hook(js_ready: NatsClient, topology: Topology) -> None:
+    """The steps the service scaffold hands to the crash points (lc2backup.runtime.crashpoints)."""
+    steps: list[str] = []
+    tries = Counter[bytes]()
+
+    async def handler(msg: Msg) -> None:
+        tries[msg.data] += 1
+        if tries[msg.data] == 1:
+            raise RetryLater("not yet", delay=0.1)
+
+    await publish(js_ready, b"poll")
+    runner = runner_for(js_ready, topology, handler, at_step=steps.append)
+    await run_until(runner, lambda: runner.stats.acked == 1)
+    assert steps == ["nak:t", "ack:t"]

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from lc2backup.domain import events as ev
 from lc2backup.domain import fold
+from lc2backup.domain.errors import DecodeError, UnknownEventType
+from lc2backup.domain.wire import DomainEvent, Envelope, encode_envelope, event_id
 from lc2backup.eventing import (
     Causation,
     ConcurrencyError,
-    DomainEvent,
+    EventingError,
     EventStore,
     History,
     Repository,
+    StoredMessage,
+    UnreadableMessage,
 )
 from tests.domain.test_fold import SOURCE, SPEC
 
@@ -138,3 +144,34 @@ async def test_repository_returns_the_state_after_the_append(store: EventStore) 
     assert recorded.state.exists and len(recorded.appended) == 1
     again = await backups.record("b1", CAUSE, lambda s: [] if s.exists else [REQUESTED])
     assert again.appended == () and again.state == recorded.state
+
+
+async def test_the_store_names_its_steps_to_its_hook(nc: NatsClient, store: EventStore) -> None:
+    """The append boundaries the service scaffold hands to the crash points (lc2backup.runtime.crashpoints)."""
+    steps: list[str] = []
+    hooked = EventStore(nc, store.registry, producer="tests", topology=store.topology, at_step=steps.append)
+    await hooked.append("b1", [REQUESTED], expected_version=0, causation=CAUSE)
+    assert steps == ["before-append:BackupRequested", "after-append:BackupRequested"]
+    await hooked.close()
+
+
+def test_an_unreadable_message_is_an_eventing_error_caused_by_the_domain_codec(store: EventStore) -> None:
+    """Handlers catch ``EventingError`` around ``store.decode``; the domain's codec errors must arrive as one."""
+    garbage = StoredMessage(7, store.topology.event_subject("b1", "BackupRequested"), b"{not json", {})
+    with pytest.raises(UnreadableMessage) as raised:
+        store.decode(garbage)
+    assert isinstance(raised.value, EventingError) and isinstance(raised.value.__cause__, DecodeError)
+    unknown = Envelope(
+        id=event_id("b1", "Nope"),
+        type="Nope",
+        schema_version=1,
+        backup_id="b1",
+        occurred_at=datetime.now(UTC),
+        correlation_id="c",
+        producer="tests",
+        data={},
+    )
+    stored = StoredMessage(8, store.topology.event_subject("b1", "Nope"), encode_envelope(unknown), {})
+    with pytest.raises(UnreadableMessage) as raised:
+        store.decode(stored)
+    assert isinstance(raised.value.__cause__, UnknownEventType)

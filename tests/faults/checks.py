@@ -16,8 +16,9 @@ from nats.js.errors import KeyNotFoundError
 
 from lc2backup.crd_gateway.domain import Lane, lane_key
 from lc2backup.domain import BackupLayout, BackupState
-from lc2backup.eventing import RecordedEvent
+from lc2backup.domain.wire import RecordedEvent
 from tests.faults.harness import TOPOLOGY, EventLog
+from tests.metadata_json import read_metadata_json
 from tests.versions import rewritten, writes
 
 SUCCEEDED_ONCE = (
@@ -95,7 +96,7 @@ async def check_metadata_once(s3: Any, state: BackupState, history: list[Recorde
     body = await read(s3, layout.bucket, layout.metadata_key)
     (written,) = [e for e in history if e.envelope.type == "BackupMetadataWritten"]
     assert written.envelope.data["sha256"] == hashlib.sha256(body).hexdigest()
-    assert json.loads(body)["backupId"] == state.backup_id
+    assert read_metadata_json(body)["backupId"] == state.backup_id
 
 
 async def check_dump_once(s3: Any, state: BackupState) -> None:

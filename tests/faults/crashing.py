@@ -2,7 +2,7 @@
 
 A system is started once per provider with *every* point of its cases listed in each service's
 ``LC2_CRASH_AT`` and every marker file present (all disarmed); a case arms its one point by deleting its
-marker, runs backups through it, and the process kills itself there (``lc2backup.eventing.crashpoints``).
+marker, runs backups through it, and the process kills itself there (``lc2backup.runtime.crashpoints``).
 One system per provider, not one per case: a case then costs a backup and a restart, not five start-ups.
 """
 

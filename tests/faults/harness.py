@@ -24,7 +24,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
 from lc2backup.domain import BackupState, backup_id_for_request, fold, registry
-from lc2backup.eventing import EventStore, RecordedEvent, Topology
+from lc2backup.domain.wire import RecordedEvent
+from lc2backup.eventing import EventStore, Topology
 from tests import polling
 from tests.faults.figures import FIGURES
 from tests.support import System, rebuild_projection
@@ -106,11 +107,12 @@ async def settled(log: EventLog, system: System, timeout: float = 60.0) -> None:
 
 @dataclass(frozen=True)
 class Exit:
+    process: str  # the service's name, or ``name#n`` for its n-th replica
     service: str
     code: int | None  # negative: the signal that killed it
 
     def __str__(self) -> str:
-        return f"{self.service} (exit code {self.code})"
+        return f"{self.process} (exit code {self.code})"
 
 
 class Supervisor:
@@ -131,8 +133,8 @@ class Supervisor:
 
     def dead(self) -> list[Exit]:
         return [
-            Exit(name, svc.process.exit_code)
-            for name, svc in self.services.services.items()
+            Exit(key, svc.name, svc.process.exit_code)
+            for key, svc in self.services.services.items()
             if svc.process is not None and not svc.process.alive()
         ]
 
@@ -142,7 +144,7 @@ class Supervisor:
         else:
             self.unexpected.append(died)
         # start() must run on this (long-lived) thread: the child's death signal follows it
-        self.services.restart(died.service)
+        self.services.restart(died.process)
         self.restarted.append(died.service)
 
     async def watch(self) -> None:

@@ -10,7 +10,6 @@ end of the module, a rebuild from the stream).
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from tests.aws.support import (
 from tests.faults import checks
 from tests.faults.crashing import Case, CrashPoints, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
+from tests.metadata_json import read_metadata_json
 from tests.support import System
 
 pytestmark = [pytest.mark.faults, pytest.mark.aws, pytest.mark.e2e]
@@ -98,8 +98,10 @@ async def _seed(endpoint: str, source: str, destination: str) -> tuple[list[str]
         return sorted(layout.regular), await checks.listing(s3, source, "dl/")
 
 
-@pytest.fixture(scope="module")
-def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-replica", "2-replicas"])
+def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Bed]:
+    """One system per replica count: every case runs with one process of each service, then with two replicas of
+    every service sharing each consumer (a crash kills whichever replica reaches the point)."""
     unique = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp("crash-aws")
     moto = MotoServer(root / "moto")
@@ -128,6 +130,7 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         source_dsn="",
         projection_dsn=projection,
         service_env=points.service_env(),
+        replicas=request.param,
     )
     system.start()
     try:
@@ -180,7 +183,7 @@ async def test_a_sigkill_at_every_step_boundary_of_an_aws_backup_starts_nothing_
         await checks.check_metadata_once(s3, state, history)
         await checks.check_lane_released(log, state)
         await projection_matches_the_log(log, system, [state.backup_id])
-        meta = json.loads(await checks.read(s3, bed.destination, f"backups/{state.backup_id}/metadata.json"))
+        meta = read_metadata_json(await checks.read(s3, bed.destination, f"backups/{state.backup_id}/metadata.json"))
         assert meta["database"]["snapshot"]["location"] == snapshot["DBSnapshotArn"]
     finally:
         release()

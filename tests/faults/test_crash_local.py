@@ -1,7 +1,7 @@
 """SIGKILL every service at every step boundary of a local-provider backup, start it again, and check that the
 backup still ends right with every effect exactly once.
 
-Boundaries (``lc2backup.eventing.crashpoints``): after an effect but before its event (``before-append``),
+Boundaries (``lc2backup.runtime.crashpoints``): after an effect but before its event (``before-append``),
 after an event but before the message is acked (``after-append``, ``ack``), in the middle of the dump and of
 the copy, between a projection batch's rows and its commit, and after it. After each case: each decision is
 in the log once; one dump (created once), one copy set with one manifest line per object, metadata.json
@@ -101,8 +101,10 @@ async def _seed(stack: LocalStack, source_dsn: str, source: str, destination: st
     return sorted(layout.regular), etags
 
 
-@pytest.fixture(scope="module")
-def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-replica", "2-replicas"])
+def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Bed]:
+    """One system per replica count: every case runs with one process of each service, then with two replicas of
+    every service sharing each consumer (a crash kills whichever replica reaches the point)."""
     unique = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp("crash-local")
     nats_server = NatsServer(root / "nats")
@@ -121,6 +123,7 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "LC2_BATCH_SIZE": "20",  # several projection batches per backup
         },
         points.service_env(),
+        replicas=request.param,
     )
     source, destination = f"src-{unique}", f"dst-{unique}"
     regular, etags = asyncio.run(_seed(stack, system.source_dsn, source, destination))

@@ -1,7 +1,7 @@
 """SIGKILL doclib-transfer in the middle of a copy and check, counted at the store, that the restarted service
 resumes from its last recorded position instead of starting over.
 
-Points (``lc2backup.eventing.crashpoints``): ``copy:object@N`` — mid-slice, objects copied since the last
+Points (``lc2backup.runtime.crashpoints``): ``copy:object@N`` — mid-slice, objects copied since the last
 position; ``copy:position@N`` — right after a position is recorded; ``copy:manifest-part@N`` — a manifest part
 written, its position not yet recorded. After each: every regular object is in the destination with its source's
 ETag; the manifest lists each exactly once and is its parts in order, each part written once; and the copies the

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.faults
 
 PROGRAM = """
 import os
-from lc2backup.eventing import arm_from_env, crash_point
+from lc2backup.runtime import arm_from_env, crash_point
 arm_from_env(os.environ)
 for i in range(5):
     crash_point("probe")

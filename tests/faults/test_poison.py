@@ -27,7 +27,7 @@ from nats.js.errors import APIError
 
 from lc2backup.crd_gateway import crd
 from lc2backup.devstack.probes import http_status
-from lc2backup.domain import backup_id_for_request
+from lc2backup.domain import backup_id_for_manifest, backup_id_for_request
 from lc2backup.testing import KubeEmulator
 from tests.faults.figures import FIGURES
 from tests.faults.harness import (
@@ -219,7 +219,7 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_and_the_service
         assert len(history.skipped) == stored // 2
         assert [e.envelope.producer for e in history.events if e.envelope.producer == "poison"] == []
         assert (await log.store.load(nobody)).events == ()  # nothing was ever decided about a poisoned id
-        rejected = await wait_terminal(log, backup_id_for_request("manifest:default/x"), system)
+        rejected = await wait_terminal(log, backup_id_for_manifest("", "default", "x"), system)  # no spec: no project
         assert rejected.state == "Rejected" and "kind" in (rejected.message or "")
         FIGURES.rejected += 1
 

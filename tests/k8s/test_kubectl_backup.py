@@ -7,7 +7,6 @@ log; ``kubectl get br`` and ``kubectl wait`` see it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,11 @@ import yaml
 from lc2backup.crd_gateway import crd
 from lc2backup.devstack.seeding import plan_document_library, seed_document_library
 from lc2backup.domain import API_GROUP, API_VERSION, KIND, backup_id_for_resource
-from lc2backup.eventing import DirectReader, Topology, decode_envelope
+from lc2backup.domain.wire import decode_envelope
+from lc2backup.eventing import DirectReader, Topology
 from lc2backup.testing import KubeEmulator
 from tests.k8s.conftest import Kubectl, Objects, eventually
+from tests.metadata_json import read_metadata_json
 from tests.support import System
 
 pytestmark = [pytest.mark.k8s, pytest.mark.e2e]
@@ -115,7 +116,7 @@ async def test_kubectl_apply_backs_up_to_succeeded(
     await kubectl("delete", "br", name, "-n", ns)
     assert (await k8s_system.get(backup_id) or {})["state"] == "Succeeded"
     key = status["metadataLocation"].removeprefix(f"s3://{destination}/")
-    meta = json.loads(await (await s3.get_object(Bucket=destination, Key=key))["Body"].read())
+    meta = read_metadata_json(await (await s3.get_object(Bucket=destination, Key=key))["Body"].read())
     assert meta["backupId"] == backup_id
 
 

@@ -12,7 +12,7 @@ from lc2backup.crd_gateway import crd
 from lc2backup.crd_gateway.projection import intake_of, merge_patch, status_of, transition_of
 from lc2backup.domain import BackupState, Problem, RequestSource, backup_id_for_resource, fold, parse_spec
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent, Envelope, RecordedEvent, event_id
+from lc2backup.domain.wire import DomainEvent, Envelope, RecordedEvent, event_id
 
 pytestmark = pytest.mark.k8s
 
@@ -128,6 +128,43 @@ def test_failed_status_names_the_branch() -> None:
     failed = conditions(status_of(state, 1, {}, LATER))["Failed"]
     assert (failed["status"], failed["reason"]) == ("True", "DatabaseFailed")
     assert "connection refused" in failed["message"]
+
+
+def _undeclared(value: Any, schema: dict[str, Any], path: str = "status") -> list[str]:
+    """Every key of ``value`` its structural schema does not declare (what the API server would prune)."""
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _undeclared(item, schema.get("items", {}), f"{path}[{i}]")]
+    if not isinstance(value, dict):
+        return []
+    declared = schema.get("properties", {})
+    found = [f"{path}.{key}" for key in value if key not in declared]
+    return found + [p for k, v in value.items() if k in declared for p in _undeclared(v, declared[k], f"{path}.{k}")]
+
+
+def test_every_status_the_gateway_renders_is_what_the_crd_declares() -> None:
+    """The CRD's status schema is generated from the model that renders the status: every field is typed (none
+    kept open with x-kubernetes-preserve-unknown-fields) and every key rendered is declared, at every depth."""
+    schema = crd.status_schema()
+    assert "x-kubernetes-preserve-unknown-fields" not in str(schema)
+    snapshotting = (
+        SUCCEEDED[0],
+        ev.DatabaseSnapshotStarted(snapshot_id="sn", instance_id="db1"),
+        ev.DatabaseSnapshotCompleted(snapshot_id="sn", location="arn", size_bytes=3, engine="pg", engine_version="16"),
+        SUCCEEDED[2],
+        ev.DocumentLibraryTransferProgressed(report=1, attempt=2, counters=COUNTERS),
+        ev.DatabaseExportProgressed(report=1, bytes_written=5, estimated_total_bytes=10, percent=50),
+    )
+    failed = (SUCCEEDED[0], ev.DatabaseBranchFailed(step="export", reason="x"))
+    failed += (ev.BackupFailed(branch="database", reason="x", leftovers=["s3://lc2-backups/b/"]),)
+    histories = [SUCCEEDED[:n] for n in range(1, len(SUCCEEDED) + 1)] + [(REJECTED,), snapshotting, failed]
+    for events in histories:
+        status = status_of(state_after(*events), 1, {}, LATER)
+        assert not list(status_validator().iter_errors(status)), events[-1]
+        assert _undeclared(status, schema) == [], events[-1]
+    # Control: a key the model does not have is found.
+    status = status_of(state_after(*SUCCEEDED), 1, {}, LATER)
+    status["documentLibrary"]["transferJob"]["surprise"] = 1
+    assert _undeclared(status, schema) == ["status.documentLibrary.transferJob.surprise"]
 
 
 def test_projecting_twice_changes_nothing() -> None:

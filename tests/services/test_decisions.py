@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from lc2backup.crd_gateway.domain import Lane, decide_admission, decide_intake, lane_key
 from lc2backup.db_export import domain as db
 from lc2backup.doclib_transfer import domain as dl
-from lc2backup.domain import Intake, RequestSource, TransferCounters
+from lc2backup.domain import Intake, RequestSource, TransferCounters, parse_intake
 from lc2backup.domain import events as ev
-from lc2backup.eventing import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 from lc2backup.metadata import domain as md
 from tests.domain.test_fold import SOURCE, SPEC, T0, state_after
 
@@ -32,10 +33,10 @@ def types(events: list[DomainEvent]) -> list[str]:
 
 
 def test_intake_requests_once_and_rejects_with_every_reason() -> None:
-    good = Intake("b1", SPEC.model_dump(mode="json", by_alias=True), RequestSource(kind="api"), [])
+    good = parse_intake(Intake("b1", SPEC.model_dump(mode="json", by_alias=True), RequestSource(kind="api"), []))
     assert types(decide_intake(state_after(), good)) == ["BackupRequested"]
     assert decide_intake(state_after(REQUESTED_ONLY, ADMITTED), good) == []  # re-sent command: nothing
-    bad = Intake("b1", {"projectId": "Nope"}, RequestSource(kind="nats"), [])
+    bad = parse_intake(Intake("b1", {"projectId": "Nope"}, RequestSource(kind="nats"), []))
     [rejected] = decide_intake(state_after(), bad)
     assert isinstance(rejected, ev.BackupRejected)
     assert len(rejected.problems) >= 4 and rejected.project_id == "Nope"
@@ -215,9 +216,9 @@ def test_a_failed_branch_cancels_the_running_one_and_the_failure_lists_what_was_
 
 def test_metadata_document_depends_only_on_the_log() -> None:
     both = state_after(REQUESTED_ONLY, ADMITTED, EXPORT_STARTED, TRANSFER_STARTED, EXPORT_DONE, TRANSFER_DONE)
-    a, b = md.render(md.metadata_document(both)), md.render(md.metadata_document(both))
+    a, b = md.metadata_document(both).render(), md.metadata_document(both).render()
     assert a == b
-    doc = md.metadata_document(both)
+    doc = json.loads(a)
     assert doc["backupId"] == "b1" and doc["database"]["export"]["restorable"] is True
     assert doc["tags"]["projectId"] == "retail" and doc["retentionDays"] == 30
     assert md.belongs_to(a, "b1") and not md.belongs_to(a, "b2") and not md.belongs_to(b"not json", "b1")

@@ -3,6 +3,10 @@
 Each runs as ``python -m lc2backup.<service>`` with its own health port and is ready when ``/readyz``
 answers 200. Stopping sends SIGTERM (ordered shutdown in the service) and SIGKILLs after a grace period.
 
+Replicas: a set may run each service as several processes at once (``replicas``), as a Deployment scaled out
+or in the middle of a rolling update: each replica has its own health port and log (``<name>-<n>.log`` from
+the second on) and is addressed as ``<name>#<n>``; ``set[name]`` is the first.
+
 Security as deployed: given the NATS server's users, each service connects as its own least-privilege user;
 and the projection API always runs with authentication, here with an operator token made up for this set
 (``api_token``; only its SHA-256 reaches the archiver, merged into any ``LC2_API__TOKENS`` already given).
@@ -41,9 +45,15 @@ class ServiceProcess:
     env: dict[str, str]
     log_dir: Path
     port: int = field(default_factory=free_port)
+    replica: int = 1
     ready_seconds: float | None = None
     process: ManagedProcess | None = None
     _spawned_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """``name`` for the first replica, ``name#n`` for the n-th."""
+        return self.name if self.replica == 1 else f"{self.name}#{self.replica}"
 
     @property
     def url(self) -> str:
@@ -57,10 +67,11 @@ class ServiceProcess:
         env = {**os.environ, **self.env, "LC2_HEALTH__PORT": str(self.port), "LC2_LOG_FORMAT": "text"}
         if self.name == "archiver":
             env["LC2_API__PORT"] = str(self.port)
+        log_name = self.name if self.replica == 1 else f"{self.name}-{self.replica}"
         self.process = ManagedProcess(
-            self.name,
+            self.key,
             [sys.executable, "-m", SERVICE_MODULES[self.name]],
-            log_path=self.log_dir / f"{self.name}.log",
+            log_path=self.log_dir / f"{log_name}.log",
             env=env,
         )
         self._spawned_at = time.monotonic()
@@ -89,7 +100,7 @@ class ServiceProcess:
 
 @dataclass
 class ServiceSet:
-    """The five services (or a subset) against one stack's environment."""
+    """The five services (or a subset) against one stack's environment, ``replicas`` processes of each."""
 
     env: Mapping[str, str]
     log_dir: Path
@@ -98,8 +109,11 @@ class ServiceSet:
     nats_users: NatsUsers | None = None
     nats_url: str | None = None  # the address services use with their own user (NatsServer.service_url)
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    replicas: int = 1
 
     def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, not {self.replicas}")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in self.names:
             env = dict(self.env)
@@ -107,7 +121,9 @@ class ServiceSet:
                 env["LC2_API__TOKENS"] = with_operator_token(env.get("LC2_API__TOKENS"), self.api_token)
             if self.nats_users is not None:
                 env.update(self.nats_users.service_env(name, self.nats_url or env["LC2_NATS__URL"]))
-            self.services[name] = ServiceProcess(name, env, self.log_dir)
+            for replica in range(1, self.replicas + 1):
+                svc = ServiceProcess(name, dict(env), self.log_dir, replica=replica)
+                self.services[svc.key] = svc
 
     def start(self) -> dict[str, float]:
         for svc in self.services.values():  # spawn on this thread (death signal), wait in parallel
@@ -124,13 +140,17 @@ class ServiceSet:
         with ThreadPoolExecutor(max_workers=len(self.services)) as pool:
             list(pool.map(lambda s: s.stop(), self.services.values()))
 
-    def restart(self, name: str) -> float:
-        """Stop the service (if it still runs) and start a fresh process on the same port."""
-        old = self.services[name]
+    def restart(self, key: str) -> float:
+        """Stop the process ``key`` (a name, or ``name#n`` for a replica) if it still runs, and start a fresh one
+        on the same port."""
+        old = self.services[key]
         old.stop()
-        fresh = ServiceProcess(name, old.env, self.log_dir, port=old.port)
-        self.services[name] = fresh
+        fresh = ServiceProcess(old.name, old.env, self.log_dir, port=old.port, replica=old.replica)
+        self.services[key] = fresh
         return fresh.start()
+
+    def replicas_of(self, name: str) -> list[ServiceProcess]:
+        return [svc for svc in self.services.values() if svc.name == name]
 
     @property
     def api_url(self) -> str:

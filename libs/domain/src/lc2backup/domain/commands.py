@@ -3,6 +3,11 @@
 Body: ``{"backupId"?: uuid, "requestId"?: str, "spec": {...}}`` or a whole BackupRequest manifest (the
 same YAML/JSON a user would ``kubectl apply``). The backup id is deterministic: the given ``backupId``, else
 derived from ``requestId``, else from the message's own id, so a re-sent command never makes two backups.
+
+Which requests are one backup (docs/requests.md): a manifest is named by its project and namespace/name
+(``backup_id_for_manifest``), the same id the API gives a POST whose ``Idempotency-Key`` is the manifest's
+``manifest:<namespace>/<name>`` (``project_request_id``): so ``lc2backup apply`` through the API or NATS, and
+the manifest published on NATS, are one backup. A BackupRequest CR is its own backup (its uid).
 """
 
 from __future__ import annotations
@@ -15,8 +20,17 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from lc2backup.domain.events import RequestSource, SourceKind
-from lc2backup.domain.spec import API_GROUP, API_VERSION, KIND, Problem, problems_from
-from lc2backup.eventing.events import WireModel
+from lc2backup.domain.spec import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    BackupRequestSpec,
+    Problem,
+    SpecInvalid,
+    parse_spec,
+    problems_from,
+)
+from lc2backup.domain.wire import WireModel
 
 MAX_COMMAND_BYTES = 64 * 1024
 REQUEST_NAMESPACE = uuid.UUID("0b6a3f55-1e0c-4a61-9d5b-3c1f8f7e2a10")
@@ -53,8 +67,69 @@ class Intake:
     problems: list[Problem]
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A command parsed once, where it entered (the NATS intake, a BackupRequest CR, the CLI): what later code
+    receives. ``spec`` is the parsed spec, or None when the command is refused (``problems`` says why)."""
+
+    backup_id: str
+    source: RequestSource
+    spec: BackupRequestSpec | None
+    shape_problems: list[Problem]  # the command or manifest around the spec
+    spec_problems: list[Problem]
+    project_id: str | None  # as written (at most 63 characters), also when refused: a rejection names them
+    environment: str | None
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Why it is refused: the command's shape first; the spec's problems once the shape is right."""
+        return self.shape_problems or self.spec_problems
+
+
+def _as_written(spec: Any, field: str) -> str | None:
+    value = spec.get(field) if isinstance(spec, dict) else None
+    return value[:63] if isinstance(value, str) else None
+
+
+def parse_intake(intake: Intake) -> Submission:
+    """Parse the spec of a command read by ``read_command`` (or a CR's): the one validation on its path."""
+    spec: BackupRequestSpec | None = None
+    spec_problems: list[Problem] = []
+    if intake.spec is not None or not intake.problems:  # a missing spec is a shape problem already
+        try:
+            spec = parse_spec(intake.spec)
+        except SpecInvalid as invalid:
+            spec_problems = invalid.problems
+    return Submission(
+        backup_id=intake.backup_id,
+        source=intake.source,
+        spec=spec if not intake.problems else None,
+        shape_problems=list(intake.problems),
+        spec_problems=spec_problems,
+        project_id=_as_written(intake.spec, "projectId"),
+        environment=_as_written(intake.spec, "environment"),
+    )
+
+
 def backup_id_for_request(request_id: str) -> str:
     return str(uuid.uuid5(REQUEST_NAMESPACE, request_id))
+
+
+def project_request_id(project_id: str, request_id: str) -> str:
+    """A request id the user chose, scoped by its project: one tenant's key cannot name (or block) another
+    project's backup. The ``api:`` prefix is historical (the API's Idempotency-Key came first); kept so that the
+    ids of earlier requests do not change."""
+    return f"api:{project_id}/{request_id}"
+
+
+def manifest_request_id(namespace: str | None, name: str) -> str:
+    """The request id of a manifest: its namespace/name, like ``kubectl apply`` (the CLI's Idempotency-Key)."""
+    return f"manifest:{namespace or 'default'}/{name}"
+
+
+def backup_id_for_manifest(project_id: str, namespace: str | None, name: str) -> str:
+    """One manifest (project, namespace/name) is one backup, whether published on NATS or POSTed by the CLI."""
+    return backup_id_for_request(project_request_id(project_id, manifest_request_id(namespace, name)))
 
 
 def backup_id_for_resource(uid: str) -> str:
@@ -111,8 +186,8 @@ def _from_manifest(doc: dict[str, Any], fallback: str, kind: SourceKind) -> Inta
         meta = ManifestMetadata()
     if meta.uid:
         backup_id = backup_id_for_resource(meta.uid)
-    elif meta.name:  # like kubectl apply: the same name is the same backup
-        backup_id = backup_id_for_request(f"manifest:{meta.namespace or 'default'}/{meta.name}")
+    elif meta.name:  # like kubectl apply: the same name (in the same project) is the same backup
+        backup_id = backup_id_for_manifest(_as_written(doc.get("spec"), "projectId") or "", meta.namespace, meta.name)
     else:
         backup_id = fallback
     source = RequestSource(

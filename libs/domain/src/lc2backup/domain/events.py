@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from lc2backup.domain.spec import BackupRequestSpec, Problem
-from lc2backup.eventing.events import DomainEvent, EventRegistry, WireModel
+from lc2backup.domain.wire import DomainEvent, EventRegistry, WireModel
 
 SourceKind = Literal["nats", "api", "kubernetes"]
 

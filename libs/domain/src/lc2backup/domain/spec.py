@@ -226,9 +226,17 @@ def parse_spec(raw: Any) -> BackupRequestSpec:
     if not isinstance(raw, dict):
         raise SpecInvalid([Problem(field="spec", message="must be an object", type="dict_type")])
     try:
-        spec = BackupRequestSpec.model_validate(raw).normalised()
+        spec = BackupRequestSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecInvalid(problems_from(exc)) from exc
+    return complete_spec(spec)
+
+
+def complete_spec(spec: BackupRequestSpec) -> BackupRequestSpec:
+    """The rules a model's fields cannot state, for a spec already validated as a model: prefixes normalised,
+    cross-field rules checked (raises SpecInvalid). ``parse_spec`` ends here; an entry point whose framework
+    validated the model itself (the API's request body) calls this instead of validating it a second time."""
+    spec = spec.normalised()
     problems = cross_field_problems(spec)
     if problems:
         raise SpecInvalid(problems)

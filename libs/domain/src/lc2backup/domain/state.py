@@ -17,7 +17,7 @@ from pydantic import Field
 
 from lc2backup.domain import events as ev
 from lc2backup.domain.spec import BackupRequestSpec, Problem
-from lc2backup.eventing.events import DomainEvent, RecordedEvent, WireModel
+from lc2backup.domain.wire import DomainEvent, RecordedEvent, WireModel
 
 Phase = Literal[
     "Pending",
@@ -398,8 +398,9 @@ def _progress_message(s: BackupState, overall: Phase) -> str | None:
     }.get(overall, s.message)
 
 
-def fold(backup_id: str, events: Iterable[RecordedEvent]) -> BackupState:
-    state = initial(backup_id)
+def fold(backup_id: str, events: Iterable[RecordedEvent], state: BackupState | None = None) -> BackupState:
+    """The state after ``events``, folded from the start or onto ``state``, a fold of the events before them."""
+    state = initial(backup_id) if state is None else state
     for recorded in events:
         state = evolve(state, recorded.event, recorded.envelope.occurred_at, recorded.sequence)
     return state

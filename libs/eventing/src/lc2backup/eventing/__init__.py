@@ -1,25 +1,11 @@
-"""Event envelope, JetStream event store, durable consumer runner and dead letters.
+"""JetStream event store, durable consumer runner, dead letters and topology.
 
-Import the names below; modules are private unless named here.
+Import the names below; modules are private unless named here. The envelope, the payload base and the type
+registry live in ``lc2backup.domain.wire`` (pure); the names re-exported from there below are for callers not
+yet moved.
 """
 
-from lc2backup.eventing.aggregates import Recorded, Repository
-from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
-from lc2backup.eventing.crashpoints import arm_from_env, crash_point
-from lc2backup.eventing.deadletters import DeadLetters
-from lc2backup.eventing.errors import (
-    AppendError,
-    ConcurrencyError,
-    ConflictRetriesExhausted,
-    DecodeError,
-    EventingError,
-    HandlerOutcome,
-    PoisonMessage,
-    RetryLater,
-    TopologyError,
-    UnknownEventType,
-)
-from lc2backup.eventing.events import (
+from lc2backup.domain.wire import (
     DomainEvent,
     Envelope,
     EventRegistry,
@@ -30,7 +16,24 @@ from lc2backup.eventing.events import (
     encode_envelope,
     event_id,
 )
+from lc2backup.eventing.aggregates import Fold, Loaded, Recorded, Repository
+from lc2backup.eventing.caching import Kept, StateCache
+from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
+from lc2backup.eventing.deadletters import DeadLetters
+from lc2backup.eventing.errors import (
+    AppendError,
+    ConcurrencyError,
+    ConflictRetriesExhausted,
+    EventingError,
+    HandlerOutcome,
+    HistoryGap,
+    PoisonMessage,
+    RetryLater,
+    TopologyError,
+    UnreadableMessage,
+)
 from lc2backup.eventing.reading import Batch, DirectReader, StoredMessage
+from lc2backup.eventing.steps import StepHook, no_step
 from lc2backup.eventing.store import (
     BACKUP_HEADER,
     TYPE_HEADER,
@@ -38,6 +41,7 @@ from lc2backup.eventing.store import (
     Causation,
     EventStore,
     History,
+    message_digest,
     read_event,
 )
 from lc2backup.eventing.topology import (
@@ -62,16 +66,19 @@ __all__ = [
     "ConsumerSpec",
     "DeadLetterHook",
     "DeadLetters",
-    "DecodeError",
     "DirectReader",
     "DomainEvent",
     "Envelope",
     "EventRegistry",
     "EventStore",
     "EventingError",
+    "Fold",
     "Handler",
     "HandlerOutcome",
     "History",
+    "HistoryGap",
+    "Kept",
+    "Loaded",
     "PoisonMessage",
     "Recorded",
     "RecordedEvent",
@@ -79,15 +86,15 @@ __all__ = [
     "RetryLater",
     "RetryPolicy",
     "RunnerStats",
+    "StateCache",
+    "StepHook",
     "StoredMessage",
     "Topology",
     "TopologyError",
     "TraceContext",
-    "UnknownEventType",
+    "UnreadableMessage",
     "WireModel",
-    "arm_from_env",
     "consuming_span",
-    "crash_point",
     "current_trace_context",
     "decode_envelope",
     "encode_envelope",
@@ -95,5 +102,7 @@ __all__ = [
     "ensure_lanes",
     "ensure_streams",
     "event_id",
+    "message_digest",
+    "no_step",
     "read_event",
 ]

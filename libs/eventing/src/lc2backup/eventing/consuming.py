@@ -30,9 +30,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
-from lc2backup.eventing.crashpoints import crash_point
+from lc2backup.domain.errors import WireError
 from lc2backup.eventing.deadletters import DeadLetters
-from lc2backup.eventing.errors import DecodeError, PoisonMessage, RetryLater, TopologyError, UnknownEventType
+from lc2backup.eventing.errors import PoisonMessage, RetryLater, TopologyError, UnreadableMessage
+from lc2backup.eventing.steps import StepHook, no_step
 from lc2backup.eventing.topology import ConsumerSpec, ensure_consumer
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ConsumerRunner:
         pull_expires: float = 2.0,
         grace: float = 20.0,
         on_dead_letter: DeadLetterHook | None = None,
+        at_step: StepHook = no_step,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -85,6 +87,7 @@ class ConsumerRunner:
         self._expires = pull_expires
         self._grace = grace
         self._on_dead_letter = on_dead_letter
+        self._at_step = at_step
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[int, list[Msg]] = {}  # stream sequence -> deliveries of a message being handled
         self._pull_deadline = 0.0
@@ -209,11 +212,11 @@ class ConsumerRunner:
         except RetryLater as retry:
             self.stats.retried += 1
             log.debug("%s: %s; again in %.1fs", self.spec.durable, retry.reason, retry.delay)
-            crash_point(f"nak:{self.spec.durable}")
+            self._at_step(f"nak:{self.spec.durable}")
             await self._settle(deliveries[-1].nak(delay=retry.delay))
         except PoisonMessage as poison:
             await self._dead_letter(deliveries[-1], poison.reason)
-        except (DecodeError, UnknownEventType) as unreadable:  # retrying cannot make these readable
+        except (UnreadableMessage, WireError) as unreadable:  # retrying cannot make these readable
             await self._dead_letter(deliveries[-1], f"unreadable: {unreadable}")
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -229,7 +232,7 @@ class ConsumerRunner:
                 await self._settle(deliveries[-1].nak(delay=self._retry.delay(delivered)))
         else:
             self.stats.acked += 1
-            crash_point(f"ack:{self.spec.durable}")
+            self._at_step(f"ack:{self.spec.durable}")
             await self._settle(deliveries[-1].ack())
         finally:
             beat.cancel()

@@ -1,10 +1,11 @@
 """The eventing error tree. Third-party (nats-py) errors are translated at one boundary, with the cause chained.
 
 EventingError
- ├── DecodeError              a message that is not a valid envelope / command (poison: dead-lettered)
- ├── UnknownEventType         an envelope whose type this build does not know (poison)
+ ├── UnreadableMessage        a stored or delivered message that is not an event of this build (poison:
+ │                            dead-lettered); the domain's DecodeError / UnknownEventType is its cause
  ├── ConcurrencyError         the backup's subject moved on under us (reload, re-decide, retry)
  │    └── ConflictRetriesExhausted   still conflicting after the bounded number of attempts
+ ├── HistoryGap               a kept fold no longer matches the backup's subject (load it in full)
  ├── AppendError              the append's outcome is unknown or the server refused it (retryable)
  ├── TopologyError            a stream or consumer could not be created or updated
  └── HandlerOutcome           raised by handlers to steer the consumer runner
@@ -19,12 +20,8 @@ class EventingError(Exception):
     """Base of every error raised by lc2backup.eventing."""
 
 
-class DecodeError(EventingError):
-    """The bytes are not a valid envelope (or command): not JSON, not UTF-8, wrong shape, too large."""
-
-
-class UnknownEventType(EventingError):
-    """The envelope names an event type (or schema version) this build cannot read."""
+class UnreadableMessage(EventingError):
+    """Not an event of this build: an invalid envelope or payload, an unknown type, or the wrong subject."""
 
 
 class ConcurrencyError(EventingError):
@@ -38,6 +35,15 @@ class ConcurrencyError(EventingError):
 
 class ConflictRetriesExhausted(ConcurrencyError):
     """Reload, re-decide and retry did not get an append through within the bound."""
+
+
+class HistoryGap(EventingError):
+    """The message a kept fold ended on is no longer where it was (deleted, or the stream was recreated)."""
+
+    def __init__(self, subject: str, version: int, detail: str) -> None:
+        super().__init__(f"{subject}: the message at sequence {version} a kept fold ended on {detail}")
+        self.subject = subject
+        self.version = version
 
 
 class AppendError(EventingError):

@@ -23,6 +23,28 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from lc2backup.domain.events import (
+    BackupAdmitted,
+    BackupFailed,
+    BackupMetadataWritten,
+    BackupQueued,
+    BackupRejected,
+    BackupRequested,
+    BackupSucceeded,
+    DatabaseBranchCancelled,
+    DatabaseBranchFailed,
+    DatabaseExportCompleted,
+    DatabaseExportProgressed,
+    DatabaseExportStarted,
+    DatabaseSnapshotCompleted,
+    DatabaseSnapshotStarted,
+    DocumentLibraryTransferCancelled,
+    DocumentLibraryTransferCompleted,
+    DocumentLibraryTransferFailed,
+    DocumentLibraryTransferProgressed,
+    DocumentLibraryTransferStarted,
+)
+from lc2backup.domain.wire import DomainEvent
 from lc2backup.eventing.topology import Topology
 
 ADMIN = "admin"
@@ -38,10 +60,12 @@ def inbox_prefix(user: str) -> str:
 
 @dataclass(frozen=True)
 class ServiceAccess:
-    """What one service does on NATS, in the topology's terms."""
+    """What one service does on NATS, in the topology's terms; event types by their classes."""
 
     consumers: tuple[tuple[str, str], ...] = ()  # (stream attribute of Topology, durable name)
-    appends: tuple[str, ...] = ()  # event types
+    appends: tuple[type[DomainEvent], ...] = ()
+    # durable -> the event types its consumer filters on (a durable not named here receives its whole stream)
+    receives: Mapping[str, tuple[type[DomainEvent], ...]] = field(default_factory=dict)
     dead_letters: bool = False
     manages_streams: bool = False
     lanes: bool = False  # crd-gateway's admission KV bucket
@@ -49,9 +73,17 @@ class ServiceAccess:
     reads_commands: bool = False  # DIRECT.GET on the command stream (crd-gateway keeps each lane in order)
     watches_events: bool = False  # a core subscription on every event (the archiver's wake-up)
 
+    @property
+    def appended_types(self) -> tuple[str, ...]:
+        return tuple(cls.event_type for cls in self.appends)
 
-# Declared from the services' composition roots; tests/security checks the appends against the contracts'
-# catalogue and the e2e suite runs every service with exactly these grants.
+    def received_types(self, durable: str) -> tuple[str, ...]:
+        """The event types ``durable``'s consumer filters on; empty: it receives every message of its stream."""
+        return tuple(cls.event_type for cls in self.receives.get(durable, ()))
+
+
+# Event routing, declared once per service: the grants below, the services' consumer filters and the contracts'
+# catalogue (asyncapi.yaml) are derived from it; the e2e suite runs every service with exactly these grants.
 SERVICES: Mapping[str, ServiceAccess] = {
     "crd-gateway": ServiceAccess(
         consumers=(
@@ -59,7 +91,8 @@ SERVICES: Mapping[str, ServiceAccess] = {
             ("events_stream", "crd-gateway-admission"),
             ("events_stream", "crd-gateway-status"),
         ),
-        appends=("BackupRequested", "BackupRejected", "BackupQueued", "BackupAdmitted"),
+        appends=(BackupRequested, BackupRejected, BackupQueued, BackupAdmitted),
+        receives={"crd-gateway-admission": (BackupRequested, BackupSucceeded, BackupFailed)},
         dead_letters=True,
         manages_streams=True,
         lanes=True,
@@ -68,34 +101,46 @@ SERVICES: Mapping[str, ServiceAccess] = {
     "db-export": ServiceAccess(
         consumers=(("events_stream", "db-export"),),
         appends=(
-            "DatabaseSnapshotStarted",
-            "DatabaseSnapshotCompleted",
-            "DatabaseExportStarted",
-            "DatabaseExportProgressed",
-            "DatabaseExportCompleted",
-            "DatabaseBranchFailed",
+            DatabaseSnapshotStarted,
+            DatabaseSnapshotCompleted,
+            DatabaseExportStarted,
+            DatabaseExportProgressed,
+            DatabaseExportCompleted,
+            DatabaseBranchFailed,
         ),
+        receives={"db-export": (BackupAdmitted,)},
         dead_letters=True,
     ),
     "doclib-transfer": ServiceAccess(
         consumers=(("events_stream", "doclib-transfer"),),
         appends=(
-            "DocumentLibraryTransferStarted",
-            "DocumentLibraryTransferProgressed",
-            "DocumentLibraryTransferCompleted",
-            "DocumentLibraryTransferFailed",
+            DocumentLibraryTransferStarted,
+            DocumentLibraryTransferProgressed,
+            DocumentLibraryTransferCompleted,
+            DocumentLibraryTransferFailed,
         ),
+        receives={"doclib-transfer": (BackupAdmitted,)},
         dead_letters=True,
     ),
     "metadata": ServiceAccess(
         consumers=(("events_stream", "metadata"),),
         appends=(
-            "BackupMetadataWritten",
-            "BackupSucceeded",
-            "DatabaseBranchCancelled",
-            "DocumentLibraryTransferCancelled",
-            "BackupFailed",
+            BackupMetadataWritten,
+            BackupSucceeded,
+            DatabaseBranchCancelled,
+            DocumentLibraryTransferCancelled,
+            BackupFailed,
         ),
+        # only branch outcomes and its own BackupMetadataWritten can change its decision
+        receives={
+            "metadata": (
+                DatabaseExportCompleted,
+                DatabaseBranchFailed,
+                DocumentLibraryTransferCompleted,
+                DocumentLibraryTransferFailed,
+                BackupMetadataWritten,
+            )
+        },
         dead_letters=True,
     ),
     "archiver": ServiceAccess(sends_commands=True, watches_events=True),
@@ -144,7 +189,7 @@ def service_grant(user: str, access: ServiceAccess, topology: Topology) -> Grant
             f"{api}.DIRECT.GET.{kv}.>",
             f"$KV.{topology.lanes_bucket}.>",
         ]
-    publish += [topology.event_subject("*", event_type) for event_type in access.appends]
+    publish += [topology.event_subject("*", event_type) for event_type in access.appended_types]
     if access.dead_letters:
         publish.append(topology.dlq_subject(user))
     if access.sends_commands:

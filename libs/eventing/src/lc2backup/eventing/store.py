@@ -13,11 +13,17 @@ Poison: whoever may publish on an event subject can store bytes there that are n
 the backup: ``load`` skips it (loudly) and still guards the next append with its sequence, so one bad message
 can neither change a backup's state nor block it; ``delivered`` refuses it, so the consumer that received it
 dead-letters it with the reason.
+
+Tail loads: ``load_after`` reads only the messages after a position a caller already folded (a kept fold,
+``lc2backup.eventing.caching``). It starts *at* that position and requires the very message the caller saw
+there (same sequence, same digest of subject and bytes), so a deleted message or a recreated stream raises
+``HistoryGap`` instead of folding a tail onto a state it does not follow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -31,15 +37,8 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import APIError
 
-from lc2backup.eventing.crashpoints import crash_point
-from lc2backup.eventing.errors import (
-    AppendError,
-    ConcurrencyError,
-    ConflictRetriesExhausted,
-    DecodeError,
-    EventingError,
-)
-from lc2backup.eventing.events import (
+from lc2backup.domain.errors import WireError
+from lc2backup.domain.wire import (
     DomainEvent,
     Envelope,
     EventRegistry,
@@ -48,7 +47,16 @@ from lc2backup.eventing.events import (
     encode_envelope,
     event_id,
 )
+from lc2backup.eventing.caching import StateCache
+from lc2backup.eventing.errors import (
+    AppendError,
+    ConcurrencyError,
+    ConflictRetriesExhausted,
+    HistoryGap,
+    UnreadableMessage,
+)
 from lc2backup.eventing.reading import DirectReader, StoredMessage
+from lc2backup.eventing.steps import StepHook, no_step
 from lc2backup.eventing.topology import Topology
 from lc2backup.eventing.tracing import current_trace_context
 
@@ -66,12 +74,16 @@ class History:
     """A backup's events in order, and the stream sequence of the last message on its subjects (0: none yet).
 
     ``skipped`` holds (sequence, reason) of the messages on the backup's subjects that are not readable events.
+    ``anchor`` is the digest of the message at ``version`` (``message_digest``; empty when there is none).
+    ``after``: 0 for a whole history; for a tail (``EventStore.load_after``) the version its events follow.
     """
 
     backup_id: str
     events: tuple[RecordedEvent, ...]
     version: int
     skipped: tuple[tuple[int, str], ...] = ()
+    anchor: str = ""
+    after: int = 0
 
     @property
     def correlation_id(self) -> str | None:
@@ -92,6 +104,7 @@ class AppendResult:
     appended: tuple[RecordedEvent, ...]
     duplicates: int = 0
     history: History | None = None  # what ``execute`` decided on
+    anchor: str = ""  # digest of the message at ``version`` when this call stored it ("" after a duplicate)
 
     def events(self) -> tuple[RecordedEvent, ...]:
         """The backup's whole history after this append (for ``execute`` results)."""
@@ -106,18 +119,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def message_digest(subject: str, data: bytes) -> str:
+    """Identifies a stored message by content: a position's anchor (same sequence and digest: same message)."""
+    return hashlib.blake2b(subject.encode() + b"\0" + data, digest_size=16).hexdigest()
+
+
 def read_event(registry: EventRegistry, topology: Topology, message: StoredMessage) -> RecordedEvent:
     """A stored message as an event: a valid envelope of a known type, on the very subject its envelope names.
 
-    Raises ``DecodeError`` / ``UnknownEventType`` otherwise; an envelope published on another backup's (or
+    Raises ``UnreadableMessage`` otherwise (the domain's ``DecodeError`` / ``UnknownEventType`` as its cause); an envelope published on another backup's (or
     type's) subject is refused too, or it would count as an event of the backup whose subject it sits on.
     """
-    envelope = decode_envelope(message.data)
-    if message.subject != topology.event_subject(envelope.backup_id, envelope.type):
-        raise DecodeError(
-            f"subject {message.subject[:200]} does not match the envelope (backup {envelope.backup_id}, {envelope.type})"
-        )
-    return RecordedEvent(envelope, registry.decode_payload(envelope), message.sequence)
+    try:
+        envelope = decode_envelope(message.data)
+        if message.subject != topology.event_subject(envelope.backup_id, envelope.type):
+            raise UnreadableMessage(
+                f"subject {message.subject[:200]} does not match the envelope"
+                f" (backup {envelope.backup_id}, {envelope.type})"
+            )
+        return RecordedEvent(envelope, registry.decode_payload(envelope), message.sequence)
+    except WireError as exc:
+        raise UnreadableMessage(str(exc)) from exc
 
 
 class EventStore:
@@ -130,6 +152,8 @@ class EventStore:
         topology: Topology | None = None,
         publish_timeout: float = 5.0,
         clock: Callable[[], datetime] = _now,
+        cached_backups: int = 1024,
+        at_step: StepHook = no_step,
     ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream(timeout=publish_timeout)
@@ -138,6 +162,9 @@ class EventStore:
         self.topology = topology or Topology()
         self._reader = DirectReader(nc, self.topology.events_stream)
         self._clock = clock
+        # The folds repositories keep between deliveries (lc2backup.eventing.caching), one map per process.
+        self.states = StateCache(cached_backups)
+        self._at_step = at_step
 
     @property
     def reader(self) -> DirectReader:
@@ -156,17 +183,39 @@ class EventStore:
 
     async def load(self, backup_id: str) -> History:
         messages = await self._reader.read_all(self.topology.backup_subjects(backup_id))
+        return self._history(backup_id, messages, after=0)
+
+    async def load_after(self, backup_id: str, version: int, anchor: str) -> History:
+        """The events after ``version``, which must still hold the message whose digest is ``anchor``.
+
+        One read from ``version`` on (the anchor and the tail, in batches); raises ``HistoryGap`` when the
+        first message there is not the anchor: the caller's fold does not end where this subject now does.
+        """
+        subject = self.topology.backup_subjects(backup_id)
+        messages = await self._reader.read_all(subject, start_sequence=version)
+        if not messages or messages[0].sequence != version:
+            found = f"sequence {messages[0].sequence}" if messages else "nothing"
+            raise HistoryGap(subject, version, f"is gone (the subject's first message from there: {found})")
+        if message_digest(messages[0].subject, messages[0].data) != anchor:
+            raise HistoryGap(subject, version, "holds other bytes now")
+        return self._history(backup_id, messages[1:], after=version, anchor=anchor)
+
+    def _history(self, backup_id: str, messages: Sequence[StoredMessage], after: int, anchor: str = "") -> History:
         events: list[RecordedEvent] = []
         skipped: list[tuple[int, str]] = []
         for message in messages:
             try:
                 events.append(self.decode(message))
-            except EventingError as exc:  # DecodeError, UnknownEventType: not an event of this backup
+            except UnreadableMessage as exc:  # not an event of this backup
                 skipped.append((message.sequence, str(exc)))
                 log.warning(
                     "backup %s: message seq=%d is not a readable event, skipped: %s", backup_id, message.sequence, exc
                 )
-        return History(backup_id, tuple(events), messages[-1].sequence if messages else 0, tuple(skipped))
+        if not messages:
+            return History(backup_id, (), after, anchor=anchor, after=after)
+        last = messages[-1]
+        anchor = message_digest(last.subject, last.data)
+        return History(backup_id, tuple(events), last.sequence, tuple(skipped), anchor, after)
 
     def envelope(self, backup_id: str, event: DomainEvent, causation: Causation, correlation: str) -> Envelope:
         return Envelope(
@@ -196,15 +245,17 @@ class EventStore:
         expected = expected_version
         appended: list[RecordedEvent] = []
         duplicates = 0
+        anchor = ""
         for event in events:
             envelope = self.envelope(backup_id, event, causation, correlation)
-            ack = await self._publish(envelope, expected)
+            ack, anchor = await self._publish(envelope, expected)
             duplicates += bool(ack.duplicate)
             expected = ack.seq
             appended.append(RecordedEvent(envelope, event, ack.seq))
-        return AppendResult(expected, tuple(appended), duplicates)
+        return AppendResult(expected, tuple(appended), duplicates, anchor=anchor)
 
-    async def _publish(self, envelope: Envelope, expected: int, attempts: int = 5) -> PubAck:
+    async def _publish(self, envelope: Envelope, expected: int, attempts: int = 5) -> tuple[PubAck, str]:
+        """The ack, and the stored message's digest (empty for a duplicate: stored earlier, maybe other bytes)."""
         subject = self.topology.event_subject(envelope.backup_id, envelope.type)
         guarded = self.topology.backup_subjects(envelope.backup_id)
         headers = {
@@ -218,17 +269,17 @@ class EventStore:
             headers["traceparent"] = envelope.trace.traceparent
         body = encode_envelope(envelope)
         last: Exception | None = None
-        crash_point(f"before-append:{envelope.type}")
+        self._at_step(f"before-append:{envelope.type}")
         for attempt in range(attempts):
             try:
                 ack = await self._js.publish(subject, body, stream=self.topology.events_stream, headers=headers)
-                crash_point(f"after-append:{envelope.type}")
-                return ack
+                self._at_step(f"after-append:{envelope.type}")
+                return ack, "" if ack.duplicate else message_digest(subject, body)
             except APIError as exc:
                 if exc.err_code in _CONFLICT_CODES:
                     mine = await self._already_appended(subject, expected, headers["Nats-Msg-Id"])
                     if mine is not None:
-                        return mine
+                        return mine, ""
                     raise ConcurrencyError(subject, expected, exc.description or "") from exc
                 if exc.err_code not in _UNKNOWN_OUTCOME_CODES and exc.code != 503:
                     raise AppendError(f"append to {subject} refused: {exc.description}") from exc

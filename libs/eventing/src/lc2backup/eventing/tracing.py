@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from lc2backup.eventing.events import TraceContext
+from lc2backup.domain.wire import TraceContext
 
 _tracer = trace.get_tracer("lc2backup.eventing")
 

@@ -19,6 +19,7 @@ from typing import ClassVar, Generic, TypeVar
 from nats.aio.msg import Msg
 
 from lc2backup.domain import BackupLayout, BackupState, fold
+from lc2backup.domain.events import BackupAdmitted
 from lc2backup.eventing import (
     Causation,
     DomainEvent,
@@ -59,7 +60,7 @@ class BranchRunner(Generic[P]):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._backups = Repository(store, fold)
+        self._backups = Repository(store, fold, finished=lambda s: s.terminal)
         self._providers = providers
         self._poll = poll_interval
         self._deadline = deadline
@@ -85,14 +86,14 @@ class BranchRunner(Generic[P]):
 
     async def on_event(self, msg: Msg) -> None:
         admitted = self._store.delivered(msg)  # not a readable event: dead-lettered with the reason
-        if admitted.envelope.type != "BackupAdmitted":
+        if admitted.envelope.type != BackupAdmitted.event_type:
             return
         backup_id = admitted.envelope.backup_id
-        history = await self._store.load(backup_id)
-        requested = history.events[0].envelope if history.events else None
+        state, loaded = await self._backups.load(backup_id)
+        requested = loaded.origin
         causation = Causation(str(requested.id) if requested else None)
         with consuming_span(self.service, requested.trace if requested else None, backup_id=backup_id):
-            await self.advance(backup_id, fold(backup_id, history.events), causation, attempt_of(msg))
+            await self.advance(backup_id, state, causation, attempt_of(msg))
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         """Our delivery of a backup's ``BackupAdmitted`` gave up: fail the branch. Poison is no work of ours."""

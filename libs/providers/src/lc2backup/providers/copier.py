@@ -49,7 +49,6 @@ from lc2backup.domain import (
     is_generated,
     unsafe_key_reason,
 )
-from lc2backup.eventing import crash_point
 from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferStatus
 from lc2backup.providers.errors import (
     ObjectNotFound,
@@ -67,6 +66,7 @@ from lc2backup.providers.s3 import (
     translate,
 )
 from lc2backup.providers.s3direct import DirectEndpoint, DirectS3, Listed
+from lc2backup.runtime.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class S3Copier:
                     line = json.dumps({"key": relative, "size": item.size, "etag": etag.strip('"')}) + "\n"
                     slot.line, slot.outcome = line.encode(), "copied"
                 mark.advance()
-                crash_point("copy:object")  # test-only (lc2backup.eventing.crashpoints): SIGKILL mid-copy
+                crash_point("copy:object")  # test-only (lc2backup.runtime.crashpoints): SIGKILL mid-copy
 
         async def checkpoint() -> None:
             await self._checkpoint(client, job, mark, progress)

@@ -1,6 +1,7 @@
-"""Service runtime: settings, lifecycle and ordered shutdown, logging with redaction, tracing, health."""
+"""Service runtime: settings, lifecycle and ordered shutdown, logging with redaction, tracing, health, crash points."""
 
 from lc2backup.runtime.connections import connect_nats
+from lc2backup.runtime.crashpoints import arm_from_env, crash_point
 from lc2backup.runtime.health import HealthServer, ReadinessCheck
 from lc2backup.runtime.lifecycle import TaskGroupStopper, run
 from lc2backup.runtime.locks import KeyedLocks
@@ -12,6 +13,7 @@ from lc2backup.runtime.settings import (
     HealthSettings,
     NatsSettings,
     ServiceSettings,
+    StateCacheSettings,
     StreamSettings,
 )
 from lc2backup.runtime.telemetry import configure_tracing
@@ -25,11 +27,14 @@ __all__ = [
     "ReadinessCheck",
     "ServiceScaffold",
     "ServiceSettings",
+    "StateCacheSettings",
     "StreamSettings",
     "TaskGroupStopper",
+    "arm_from_env",
     "configure_logging",
     "configure_tracing",
     "connect_nats",
+    "crash_point",
     "redact",
     "run",
     "scaffold",

@@ -18,20 +18,20 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from lc2backup.domain.wire import EventRegistry
 from lc2backup.eventing import (
     ConsumerRunner,
     ConsumerSpec,
     DeadLetterHook,
     DeadLetters,
-    EventRegistry,
     EventStore,
     Handler,
     RetryPolicy,
     Topology,
-    arm_from_env,
     ensure_streams,
 )
 from lc2backup.runtime.connections import connect_nats
+from lc2backup.runtime.crashpoints import arm_from_env, crash_point
 from lc2backup.runtime.health import HealthServer, ReadinessCheck
 from lc2backup.runtime.logs import configure_logging
 from lc2backup.runtime.settings import ServiceSettings
@@ -71,6 +71,7 @@ class ServiceScaffold:
             retry=RetryPolicy(max_attempts=max_error_attempts or c.max_error_attempts),
             grace=c.grace_seconds,
             on_dead_letter=on_dead_letter,
+            at_step=crash_point,
         )
         self.runners.append(runner)
         return runner
@@ -104,14 +105,21 @@ async def scaffold(
     started = time.monotonic()
     configure_logging(name, settings.log_level, settings.log_format)
     configure_tracing(name, settings.trace_console)
-    arm_from_env(os.environ)  # test-only crash points (lc2backup.eventing.crashpoints); inert unless LC2_CRASH_AT
+    arm_from_env(os.environ)  # test-only crash points (lc2backup.runtime.crashpoints); inert unless LC2_CRASH_AT
     nc = await connect_nats(settings.nats, name, stop)
     try:
         js = nc.jetstream()
         topology = settings.streams.topology()
         # least privilege: only the stream manager's NATS user may update a stream
         await ensure_streams(js, topology, update=settings.streams.manage)
-        store = EventStore(nc, registry, producer=name, topology=topology)
+        store = EventStore(
+            nc,
+            registry,
+            producer=name,
+            topology=topology,
+            cached_backups=settings.state_cache.max_backups,
+            at_step=crash_point,
+        )
         dead_letters = DeadLetters(js, topology, name)
         log.info("%s connected to %s in %.2fs", name, settings.nats.url, time.monotonic() - started)
         yield ServiceScaffold(name, settings, stop, nc, js, topology, store, dead_letters)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from nats.js.api import StorageType
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lc2backup.eventing import Topology
@@ -65,6 +65,12 @@ class ConsumerSettings(BaseModel):
     grace_seconds: float = 20.0
 
 
+class StateCacheSettings(BaseModel):
+    """Folds kept between deliveries (lc2backup.eventing.caching): at most this many backups; 0 disables."""
+
+    max_backups: int = Field(default=1024, ge=0)
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LC2_", env_nested_delimiter="__", extra="ignore")
 
@@ -72,6 +78,7 @@ class ServiceSettings(BaseSettings):
     streams: StreamSettings = StreamSettings()
     health: HealthSettings = HealthSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    state_cache: StateCacheSettings = StateCacheSettings()
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     trace_console: bool = False

@@ -27,14 +27,14 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Qu
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NatsClient
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from lc2backup.archiver import queries
 from lc2backup.archiver.archiving import Projector
 from lc2backup.archiver.auth import Tenant, TokenBook, current_tenant, require_project
 from lc2backup.archiver.errors import ApiRefusal, Unauthenticated, Unprocessable
 from lc2backup.archiver.projection import checkpoint
+from lc2backup.archiver.rows import ApiModel, BackupSummary
 from lc2backup.domain import (
     BackupRequestSpec,
     BackupState,
@@ -43,7 +43,8 @@ from lc2backup.domain import (
     RequestSource,
     SpecInvalid,
     backup_id_for_request,
-    parse_spec,
+    complete_spec,
+    project_request_id,
 )
 from lc2backup.domain.spec import DNS_LABEL
 from lc2backup.eventing import Topology
@@ -54,39 +55,6 @@ UUID_PATTERN = r"^[0-9a-fA-F-]{36}$"
 # Ids are UUIDs; any other id of URL-unreserved characters is simply not found. Nothing a client might rewrite
 # on the way: no '%' (an escape: schemathesis sends '%01' as is, the server reads U+0001), no '.'/'..' segment.
 BACKUP_ID = r"^[0-9A-Za-z_~-][0-9A-Za-z._~-]*$"
-
-
-class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
-
-
-class SourceOut(ApiModel):
-    kind: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-
-
-class BackupSummary(ApiModel):
-    backup_id: str
-    project_id: str | None
-    environment: str | None
-    provider: str | None
-    state: Phase
-    database_state: str
-    document_library_state: str
-    requested_at: datetime | None
-    start_time: datetime | None
-    completion_time: datetime | None
-    updated_at: datetime
-    message: str | None
-    metadata_location: str | None
-    source: SourceOut
-    objects_copied: int | None
-    bytes_copied: int | None
-    objects_excluded: int | None
-    database_export_bytes: int | None
-    version: int = Field(description="Stream sequence of the last event applied to this backup")
-    event_count: int
 
 
 class BackupDetail(BackupSummary):
@@ -146,31 +114,6 @@ class Readiness(ApiModel):
 class ErrorOut(ApiModel):
     detail: str
     problems: list[Problem] | None = None
-
-
-def _summary(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "backup_id": row["backup_id"],
-        "project_id": row["project_id"],
-        "environment": row["environment"],
-        "provider": row["provider"],
-        "state": row["state"],
-        "database_state": row["database_state"],
-        "document_library_state": row["document_library_state"],
-        "requested_at": row["requested_at"],
-        "start_time": row["start_time"],
-        "completion_time": row["completion_time"],
-        "updated_at": row["updated_at"],
-        "message": row["message"],
-        "metadata_location": row["metadata_location"],
-        "source": SourceOut(kind=row["source_kind"], namespace=row["cr_namespace"], name=row["cr_name"]),
-        "objects_copied": row["dl_object_count"],
-        "bytes_copied": row["dl_total_size_bytes"],
-        "objects_excluded": row["dl_excluded_count"],
-        "database_export_bytes": row["db_export_size_bytes"],
-        "version": row["last_seq"],
-        "event_count": row["event_count"],
-    }
 
 
 @dataclass
@@ -279,7 +222,7 @@ async def list_backups(
         )
     except queries.BadCursor as exc:
         raise Unprocessable([Problem(field="query.cursor", message=str(exc), type="value_error")]) from exc
-    return BackupList(items=[BackupSummary(**_summary(r)) for r in page.rows], next_cursor=page.next_cursor)
+    return BackupList(items=[BackupSummary.of_row(r) for r in page.rows], next_cursor=page.next_cursor)
 
 
 def _not_found(backup_id: str) -> HTTPException:
@@ -300,7 +243,7 @@ async def get_backup(
     row = await queries.get_backup(_res(request).pool, backup_id, tenant.visible_projects())
     if row is None:
         raise _not_found(backup_id)
-    return BackupDetail(**_summary(row), status=BackupState.model_validate_json(row["state_doc"]))
+    return BackupDetail.of_row(row, status=BackupState.model_validate_json(row["state_doc"]))
 
 
 @router.get(
@@ -349,14 +292,15 @@ async def request_backup(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
 ) -> Accepted:
     """Request a backup (the same command NATS users publish) for one of the tenant's projects. Send
-    ``Idempotency-Key`` to make retries safe: the same key names the same backup within a project."""
+    ``Idempotency-Key`` to make retries safe: the same key names the same backup within a project; the key
+    ``manifest:<namespace>/<name>`` names the backup of that BackupRequest manifest sent through NATS or the CLI."""
     try:
-        checked = parse_spec(spec.model_dump(mode="json", by_alias=True))
+        checked = complete_spec(spec)  # the body was validated as a BackupRequestSpec: only what a model cannot say
     except SpecInvalid as invalid:
         raise Unprocessable(invalid.problems) from invalid
     require_project(tenant, checked.project_id)
     # Keys are scoped by project: another tenant reusing a key cannot claim (or block) this project's backup.
-    request_id = api_request_id(checked.project_id, idempotency_key) if idempotency_key else None
+    request_id = project_request_id(checked.project_id, idempotency_key) if idempotency_key else None
     backup_id = backup_id_for_request(request_id) if request_id else str(uuid.uuid4())
     res = _res(request)
     command = {
@@ -408,11 +352,6 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiRefusal)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(status_code=exc.status, content={"detail": str(exc)}, headers=headers)
-
-
-def api_request_id(project_id: str, idempotency_key: str) -> str:
-    """The request id a POST's Idempotency-Key stands for (its backup id is derived from it)."""
-    return f"api:{project_id}/{idempotency_key}"
 
 
 OpenResources = Callable[[], AbstractAsyncContextManager[ApiResources]]

@@ -16,7 +16,8 @@ import asyncpg
 from nats.aio.client import Client as NatsClient
 
 from lc2backup.archiver.projection import Decoded, apply_batch, checkpoint, decode_page
-from lc2backup.eventing import DirectReader, EventingError, EventRegistry, Topology
+from lc2backup.domain.wire import EventRegistry
+from lc2backup.eventing import DirectReader, EventingError, Topology
 
 log = logging.getLogger(__name__)
 

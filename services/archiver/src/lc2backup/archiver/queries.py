@@ -15,12 +15,7 @@ from typing import Any
 
 import asyncpg
 
-SUMMARY_COLUMNS = (
-    "backup_id, project_id, environment, provider, state, database_state, document_library_state, "
-    "requested_at, start_time, completion_time, created_at, updated_at, message, metadata_location, "
-    "cr_namespace, cr_name, source_kind, dl_object_count, dl_total_size_bytes, dl_excluded_count, "
-    "db_export_size_bytes, last_seq, event_count"
-)
+from lc2backup.archiver.rows import SUMMARY_COLUMNS
 
 
 class BadCursor(ValueError):

@@ -1,12 +1,14 @@
-"""The projection's tables. ``backups`` has at least the fields of the original BackupRecord; ``state_doc``
-is the whole folded state the API serves. No column holds a wall-clock time of our own, so a rebuild from
-the stream produces identical rows.
+"""The projection's tables. ``backups`` (its columns are defined in ``rows``) has at least the fields of the
+original BackupRecord; ``state_doc`` is the whole folded state the API serves. No column holds a wall-clock
+time of our own, so a rebuild from the stream produces identical rows.
 """
 
 from __future__ import annotations
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from lc2backup.archiver.rows import TABLE_DDL
 
 Executor = asyncpg.Connection | PoolConnectionProxy
 
@@ -36,47 +38,9 @@ CREATE TABLE IF NOT EXISTS backup_events (
     payload         jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS backup_events_backup ON backup_events (backup_id, seq);
-CREATE TABLE IF NOT EXISTS backups (
-    backup_id               text PRIMARY KEY,
-    cr_name                 text,
-    cr_namespace            text,
-    cr_uid                  text,
-    source_kind             text,
-    project_id              text,
-    environment             text,
-    provider                text,
-    state                   text NOT NULL,
-    database_state          text NOT NULL,
-    document_library_state  text NOT NULL,
-    requested_at            timestamptz,
-    start_time              timestamptz,
-    completion_time         timestamptz,
-    db_snapshot_id          text,
-    db_snapshot_size_bytes  bigint,
-    db_engine               text,
-    db_engine_version       text,
-    db_export_location      text,
-    db_export_format        text,
-    db_export_size_bytes    bigint,
-    db_export_sha256        text,
-    dl_source_bucket        text,
-    dl_destination_bucket   text,
-    dl_destination_prefix   text,
-    dl_object_count         bigint,
-    dl_total_size_bytes     bigint,
-    dl_excluded_count       bigint,
-    dl_excluded_bytes       bigint,
-    dl_manifest_path        text,
-    metadata_location       text,
-    message                 text,
-    retention_days          integer,
-    created_at              timestamptz NOT NULL,
-    updated_at              timestamptz NOT NULL,
-    archived_at             timestamptz,
-    last_seq                bigint NOT NULL,
-    event_count             integer NOT NULL,
-    state_doc               jsonb NOT NULL
-);
+"""
+    + TABLE_DDL
+    + """
 CREATE INDEX IF NOT EXISTS backups_list ON backups (created_at DESC, backup_id DESC);
 CREATE INDEX IF NOT EXISTS backups_env ON backups (project_id, environment, created_at DESC, backup_id DESC);
 CREATE INDEX IF NOT EXISTS backups_state ON backups (state, created_at DESC);

@@ -24,13 +24,13 @@ from lc2backup.crd_gateway.domain import Lane, decide_admission, lane_key, lane_
 from lc2backup.crd_gateway.errors import LaneContention
 from lc2backup.crd_gateway.ordering import LaneOrder
 from lc2backup.domain import fold
-from lc2backup.domain.events import BackupRequested
+from lc2backup.domain.events import BackupFailed, BackupRequested, BackupSucceeded
 from lc2backup.eventing import Causation, EventingError, EventStore, Repository, StoredMessage
 
 log = logging.getLogger(__name__)
 
-ENTERS = ("BackupRequested",)
-LEAVES = ("BackupSucceeded", "BackupFailed")
+ENTERS = (BackupRequested.event_type,)
+LEAVES = (BackupSucceeded.event_type, BackupFailed.event_type)
 CAS_ATTEMPTS = 50
 
 

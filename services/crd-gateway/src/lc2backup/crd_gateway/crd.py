@@ -15,6 +15,10 @@ What the schema cannot say, and where it is enforced instead:
   over unbounded map keys is too costly for the API server's budget, so crd-gateway rejects them (the CR
   ends ``Rejected`` with the reason).
 
+``openAPIV3Schema.status`` is generated the same way from ``BackupRequestStatus`` (``status_model``), the model
+crd-gateway renders the status with; as that status is rendered without ``None``, its schema has neither
+``nullable`` nor ``default``.
+
 ``contracts/crds/`` and ``deploy/k8s/base/crd.yaml`` hold the rendered YAML; a test fails when they drift.
 """
 
@@ -23,13 +27,13 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 
+from lc2backup.crd_gateway.status_model import BackupRequestStatus
 from lc2backup.domain import API_GROUP, API_VERSION, KIND, BackupRequestSpec
 from lc2backup.domain.spec import CEL_RULES
-from lc2backup.domain.state import Phase
 
 PLURAL = "backuprequests"
 SINGULAR = "backuprequest"
@@ -40,7 +44,6 @@ DEPLOY_PATH = "deploy/k8s/base/crd.yaml"
 
 IMMUTABLE_MESSAGE = "spec is immutable: one BackupRequest is one backup; create a new BackupRequest instead"
 _DROP = {"title", "$defs", "propertyNames", "patternProperties", "if", "then"}  # if/then: a CEL rule here
-_PHASES: list[str] = list(get_args(Phase))
 
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
@@ -81,96 +84,33 @@ def spec_schema() -> dict[str, Any]:
     return schema
 
 
-def _open_object(description: str, **properties: Any) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": description,
-        "x-kubernetes-preserve-unknown-fields": True,
-        "properties": properties,
-    }
-
-
-def _string(description: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "description": description, **extra}
-
-
-CONDITION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "status", "lastTransitionTime", "reason", "message"],
-    "properties": {
-        "type": _string("Ready or Failed"),
-        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-        "reason": _string("CamelCase reason"),
-        "message": _string("Human-readable detail"),
-        "lastTransitionTime": {"type": "string", "format": "date-time"},
-        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-    },
-}
+def _without_nulls(node: Any) -> Any:
+    """The status is rendered without ``None`` and Kubernetes fills nothing in: no ``nullable``, no
+    ``default``; integers are ``int64`` as Kubernetes types them."""
+    if isinstance(node, list):
+        return [_without_nulls(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("nullable", "default"):
+            continue
+        if key == "properties":
+            out[key] = {name: _without_nulls(schema) for name, schema in value.items()}
+        elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf"):
+            out[key] = _without_nulls(value)
+        else:
+            out[key] = value
+    if out.get("type") == "integer":
+        out.setdefault("format", "int64")
+    return out
 
 
 def status_schema() -> dict[str, Any]:
-    """Top-level fields are typed; the branch details may grow, so they keep unknown fields."""
-    return {
-        "type": "object",
-        "description": "A projection of the backup's event log, written by crd-gateway",
-        "properties": {
-            "backupId": _string("The backup this BackupRequest became (uuid5 of the CR's uid)"),
-            "state": {"type": "string", "enum": _PHASES, "description": "Overall state of the backup"},
-            "message": _string("What is happening now, or every reason it was rejected or failed"),
-            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-            "specGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "minimum": 0,
-                "description": "The metadata.generation the backup was requested with",
-            },
-            "lastEventSequence": {
-                "type": "integer",
-                "format": "int64",
-                "minimum": 0,
-                "description": "Stream sequence of the last event this status reflects",
-            },
-            "startTime": {"type": "string", "format": "date-time"},
-            "completionTime": {"type": "string", "format": "date-time"},
-            "metadataLocation": _string("URI of metadata.json, written last"),
-            "failedBranch": _string("database, documentLibrary, metadata or backup"),
-            "leftovers": {
-                "type": "array",
-                "description": "What a failed backup may have left behind, for a clean-up (its folder, a snapshot)",
-                "items": {"type": "string"},
-            },
-            "problems": {
-                "type": "array",
-                "description": "Every reason the request was rejected",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "field": {"type": "string"},
-                        "message": {"type": "string"},
-                        "type": {"type": "string"},
-                    },
-                },
-            },
-            "database": _open_object(
-                "Database branch: snapshot and export",
-                state={"type": "string"},
-                snapshot=_open_object("The managed snapshot"),
-                exportOperation=_open_object("The export / dump into object storage"),
-            ),
-            "documentLibrary": _open_object(
-                "Document-library branch: the server-side transfer",
-                state={"type": "string"},
-                transferJob=_open_object("The transfer job"),
-                counters=_open_object("Objects and bytes found, copied and excluded"),
-            ),
-            "conditions": {
-                "type": "array",
-                "items": CONDITION_SCHEMA,
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
-        },
-    }
+    """The status's structural schema, from the model crd-gateway renders the status with."""
+    raw = BackupRequestStatus.model_json_schema(by_alias=True, mode="serialization")
+    schema: dict[str, Any] = _without_nulls(_resolve(raw, raw.get("$defs", {})))
+    return schema
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [

@@ -10,36 +10,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Any
 
-from lc2backup.domain import BackupRequestSpec, BackupState, Intake, Problem, SpecInvalid, parse_spec
+from lc2backup.domain import BackupRequestSpec, BackupState, Submission
 from lc2backup.domain.events import BackupAdmitted, BackupQueued, BackupRejected, BackupRequested
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 
-def _best_effort(spec: Any, field: str) -> str | None:
-    value = spec.get(field) if isinstance(spec, dict) else None
-    return value[:63] if isinstance(value, str) else None
-
-
-def decide_intake(state: BackupState, intake: Intake) -> list[DomainEvent]:
-    """Nothing if the backup already exists (a re-sent command); else requested or rejected."""
+def decide_intake(state: BackupState, submission: Submission) -> list[DomainEvent]:
+    """Nothing if the backup already exists (a re-sent command); else requested or rejected. The spec was
+    parsed where the command entered (``parse_intake``)."""
     if state.exists:
         return []
-    problems: list[Problem] = list(intake.problems)
-    if not problems:
-        try:
-            spec = parse_spec(intake.spec)
-        except SpecInvalid as invalid:
-            problems = invalid.problems
-        else:
-            return [BackupRequested(spec=spec, source=intake.source)]
+    if submission.spec is not None:
+        return [BackupRequested(spec=submission.spec, source=submission.source)]
     return [
         BackupRejected(
-            problems=problems,
-            source=intake.source,
-            project_id=_best_effort(intake.spec, "projectId"),
-            environment=_best_effort(intake.spec, "environment"),
+            problems=submission.problems,
+            source=submission.source,
+            project_id=submission.project_id,
+            environment=submission.environment,
         )
     ]
 

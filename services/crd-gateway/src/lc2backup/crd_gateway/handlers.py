@@ -1,7 +1,10 @@
 """Command intake: ``lc2.backup.cmd.request`` -> validate -> append BackupRequested / BackupRejected.
 
 Unreadable bytes (not UTF-8, not JSON, too large) cannot name a backup, so they go to the dead-letter
-stream with the reason. Everything readable ends as an event on the backup's own subject, appended with
+stream with the reason. A readable command is parsed here, once (``parse_intake``: its shape, then its spec);
+the decision receives the parsed spec. The intake parses every command, also the ones the API published after
+validating them itself: the command stream is a boundary, and anyone allowed to publish on it (the
+``requester`` NATS user, people and CI) can send any bytes, with any ``source``. Everything readable ends as an event on the backup's own subject, appended with
 expected sequence 0: a re-sent command finds the subject taken and decides nothing.
 
 Order: the commands of one project+environment are recorded in the order the command stream stored them
@@ -19,7 +22,7 @@ from nats.aio.msg import Msg
 
 from lc2backup.crd_gateway.domain import decide_intake
 from lc2backup.crd_gateway.ordering import LaneOrder
-from lc2backup.domain import CommandUnreadable, Intake, fold, read_command
+from lc2backup.domain import CommandUnreadable, Intake, Submission, fold, parse_intake, read_command
 from lc2backup.eventing import Causation, EventStore, PoisonMessage, Repository, StoredMessage, consuming_span
 
 log = logging.getLogger(__name__)
@@ -76,13 +79,14 @@ class IntakeHandler:
         intake = self.read_stored(message)
         return intake is None or (await self._store.load(intake.backup_id)).version > 0
 
-    async def submit(self, intake: Intake) -> None:
-        command = intake.source.command_id or intake.backup_id
+    async def submit(self, submission: Submission) -> None:
+        command = submission.source.command_id or submission.backup_id
+        backup_id = submission.backup_id
         result = await self._backups.record(
-            intake.backup_id, Causation(command, correlation_id=command), lambda s: decide_intake(s, intake)
+            backup_id, Causation(command, correlation_id=command), lambda s: decide_intake(s, submission)
         )
         for recorded in result.appended:
-            log.info("%s %s", recorded.envelope.type, intake.backup_id, extra={"backup_id": intake.backup_id})
+            log.info("%s %s", recorded.envelope.type, backup_id, extra={"backup_id": backup_id})
 
     async def on_command(self, msg: Msg) -> None:
         try:
@@ -91,8 +95,9 @@ class IntakeHandler:
             raise PoisonMessage(f"unreadable command: {exc}") from exc
         with consuming_span("intake", None, backup_id=intake.backup_id):
             lane = lane_of_intake(intake)
+            submission = parse_intake(intake)
             if self._order is None or lane is None:
-                await self.submit(intake)
+                await self.submit(submission)
                 return
             async with self._order.turn(lane, int(msg.metadata.sequence.stream)):
-                await self.submit(intake)
+                await self.submit(submission)

@@ -12,26 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from lc2backup.crd_gateway.status_model import (
+    BackupRequestStatus,
+    Condition,
+    DatabaseStatus,
+    DocumentLibraryStatus,
+    ExportOperationStatus,
+    SnapshotStatus,
+    TransferJobStatus,
+)
 from lc2backup.domain import BackupState, Intake, Problem, RequestSource, backup_id_for_resource
+from lc2backup.domain import events as ev
 
 Json = dict[str, Any]
 MAX_EVENT_MESSAGE = 1024
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ") if at is not None else None
-
-
-def _compact(value: Any) -> Any:
-    """Drop ``None`` (and what becomes empty): a status carries only what is known."""
-    if isinstance(value, dict):
-        out = {k: _compact(v) for k, v in value.items() if v is not None}
-        return {k: v for k, v in out.items() if v != {}}
-    if isinstance(value, list):
-        return [_compact(v) for v in value]
-    return value
 
 
 def identity(resource: Mapping[str, Any]) -> tuple[str, str, str, int | None]:
@@ -62,62 +58,62 @@ def intake_of(resource: Mapping[str, Any]) -> Intake:
     return Intake(backup_id_for_resource(uid), spec, source, problems)
 
 
-def _database(state: BackupState) -> Json:
+def _database(state: BackupState) -> DatabaseStatus:
     db = state.database
     snapshot = db.snapshot
     export = db.export
-    return {
-        "state": db.state,
-        "snapshot": snapshot
-        and {
-            "id": snapshot.snapshot_id,
-            "status": snapshot.status,
-            "location": snapshot.location,
-            "sizeBytes": snapshot.size_bytes,
-        },
-        "exportOperation": export
-        and {
-            "id": export.operation_id,
-            "status": export.status,
-            "location": export.location,
-            "format": export.format,
-            "restorable": export.restorable,
-            "sizeBytes": export.size_bytes,
-            "sha256": export.sha256,
-            "bytesWritten": export.bytes_written,
-            "estimatedTotalBytes": export.estimated_total_bytes,
-            "percent": export.percent,
-        },
-        "engine": db.engine,
-        "engineVersion": db.engine_version,
-        "startTime": _iso(db.started_at),
-        "completionTime": _iso(db.completed_at),
-        "message": db.failure or db.cancellation,
-    }
+    return DatabaseStatus(
+        state=db.state,
+        snapshot=snapshot
+        and SnapshotStatus(
+            id=snapshot.snapshot_id,
+            status=snapshot.status,
+            location=snapshot.location,
+            size_bytes=snapshot.size_bytes,
+        ),
+        export_operation=export
+        and ExportOperationStatus(
+            id=export.operation_id,
+            status=export.status,
+            location=export.location,
+            format=export.format,
+            restorable=export.restorable,
+            size_bytes=export.size_bytes,
+            sha256=export.sha256,
+            bytes_written=export.bytes_written,
+            estimated_total_bytes=export.estimated_total_bytes,
+            percent=export.percent,
+        ),
+        engine=db.engine,
+        engine_version=db.engine_version,
+        start_time=db.started_at,
+        completion_time=db.completed_at,
+        message=db.failure or db.cancellation,
+    )
 
 
-def _document_library(state: BackupState) -> Json:
+def _document_library(state: BackupState) -> DocumentLibraryStatus:
     dl = state.document_library
     job = dl.transfer
-    return {
-        "state": dl.state,
-        "transferJob": job
-        and {
-            "id": job.job_id,
-            "status": job.status,
-            "method": job.method,
-            "source": job.source,
-            "destination": job.destination,
-            "excludeGeneratedFiles": job.exclude_generated_files,
-            "excludedPrefixes": job.excluded_prefixes or None,
-            "manifestLocation": job.manifest_location,
-        },
-        "counters": dl.counters.model_dump(mode="json", by_alias=True),
-        "attempt": dl.attempt or None,
-        "startTime": _iso(dl.started_at),
-        "completionTime": _iso(dl.completed_at),
-        "message": dl.failure or dl.cancellation,
-    }
+    return DocumentLibraryStatus(
+        state=dl.state,
+        transfer_job=job
+        and TransferJobStatus(
+            id=job.job_id,
+            status=job.status,
+            method=job.method,
+            source=job.source,
+            destination=job.destination,
+            exclude_generated_files=job.exclude_generated_files,
+            excluded_prefixes=job.excluded_prefixes or None,
+            manifest_location=job.manifest_location,
+        ),
+        counters=dl.counters,
+        attempt=dl.attempt or None,
+        start_time=dl.started_at,
+        completion_time=dl.completed_at,
+        message=dl.failure or dl.cancellation,
+    )
 
 
 _BRANCH_REASONS = {
@@ -127,70 +123,87 @@ _BRANCH_REASONS = {
 }
 
 
-def _conditions(state: BackupState, generation: int | None, previous: list[Json]) -> list[Json]:
+def _transition_times(previous: Any) -> dict[str, tuple[str, datetime]]:
+    """Each condition type of the current status with its status and transition time (unreadable ones: none)."""
+    times: dict[str, tuple[str, datetime]] = {}
+    for condition in previous if isinstance(previous, list) else []:
+        if not isinstance(condition, dict):
+            continue
+        try:
+            at = datetime.fromisoformat(str(condition.get("lastTransitionTime")))
+        except ValueError:
+            continue
+        times[str(condition.get("type"))] = (str(condition.get("status")), at)
+    return times
+
+
+def _conditions(state: BackupState, generation: int | None, previous: Any, now: datetime) -> list[Condition]:
     message = state.message or state.state
-    terminal_at = _iso(state.completion_time)
-    since = _iso(state.requested_at)
+    since = state.requested_at or now
+    terminal_at = (state.completion_time or now) if state.terminal else since
     failed = state.state in ("Failed", "Rejected")
     if state.state == "Rejected":
         failed_reason = "Rejected"
     elif state.state == "Failed":
-        failed_reason = _BRANCH_REASONS.get(state.failed_branch or "", "BackupFailed")
+        failed_reason = _BRANCH_REASONS.get(state.failed_branch or "", ev.BackupFailed.event_type)
     else:
         failed_reason = "NotFailed"
-    desired: list[Json] = [
-        {
-            "type": "Ready",
-            "status": "True" if state.state == "Succeeded" else "False",
-            "reason": state.state,
-            "message": message,
-            "lastTransitionTime": terminal_at if state.terminal else since,
-        },
-        {
-            "type": "Failed",
-            "status": "True" if failed else "False",
-            "reason": failed_reason,
-            "message": message if failed else "No failure",
-            "lastTransitionTime": terminal_at if failed else since,
-        },
+    desired: list[tuple[Literal["Ready", "Failed"], Literal["True", "False"], str, str, datetime]] = [
+        ("Ready", "True" if state.state == "Succeeded" else "False", state.state, message, terminal_at),
+        (
+            "Failed",
+            "True" if failed else "False",
+            failed_reason,
+            message if failed else "No failure",
+            (state.completion_time or now) if failed else since,
+        ),
     ]
-    before = {c.get("type"): c for c in previous if isinstance(c, dict)}
+    before = _transition_times(previous)
     out = []
-    for condition in desired:
-        old = before.get(condition["type"])
-        if old is not None and old.get("status") == condition["status"] and old.get("lastTransitionTime"):
-            condition["lastTransitionTime"] = old["lastTransitionTime"]  # unchanged: keep its transition time
-        if generation is not None:
-            condition["observedGeneration"] = generation
-        out.append(condition)
+    for kind, status, reason, text, at in desired:
+        old = before.get(kind)
+        if old is not None and old[0] == status:
+            at = old[1]  # unchanged: keep its transition time
+        out.append(
+            Condition(
+                type=kind,
+                status=status,
+                reason=reason,
+                message=text,
+                last_transition_time=at,
+                observed_generation=generation,
+            )
+        )
     return out
 
 
-def status_of(state: BackupState, generation: int | None, previous: Mapping[str, Any], now: datetime) -> Json:
+def status_model(
+    state: BackupState, generation: int | None, previous: Mapping[str, Any], now: datetime
+) -> BackupRequestStatus:
     """The CR's ``.status`` for this fold, at the CR's current generation (``previous``: its status now)."""
-    previous_conditions = previous.get("conditions")
-    conditions = _conditions(state, generation, previous_conditions if isinstance(previous_conditions, list) else [])
-    for condition in conditions:
-        condition["lastTransitionTime"] = condition["lastTransitionTime"] or _iso(now)
-    status = {
-        "backupId": state.backup_id,
-        "state": state.state,
-        "message": state.message,
-        "observedGeneration": generation,
-        "specGeneration": state.source.generation if state.source else None,
-        "lastEventSequence": state.version,
-        "startTime": _iso(state.start_time),
-        "completionTime": _iso(state.completion_time),
-        "metadataLocation": state.metadata_location,
-        "failedBranch": state.failed_branch,
-        "leftovers": state.leftovers or None,
-        "problems": [p.model_dump(mode="json", by_alias=True) for p in state.problems] or None,
-        "database": _database(state) if state.state != "Rejected" else None,
-        "documentLibrary": _document_library(state) if state.state != "Rejected" else None,
-        "conditions": conditions,
-    }
-    result: Json = _compact(status)
-    return result
+    branches = state.state != "Rejected"
+    return BackupRequestStatus(
+        backup_id=state.backup_id,
+        state=state.state,
+        message=state.message,
+        observed_generation=generation,
+        spec_generation=state.source.generation if state.source else None,
+        last_event_sequence=state.version,
+        start_time=state.start_time,
+        completion_time=state.completion_time,
+        metadata_location=state.metadata_location,
+        failed_branch=state.failed_branch,
+        leftovers=state.leftovers or None,
+        problems=state.problems or None,
+        database=_database(state) if branches else None,
+        document_library=_document_library(state) if branches else None,
+        conditions=_conditions(state, generation, previous.get("conditions"), now),
+    )
+
+
+def status_of(state: BackupState, generation: int | None, previous: Mapping[str, Any], now: datetime) -> Json:
+    """``status_model`` as the JSON patched onto the CR."""
+    return status_model(state, generation, previous, now).render()
 
 
 def merge_patch(old: Any, new: Any) -> Any:
@@ -218,15 +231,17 @@ class Transition:
 def transition_of(event_type: str, state: BackupState) -> Transition | None:
     """The major transitions users want in ``kubectl describe``: created, succeeded, failed, rejected."""
     spec = state.spec
-    if event_type == "BackupRequested" and spec is not None:
+    if event_type == ev.BackupRequested.event_type and spec is not None:
         where = f"{spec.project_id}/{spec.environment} on {spec.provider}"
         return Transition("Normal", "BackupCreated", f"Backup {state.backup_id} requested for {where}")
-    if event_type == "BackupSucceeded":
+    if event_type == ev.BackupSucceeded.event_type:
         return Transition(
-            "Normal", "BackupSucceeded", f"Backup {state.backup_id} succeeded; metadata at {state.metadata_location}"
+            "Normal",
+            ev.BackupSucceeded.event_type,
+            f"Backup {state.backup_id} succeeded; metadata at {state.metadata_location}",
         )
-    if event_type == "BackupFailed":
-        return Transition("Warning", "BackupFailed", (state.message or "Backup failed")[:MAX_EVENT_MESSAGE])
-    if event_type == "BackupRejected":
-        return Transition("Warning", "BackupRejected", (state.message or "Rejected")[:MAX_EVENT_MESSAGE])
+    if event_type == ev.BackupFailed.event_type:
+        return Transition("Warning", ev.BackupFailed.event_type, (state.message or "Backup failed")[:MAX_EVENT_MESSAGE])
+    if event_type == ev.BackupRejected.event_type:
+        return Transition("Warning", ev.BackupRejected.event_type, (state.message or "Rejected")[:MAX_EVENT_MESSAGE])
     return None

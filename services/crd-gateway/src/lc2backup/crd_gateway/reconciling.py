@@ -16,7 +16,7 @@ from lc2backup.crd_gateway.handlers import IntakeHandler
 from lc2backup.crd_gateway.kube import WatchEvent
 from lc2backup.crd_gateway.projection import identity, intake_of
 from lc2backup.crd_gateway.status import StatusProjector
-from lc2backup.domain import backup_id_for_resource
+from lc2backup.domain import backup_id_for_resource, parse_intake
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,6 @@ class Reconciler:
         status = event.object.get("status") or {}
         if self._handled.get(uid) == generation and status.get("observedGeneration") == generation:
             return
-        await self._intake.submit(intake_of(event.object))
+        await self._intake.submit(parse_intake(intake_of(event.object)))
         await self._status.refresh(event.object)
         self._handled[uid] = generation

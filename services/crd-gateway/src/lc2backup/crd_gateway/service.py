@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from lc2backup.crd_gateway.admission import ENTERS, LEAVES, Admission
+from lc2backup.crd_gateway.admission import Admission
 from lc2backup.crd_gateway.handlers import IntakeHandler
 from lc2backup.crd_gateway.ordering import LaneOrder
 from lc2backup.crd_gateway.settings import Settings
 from lc2backup.domain import registry
+from lc2backup.domain.events import BackupRequested
 from lc2backup.eventing import DirectReader, ensure_lanes
+from lc2backup.eventing.permissions import SERVICES
 from lc2backup.runtime import ReadinessCheck, ServiceScaffold, TaskGroupStopper, scaffold
 
 if TYPE_CHECKING:
@@ -94,14 +96,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         group.start("intake", intake_runner.run(stop))
         admission = Admission(parts.store, await ensure_lanes(parts.js, parts.topology))
         lanes = parts.consumer(
-            parts.topology.events_stream, ADMISSION_CONSUMER, *parts.topology.events_of_type(*ENTERS, *LEAVES)
+            parts.topology.events_stream,
+            ADMISSION_CONSUMER,
+            *parts.topology.events_of_type(*SERVICES[NAME].received_types(ADMISSION_CONSUMER)),
         )
         admission.keep_order(
             LaneOrder(
                 parts.js,
                 parts.store.reader,
                 durable=ADMISSION_CONSUMER,
-                subject=topology.event_subject("*", ENTERS[0]),
+                subject=topology.event_subject("*", BackupRequested.event_type),
                 lane_of=admission.requested_lane,
                 took_effect=admission.entered,
             )

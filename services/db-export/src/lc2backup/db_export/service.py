@@ -9,6 +9,7 @@ from datetime import timedelta
 from lc2backup.db_export.handlers import DatabaseBranch
 from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
+from lc2backup.domain.events import BackupAdmitted
 from lc2backup.providers.factory import database_providers
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -26,7 +27,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             max_concurrent_dumps=settings.max_concurrent_dumps,
         )
         events = parts.consumer(
-            parts.topology.events_stream, "db-export", *parts.topology.events_of_type("BackupAdmitted")
+            parts.topology.events_stream, "db-export", *parts.topology.events_of_type(BackupAdmitted.event_type)
         )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))

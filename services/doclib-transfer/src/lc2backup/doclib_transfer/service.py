@@ -9,6 +9,7 @@ from datetime import timedelta
 from lc2backup.doclib_transfer.handlers import TransferBranch
 from lc2backup.doclib_transfer.settings import Settings
 from lc2backup.domain import registry
+from lc2backup.domain.events import BackupAdmitted
 from lc2backup.providers.factory import transfer_providers
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -27,7 +28,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             slice_seconds=settings.copy_slice_seconds,
         )
         events = parts.consumer(
-            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type("BackupAdmitted")
+            parts.topology.events_stream, "doclib-transfer", *parts.topology.events_of_type(BackupAdmitted.event_type)
         )
         group = TaskGroupStopper(stop)
         group.start("events", parts.runner(events, branch.on_event, on_dead_letter=branch.on_dead_letter).run(stop))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from lc2backup.domain import BRANCH_ENDED, BackupLayout, BackupState
 from lc2backup.domain.events import (
@@ -21,10 +21,14 @@ from lc2backup.domain.events import (
     DatabaseBranchCancelled,
     DocumentLibraryTransferCancelled,
 )
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.metadata import (
+    DatabaseExportMetadata,
+    DatabaseMetadata,
+    DocumentLibraryMetadata,
+    MetadataDocument,
+)
+from lc2backup.domain.wire import DomainEvent
 
-METADATA_SCHEMA_VERSION = 1
-PRODUCER = {"name": "lc2backup", "version": "0.1.0"}
 Action = Literal["nothing", "write_metadata", "succeed", "fail"]
 
 
@@ -102,15 +106,11 @@ def write_overdue(state: BackupState, now: datetime, deadline: timedelta) -> boo
     return next_action(state) == "write_metadata" and len(done) == 2 and now - max(done) > deadline
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
 
 
-def metadata_document(state: BackupState) -> dict[str, Any]:
+def metadata_document(state: BackupState) -> MetadataDocument:
     spec = state.spec
     assert spec is not None
     db, dl = state.database, state.document_library
@@ -118,62 +118,56 @@ def metadata_document(state: BackupState) -> dict[str, Any]:
     layout = BackupLayout.of(spec, state.backup_id)
     export = db.export
     transfer = dl.transfer
-    return {
-        "schemaVersion": METADATA_SCHEMA_VERSION,
-        "backupId": state.backup_id,
-        "projectId": spec.project_id,
-        "environment": spec.environment,
-        "provider": spec.provider,
-        "tags": {"projectId": spec.project_id, "environment": spec.environment, **spec.tags},
-        "source": state.source.model_dump(mode="json", by_alias=True, exclude_none=True) if state.source else None,
-        "requestedAt": _iso(state.requested_at),
-        "startedAt": _iso(state.start_time),
-        "completedAt": _iso(finished),
-        "durationSeconds": _seconds(state.start_time, finished),
-        "retentionDays": spec.retention_days,
-        "expiresAt": (finished + timedelta(days=spec.retention_days)).isoformat(),
-        "location": layout.uri(layout.root),
-        "database": {
-            "type": spec.database.type,
-            "instanceId": spec.database.instance_id,
-            "databaseName": spec.database.database_name,
-            "databasesIgnored": spec.database.databases_to_ignore,
-            "engine": db.engine,
-            "engineVersion": db.engine_version,
-            "snapshot": db.snapshot.model_dump(mode="json", by_alias=True) if db.snapshot else None,
-            "export": {
-                "location": export.location,
-                "format": export.format,
-                "restorable": export.restorable,
-                "sizeBytes": export.size_bytes,
-                "sha256": export.sha256,
-                "extractedGb": export.extracted_gb,
-            }
+    return MetadataDocument(
+        backup_id=state.backup_id,
+        project_id=spec.project_id,
+        environment=spec.environment,
+        provider=spec.provider,
+        tags={"projectId": spec.project_id, "environment": spec.environment, **spec.tags},
+        source=state.source,
+        requested_at=state.requested_at,
+        started_at=state.start_time,
+        completed_at=finished,
+        duration_seconds=_seconds(state.start_time, finished),
+        retention_days=spec.retention_days,
+        expires_at=finished + timedelta(days=spec.retention_days),
+        location=layout.uri(layout.root),
+        database=DatabaseMetadata(
+            type=spec.database.type,
+            instance_id=spec.database.instance_id,
+            database_name=spec.database.database_name,
+            databases_ignored=spec.database.databases_to_ignore,
+            engine=db.engine,
+            engine_version=db.engine_version,
+            snapshot=db.snapshot,
+            export=DatabaseExportMetadata(
+                location=export.location,
+                format=export.format,
+                restorable=export.restorable,
+                size_bytes=export.size_bytes,
+                sha256=export.sha256,
+                extracted_gb=export.extracted_gb,
+            )
             if export
             else None,
-            "startedAt": _iso(db.started_at),
-            "completedAt": _iso(db.completed_at),
-            "durationSeconds": _seconds(db.started_at, db.completed_at),
-        },
-        "documentLibrary": {
-            "source": transfer.source if transfer else None,
-            "destination": transfer.destination if transfer else None,
-            "method": transfer.method if transfer else None,
-            "jobId": transfer.job_id if transfer else None,
-            "excludeGeneratedFiles": spec.document_library.exclude_generated_files,
-            "excludedPrefixes": transfer.excluded_prefixes if transfer else [],
-            **dl.counters.model_dump(mode="json", by_alias=True),
-            "manifest": transfer.manifest_location if transfer else None,
-            "startedAt": _iso(dl.started_at),
-            "completedAt": _iso(dl.completed_at),
-            "durationSeconds": _seconds(dl.started_at, dl.completed_at),
-        },
-        "producer": PRODUCER,
-    }
-
-
-def render(document: dict[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+            started_at=db.started_at,
+            completed_at=db.completed_at,
+            duration_seconds=_seconds(db.started_at, db.completed_at),
+        ),
+        document_library=DocumentLibraryMetadata(
+            **dict(dl.counters),
+            source=transfer.source if transfer else None,
+            destination=transfer.destination if transfer else None,
+            method=transfer.method if transfer else None,
+            job_id=transfer.job_id if transfer else None,
+            exclude_generated_files=spec.document_library.exclude_generated_files,
+            excluded_prefixes=transfer.excluded_prefixes if transfer else [],
+            manifest=transfer.manifest_location if transfer else None,
+            started_at=dl.started_at,
+            completed_at=dl.completed_at,
+            duration_seconds=_seconds(dl.started_at, dl.completed_at),
+        ),
+    )
 
 
 def belongs_to(existing: bytes, backup_id: str) -> bool:

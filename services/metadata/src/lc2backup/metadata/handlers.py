@@ -16,25 +16,16 @@ from datetime import UTC, datetime, timedelta
 from nats.aio.msg import Msg
 
 from lc2backup.domain import BackupLayout, BackupState, fold
-from lc2backup.eventing import (
-    Causation,
-    DomainEvent,
-    EventingError,
-    EventStore,
-    Repository,
-    RetryLater,
-    consuming_span,
-)
+from lc2backup.domain.wire import DomainEvent
+from lc2backup.eventing import Causation, EventingError, EventStore, Repository, RetryLater, consuming_span
+from lc2backup.eventing.permissions import SERVICES
 from lc2backup.metadata import domain
 from lc2backup.providers import ArtifactStore, PermanentProviderError, TransientProviderError
 from lc2backup.runtime import KeyedLocks, redact
 
 log = logging.getLogger(__name__)
 
-TRIGGERS = (
-    "DatabaseExportCompleted", "DatabaseBranchFailed", "DocumentLibraryTransferCompleted",
-    "DocumentLibraryTransferFailed", "BackupMetadataWritten",
-)  # fmt: skip
+TRIGGERS = SERVICES["metadata"].received_types("metadata")  # the consumer's filter, declared with the grants
 
 
 class Completion:
@@ -47,7 +38,7 @@ class Completion:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._backups = Repository(store, fold)
+        self._backups = Repository(store, fold, finished=lambda s: s.terminal)
         self._stores = stores
         self._retry_delay = retry_delay
         self._deadline = deadline
@@ -62,10 +53,10 @@ class Completion:
         # Both branch outcomes often arrive together: one at a time per backup, the second sees the first's
         # metadata.json and events, instead of racing it to a 412 and a read-back (benchmark B2).
         async with self._locks.hold(backup_id):
-            history = await self._store.load(backup_id)
+            state, _ = await self._backups.load(backup_id)
             causation = Causation(str(trigger.id))
             with consuming_span("metadata", trigger.trace, backup_id=backup_id):
-                await self.advance(backup_id, fold(backup_id, history.events), causation)
+                await self.advance(backup_id, state, causation)
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         """A trigger we gave up on would leave its backup unfinished: fail it instead. Poison is no backup's."""
@@ -105,7 +96,7 @@ class Completion:
             reason = f"provider {state.spec.provider!r} is not enabled in metadata (LC2_PROVIDERS)"
             return await self._record(backup_id, causation, lambda s: domain.record_metadata_failure(s, reason))
         layout = BackupLayout.of(state.spec, backup_id)
-        body = domain.render(domain.metadata_document(state))
+        body = domain.metadata_document(state).render()
         try:
             result = await store.put_once(layout.bucket, layout.metadata_key, body, "application/json")
         except TransientProviderError as exc:

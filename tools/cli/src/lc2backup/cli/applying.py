@@ -1,8 +1,9 @@
 """``lc2backup apply -f FILE``: send a BackupRequest manifest through the API or straight to NATS.
 
 Both ways are idempotent like ``kubectl apply``: the manifest's namespace/name is the request id, sent as
-the API's ``Idempotency-Key`` or as the JetStream ``Nats-Msg-Id``, so re-applying the same manifest names
-the same backup instead of starting a second one. Nothing is sent unless the manifest validates locally.
+the API's ``Idempotency-Key`` or as the JetStream ``Nats-Msg-Id``, so re-applying the same manifest, either
+way, names the same backup instead of starting a second one (``backup_id_for_manifest``, docs/requests.md).
+Nothing is sent unless the manifest validates locally.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Reading a BackupRequest manifest (the YAML a user would ``kubectl apply``) and validating it locally.
 
-Validation is the services' own: ``read_command`` checks apiVersion, kind and metadata exactly as the
-crd-gateway does, ``parse_spec`` checks the spec as every entry point does, so a manifest that passes here
-is not rejected later for its shape, and one that fails lists every problem before anything is sent.
+Validation is the services' own: ``read_command`` and ``parse_intake`` check apiVersion, kind, metadata and
+the spec exactly as the crd-gateway does, once, so a manifest that passes here is not rejected later, and one
+that fails lists every problem before anything is sent. The command the CLI sends is validated again where
+it enters the next process (the API, or the NATS intake): each is a boundary of its own.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from lc2backup.domain import (
     BackupRequestSpec,
     CommandUnreadable,
     Problem,
-    SpecInvalid,
-    parse_spec,
+    manifest_request_id,
+    parse_intake,
     read_command,
 )
 
@@ -42,8 +43,9 @@ class Manifest:
 
     @property
     def request_id(self) -> str:
-        """The same manifest (namespace/name) is the same backup, like ``kubectl apply``."""
-        return f"manifest:{self.resource}"
+        """The same manifest (namespace/name) is the same backup, like ``kubectl apply``: sent as the API's
+        Idempotency-Key and the command's Nats-Msg-Id; both ways name ``backup_id_for_manifest``'s backup."""
+        return manifest_request_id(self.namespace, self.name)
 
     @property
     def raw_spec(self) -> dict[str, Any]:
@@ -88,10 +90,10 @@ def _parse_yaml(origin: str, text: str) -> dict[str, Any]:
 
 def validate_manifest(origin: str, doc: dict[str, Any]) -> Manifest:
     try:
-        intake = read_command(json.dumps(doc).encode(), "lc2backup-cli")
+        submission = parse_intake(read_command(json.dumps(doc).encode(), "lc2backup-cli"))
     except CommandUnreadable as exc:
         raise InvalidInput(f"{origin}: {exc}") from exc
-    problems: list[Problem] = list(intake.problems)
+    problems: list[Problem] = list(submission.shape_problems)
     metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     name, namespace = metadata.get("name"), metadata.get("namespace") or DEFAULT_NAMESPACE
@@ -99,12 +101,8 @@ def validate_manifest(origin: str, doc: dict[str, Any]) -> Manifest:
         problems.append(
             Problem(field="metadata.name", message="Field required (the name identifies the backup)", type="missing")
         )
-    spec: BackupRequestSpec | None = None
-    if "spec" in doc:
-        try:
-            spec = parse_spec(doc["spec"])
-        except SpecInvalid as invalid:
-            problems.extend(invalid.problems)
+    problems.extend(submission.spec_problems)  # also behind a shape problem: every problem at once
+    spec = submission.spec
     if problems or spec is None:
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         raise InvalidInput(f"{origin} is not a valid BackupRequest ({count}); nothing was sent", problems or None)

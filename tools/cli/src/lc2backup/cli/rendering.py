@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from lc2backup.domain import events as ev
+
 STATE_STYLES = {
     "Succeeded": "bold green",
     "Completed": "green",
@@ -268,36 +270,40 @@ def event_summary(event_type: str, data: dict[str, Any]) -> str:
     spec = data.get("spec") or {}
     source = data.get("source") or {}
     match event_type:
-        case "BackupRequested":
+        case ev.BackupRequested.event_type:
             return (
                 f"{spec.get('projectId')}/{spec.get('environment')} on {spec.get('provider')}, via {source.get('kind')}"
             )
-        case "BackupRejected":
+        case ev.BackupRejected.event_type:
             return "; ".join(f"{p.get('field')}: {p.get('message')}" for p in data.get("problems") or [])
-        case "DatabaseSnapshotStarted" | "DatabaseSnapshotCompleted":
+        case ev.DatabaseSnapshotStarted.event_type | ev.DatabaseSnapshotCompleted.event_type:
             return str(data.get("snapshotId", ""))
-        case "DatabaseExportStarted":
+        case ev.DatabaseExportStarted.event_type:
             return f"{data.get('location')} ({data.get('format')})"
-        case "DatabaseExportProgressed":
+        case ev.DatabaseExportProgressed.event_type:
             return database_line({"database": {"state": "ExportInProgress", "export": data}})
-        case "DatabaseExportCompleted":
+        case ev.DatabaseExportCompleted.event_type:
             sha = (data.get("sha256") or "")[:12]
             return f"{human_bytes(data.get('sizeBytes'))} at {data.get('location')}" + (
                 f", sha256 {sha}…" if sha else ""
             )
-        case "DatabaseBranchFailed":
+        case ev.DatabaseBranchFailed.event_type:
             return f"{data.get('step')}: {data.get('reason')}"
-        case "DocumentLibraryTransferStarted":
+        case ev.DocumentLibraryTransferStarted.event_type:
             return f"{data.get('source')} -> {data.get('destination')} ({data.get('method')})"
-        case "DocumentLibraryTransferProgressed" | "DocumentLibraryTransferCompleted":
+        case ev.DocumentLibraryTransferProgressed.event_type | ev.DocumentLibraryTransferCompleted.event_type:
             return counters_summary(data.get("counters") or {})
-        case "DocumentLibraryTransferFailed" | "DocumentLibraryTransferCancelled" | "DatabaseBranchCancelled":
+        case (
+            ev.DocumentLibraryTransferFailed.event_type
+            | ev.DocumentLibraryTransferCancelled.event_type
+            | ev.DatabaseBranchCancelled.event_type
+        ):
             return str(data.get("reason", ""))
-        case "BackupMetadataWritten":
+        case ev.BackupMetadataWritten.event_type:
             return f"{data.get('location')} ({human_bytes(data.get('sizeBytes'))})"
-        case "BackupSucceeded":
+        case ev.BackupSucceeded.event_type:
             return str(data.get("metadataLocation", ""))
-        case "BackupFailed":
+        case ev.BackupFailed.event_type:
             left = ", ".join(data.get("leftovers") or [])
             return f"{data.get('branch')}: {data.get('reason')}" + (f"; left behind: {left}" if left else "")
     scalars = (f"{k}={v}" for k, v in data.items() if isinstance(v, str | int | float | bool))
@@ -315,7 +321,7 @@ def events_table(items: list[dict[str, Any]]) -> Table:
         parsed = parse_time(e.get("occurredAt"))
         when = parsed.astimezone().strftime("%H:%M:%S.%f")[:-3] if parsed else "-"
         failed = e["type"].endswith(("Failed", "Rejected"))
-        style = "red" if failed else "green" if e["type"] == "BackupSucceeded" else ""
+        style = "red" if failed else "green" if e["type"] == ev.BackupSucceeded.event_type else ""
         table.add_row(
             str(e["seq"]),
             when,

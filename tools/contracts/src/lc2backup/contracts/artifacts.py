@@ -14,7 +14,7 @@ from lc2backup.contracts import asyncapi, natsauth, openapi, schemas
 from lc2backup.contracts.rendering import to_json, to_yaml
 from lc2backup.crd_gateway import crd
 from lc2backup.domain.events import EVENT_TYPES
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ def schema_artifacts() -> list[Artifact]:
         Artifact(schemas.ENVELOPE_PATH, lambda: to_json(schemas.envelope_schema()), "the envelope of every event"),
         Artifact(schemas.COMMAND_PATH, lambda: to_json(schemas.command_schema()), "the RequestBackup command"),
         Artifact(schemas.SPEC_PATH, lambda: to_json(schemas.spec_schema()), "the BackupRequest spec"),
+        Artifact(
+            schemas.METADATA_PATH,
+            lambda: to_json(schemas.metadata_schema()),
+            "metadata.json, written last beside a backup's artefacts: what a restorer reads first",
+        ),
         *(_event(cls) for cls in EVENT_TYPES),
     ]
 

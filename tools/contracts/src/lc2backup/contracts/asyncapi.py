@@ -12,9 +12,9 @@ from lc2backup.contracts.catalogue import COMMAND, DEAD_LETTER, DEAD_LETTERING, 
 from lc2backup.contracts.schemas import COMMAND_PATH, ENVELOPE_PATH, event_path
 from lc2backup.domain.commands import MAX_COMMAND_BYTES
 from lc2backup.domain.events import EVENT_TYPES
+from lc2backup.domain.wire import EVENT_ID_NAMESPACE, DomainEvent
 from lc2backup.eventing import BACKUP_HEADER, TYPE_HEADER
 from lc2backup.eventing.deadletters import MAX_BODY, REASON_HEADER
-from lc2backup.eventing.events import EVENT_ID_NAMESPACE, DomainEvent
 from lc2backup.eventing.topology import DAY, Topology
 
 ASYNCAPI = "3.0.0"

@@ -1,8 +1,9 @@
 """Who sends and who receives what: the table behind asyncapi.yaml's operations and each event's producer.
 
-Declared by hand from the services' handlers (ARCHITECTURE.md's table), except metadata's triggers, which
-are taken from its handler so that a change there shows up as contract drift. A test checks that every
-event type has exactly one producer here.
+The event types each service appends and each of its consumers receives come from the one routing
+declaration, ``lc2backup.eventing.permissions.SERVICES`` (which the grants and the services' consumer filters
+use too), so a change there shows up as contract drift; the summaries are written here. A test checks that
+every event type has exactly one producer here.
 """
 
 from __future__ import annotations
@@ -10,30 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from lc2backup.domain.events import (
-    EVENT_TYPES,
-    BackupAdmitted,
-    BackupFailed,
-    BackupMetadataWritten,
-    BackupQueued,
-    BackupRejected,
-    BackupRequested,
-    BackupSucceeded,
-    DatabaseBranchCancelled,
-    DatabaseBranchFailed,
-    DatabaseExportCompleted,
-    DatabaseExportProgressed,
-    DatabaseExportStarted,
-    DatabaseSnapshotCompleted,
-    DatabaseSnapshotStarted,
-    DocumentLibraryTransferCancelled,
-    DocumentLibraryTransferCompleted,
-    DocumentLibraryTransferFailed,
-    DocumentLibraryTransferProgressed,
-    DocumentLibraryTransferStarted,
-)
+from lc2backup.domain.events import EVENT_TYPES, BackupAdmitted, BackupFailed, BackupRejected, BackupRequested
+from lc2backup.eventing.permissions import SERVICES
 from lc2backup.eventing.topology import DAY, Topology
-from lc2backup.metadata.handlers import TRIGGERS
 
 Channel = Literal["commands", "events", "deadLetters"]
 Action = Literal["send", "receive"]
@@ -63,9 +43,19 @@ class Operation:
         return f"{actor}{self.action.title()}s{self.channel[0].upper()}{self.channel[1:]}{self.purpose}"
 
 
-def _events_consumer(durable: str, *types: str) -> str:
+def _events_consumer(service: str, durable: str) -> str:
+    types = SERVICES[service].received_types(durable)
     filters = ", ".join(f"`lc2.backup.evt.*.{t}`" for t in types) if types else "`lc2.backup.evt.>`"
     return f"Durable pull consumer `{durable}` on LC2_BACKUP_EVENTS (filter {filters}, explicit ack)."
+
+
+def _receives(service: str, durable: str) -> tuple[str, ...]:
+    """What ``durable`` receives, in the order of ``EVENT_TYPES``; every event when it has no filter."""
+    types = SERVICES[service].received_types(durable)
+    return tuple(name for name in ALL_EVENTS if not types or name in types)
+
+
+OPENS = (BackupRequested.event_type, BackupRejected.event_type)  # crd-gateway's intake; the rest: admission
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -92,13 +82,13 @@ OPERATIONS: tuple[Operation, ...] = (
         (COMMAND,),
         "crd-gateway validates every command",
         "Durable pull consumer `crd-gateway-intake` on LC2_BACKUP_COMMANDS (work queue). Readable commands end as "
-        "BackupRequested or BackupRejected on the backup's subject; unreadable bytes are dead-lettered.",
+        f"{' or '.join(OPENS)} on the backup's subject; unreadable bytes are dead-lettered.",
     ),
     Operation(
         "crd-gateway",
         "send",
         "events",
-        (BackupRequested.event_type, BackupRejected.event_type),
+        OPENS,
         "crd-gateway opens a backup's history",
         "Appended with `Nats-Expected-Last-Subject-Sequence: 0`: a re-sent command finds the subject taken.",
     ),
@@ -106,9 +96,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "crd-gateway",
         "receive",
         "events",
-        (BackupRequested.event_type, BackupSucceeded.event_type, BackupFailed.event_type),
+        _receives("crd-gateway", "crd-gateway-admission"),
         "crd-gateway admits one backup per project+environment at a time",
-        _events_consumer("crd-gateway-admission", "BackupRequested", "BackupSucceeded", "BackupFailed")
+        _events_consumer("crd-gateway", "crd-gateway-admission")
         + " Lanes (the active backup and its queue) live in the KV bucket LC2_BACKUP_LANES.",
         purpose="ForAdmission",
     ),
@@ -116,7 +106,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "crd-gateway",
         "send",
         "events",
-        (BackupQueued.event_type, BackupAdmitted.event_type),
+        tuple(name for name in SERVICES["crd-gateway"].appended_types if name not in OPENS),
         "crd-gateway queues a backup behind the active one, and admits it when its turn comes",
         purpose="ForAdmission",
     ),
@@ -124,86 +114,59 @@ OPERATIONS: tuple[Operation, ...] = (
         "crd-gateway",
         "receive",
         "events",
-        ALL_EVENTS,
+        _receives("crd-gateway", "crd-gateway-status"),
         "crd-gateway projects every event onto its BackupRequest's status (when Kubernetes is enabled)",
-        _events_consumer("crd-gateway-status"),
+        _events_consumer("crd-gateway", "crd-gateway-status"),
         purpose="ForStatus",
     ),
     Operation(
         "db-export",
         "receive",
         "events",
-        (BackupAdmitted.event_type,),
+        _receives("db-export", "db-export"),
         "db-export runs the database branch",
-        _events_consumer("db-export", "BackupAdmitted")
-        + " The delivery of BackupAdmitted is nak'ed with a delay while a managed operation runs: it is the poll.",
+        _events_consumer("db-export", "db-export")
+        + f" The delivery of {BackupAdmitted.event_type} is nak'ed with a delay while a managed operation runs: it is the poll.",
     ),
     Operation(
         "db-export",
         "send",
         "events",
-        tuple(
-            cls.event_type
-            for cls in (
-                DatabaseSnapshotStarted,
-                DatabaseSnapshotCompleted,
-                DatabaseExportStarted,
-                DatabaseExportProgressed,
-                DatabaseExportCompleted,
-                DatabaseBranchFailed,
-            )
-        ),
+        SERVICES["db-export"].appended_types,
         "db-export records the database branch",
     ),
     Operation(
         "doclib-transfer",
         "receive",
         "events",
-        (BackupAdmitted.event_type,),
+        _receives("doclib-transfer", "doclib-transfer"),
         "doclib-transfer runs the document-library branch",
-        _events_consumer("doclib-transfer", "BackupAdmitted")
-        + " The delivery of BackupAdmitted is nak'ed with a delay while the transfer runs: it is the poll.",
+        _events_consumer("doclib-transfer", "doclib-transfer")
+        + f" The delivery of {BackupAdmitted.event_type} is nak'ed with a delay while the transfer runs: it is the poll.",
     ),
     Operation(
         "doclib-transfer",
         "send",
         "events",
-        tuple(
-            cls.event_type
-            for cls in (
-                DocumentLibraryTransferStarted,
-                DocumentLibraryTransferProgressed,
-                DocumentLibraryTransferCompleted,
-                DocumentLibraryTransferFailed,
-            )
-        ),
+        SERVICES["doclib-transfer"].appended_types,
         "doclib-transfer records the document-library branch",
     ),
     Operation(
         "metadata",
         "receive",
         "events",
-        tuple(name for name in ALL_EVENTS if name in TRIGGERS),
+        _receives("metadata", "metadata"),
         "metadata completes or fails the backup once both branches have ended",
-        _events_consumer("metadata", *TRIGGERS),
+        _events_consumer("metadata", "metadata"),
     ),
     Operation(
         "metadata",
         "send",
         "events",
-        tuple(
-            cls.event_type
-            for cls in (
-                BackupMetadataWritten,
-                BackupSucceeded,
-                DatabaseBranchCancelled,
-                DocumentLibraryTransferCancelled,
-                BackupFailed,
-            )
-        ),
+        SERVICES["metadata"].appended_types,
         "metadata writes metadata.json, then ends the backup",
         "When one branch fails, the branch still running is cancelled first (its service stops it), then"
-        " BackupFailed lists what the backup may have left behind.",
+        f" {BackupFailed.event_type} lists what the backup may have left behind.",
     ),
     Operation(
         "archiver",

@@ -12,13 +12,14 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, models_json_schema
 from pydantic_core import CoreSchema, core_schema
 
 from lc2backup.contracts.catalogue import producers
 from lc2backup.domain.commands import ManifestMetadata, RequestBackup
+from lc2backup.domain.metadata import METADATA_SCHEMA_VERSION, MetadataDocument
 from lc2backup.domain.spec import API_GROUP, API_VERSION, CEL_RULES, KIND, BackupRequestSpec
-from lc2backup.eventing.events import DomainEvent, Envelope
+from lc2backup.domain.wire import DomainEvent, Envelope
 from lc2backup.eventing.topology import Topology
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -27,6 +28,7 @@ ID_BASE = f"https://{API_GROUP}/contracts/"
 ENVELOPE_PATH = "envelope.v1.schema.json"
 COMMAND_PATH = "commands/request-backup.v1.schema.json"
 SPEC_PATH = f"backup-request-spec.{API_VERSION}.schema.json"
+METADATA_PATH = f"metadata.v{METADATA_SCHEMA_VERSION}.schema.json"
 
 Schema = dict[str, Any]
 
@@ -42,8 +44,8 @@ class ContractSchema(GenerateJsonSchema):
         return out
 
 
-def model_schema(model: type[BaseModel]) -> Schema:
-    return model.model_json_schema(by_alias=True, schema_generator=ContractSchema, mode="validation")
+def model_schema(model: type[BaseModel], mode: JsonSchemaMode = "validation") -> Schema:
+    return model.model_json_schema(by_alias=True, schema_generator=ContractSchema, mode=mode)
 
 
 def kebab(name: str) -> str:
@@ -131,3 +133,13 @@ def command_schema() -> Schema:
         "$defs": defs,
     }
     return _document(COMMAND_PATH, "RequestBackup", body)
+
+
+def metadata_schema() -> Schema:
+    """metadata.json as written (serialization mode: every key the writer always emits is required)."""
+    body = model_schema(MetadataDocument, mode="serialization")
+    body["description"] = (
+        f"{body['description']} Written once, last, as `<destinationPrefix><backupId>/metadata.json` in the "
+        "backup bucket; `BackupMetadataWritten` records its location, size and SHA-256."
+    )
+    return _document(METADATA_PATH, "MetadataDocument", body)

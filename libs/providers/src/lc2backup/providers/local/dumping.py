@@ -28,10 +28,10 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from lc2backup.domain.state import ExportInfo
-from lc2backup.eventing import crash_point
 from lc2backup.providers.base import BackupJob, ExportProgress, ExportStatus
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
 from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, error_code, translate
+from lc2backup.runtime.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class PgDumper:
         try:
             while chunk := await proc.stdout.read(READ_CHUNK):
                 await writer.write(chunk)
-                crash_point("dump:chunk")  # test-only (lc2backup.eventing.crashpoints): SIGKILL mid-dump
+                crash_point("dump:chunk")  # test-only (lc2backup.runtime.crashpoints): SIGKILL mid-dump
                 if time.monotonic() - last_report >= self._progress_interval:
                     last_report = time.monotonic()
                     await progress(ExportStatus(done=False, bytes_written=writer.size, estimated_total_bytes=db_size))

@@ -22,6 +22,8 @@ The points (names are stable; the tests parametrise over them):
     ``EventStore`` — the effect is done but not recorded / the event is durable but the message not acked.
 ``ack:<durable>`` / ``nak:<durable>``
     ``ConsumerRunner`` — the handler finished / asked for a retry (a poll still running), before the answer.
+    Eventing knows nothing of crashes: ``ServiceScaffold`` passes ``crash_point`` as the store's and the
+    runners' ``at_step`` hook (``lc2backup.eventing.steps``).
 ``projection:rows-written`` / ``projection:committed``
     archiver — a batch's rows are written but not committed / committed.
 ``copy:object``

@@ -26,14 +26,20 @@ def _endpoint(stack: LocalStack) -> DirectEndpoint:
         access_key_id=SecretStr(ACCESS_KEY),
         secret_access_key=SecretStr(SECRET_KEY),
     )
-    endpoint = DirectEndpoint.from_settings(settings)
-    assert endpoint is not None
-    return endpoint
+    return DirectEndpoint.from_settings(settings)
 
 
-def test_only_static_credentials_on_an_endpoint_take_the_lean_path() -> None:
-    assert DirectEndpoint.from_settings(S3Settings()) is None  # AWS itself: botocore and its credential chain
-    assert DirectEndpoint.from_settings(S3Settings(endpoint_url="http://127.0.0.1:1")) is None
+def test_every_endpoint_takes_the_lean_path_with_the_clients_credentials() -> None:
+    aws = DirectEndpoint.from_settings(S3Settings(region="eu-west-1", max_attempts=3))
+    assert (aws.url, aws.region, aws.access_key, aws.secret_key, aws.max_attempts) == (None, "eu-west-1", None, None, 3)
+    keys = S3Settings(
+        endpoint_url="http://127.0.0.1:1/", access_key_id=SecretStr("a"), secret_access_key=SecretStr("b")
+    )
+    local = DirectEndpoint.from_settings(keys)
+    assert (local.url, local.access_key, local.secret_key) == ("http://127.0.0.1:1", "a", "b")
+    assert "b" not in repr(local)  # the secret never shows in a log line
+    chain = DirectEndpoint.from_settings(S3Settings(endpoint_url="http://127.0.0.1:1"))
+    assert chain.access_key is None  # no static keys: botocore's chain, as for AWS
 
 
 async def test_listing_matches_botocore_across_pages(stack: LocalStack, s3: Any, buckets: tuple[str, str]) -> None:

@@ -8,10 +8,11 @@ and once at the end. While it copies, the copier asks whether its branch still r
 look at the backup's events) between two listing pages and every ``cancel_check_interval`` seconds: a branch
 cancelled because the other one failed stops within that interval, after the copies already in flight.
 
-On an S3-compatible endpoint with static credentials (``direct``), listing and CopyObject take the lean
-path of ``s3direct`` (aiohttp, our own SigV4): botocore's per-request CPU would otherwise cap the copy rate
-on a small machine. Everything else — multipart copies above the single-copy limit, HEAD, the manifest, and
-AWS itself — stays on the botocore client; behaviour and errors are the same on both paths.
+With ``direct`` (AWS and S3-compatible stores alike), listing and CopyObject take the lean path of
+``s3direct`` (aiohttp, botocore's SigV4 signer and credential chain): botocore's per-request CPU would
+otherwise cap the copy rate on a small machine (B4). Everything else — multipart copies above the
+single-copy limit, HEAD, the manifest — stays on the botocore client; behaviour and errors are the same on
+both paths.
 """
 
 from __future__ import annotations

@@ -12,9 +12,17 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from lc2backup.providers.aws.settings import AwsSettings
-from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferRef, TransferStatus
+from lc2backup.providers.base import (
+    ArtifactStore,
+    BackupJob,
+    BranchCheck,
+    TransferProgress,
+    TransferRef,
+    TransferStatus,
+)
 from lc2backup.providers.buckets import require_bucket
-from lc2backup.providers.s3 import S3ArtifactStore, S3Client, s3_client
+from lc2backup.providers.s3 import S3Client, s3_client
+from lc2backup.providers.s3direct import DirectEndpoint, artifact_store
 from lc2backup.providers.s3transfer import S3Copier
 
 METHOD = "s3-copy-object"
@@ -33,6 +41,7 @@ class AwsTransferProvider:
             cancel_check_interval=settings.cancel_check_interval_seconds,
             single_copy_limit=settings.single_copy_limit_bytes,
             multipart_part_size=settings.multipart_part_size_bytes,
+            direct=DirectEndpoint.from_settings(settings.s3()) if settings.direct_copy else None,
         )
 
     async def start_transfer(self, job: BackupJob) -> TransferRef:
@@ -63,7 +72,7 @@ async def open_transfer_provider(settings: AwsSettings) -> AsyncIterator[AwsTran
 
 
 @contextlib.asynccontextmanager
-async def open_artifact_store(settings: AwsSettings) -> AsyncIterator[S3ArtifactStore]:
-    """metadata.json on S3, create-only (``If-None-Match: *``)."""
-    async with s3_client(settings.s3()) as client:
-        yield S3ArtifactStore(client)
+async def open_artifact_store(settings: AwsSettings) -> AsyncIterator[ArtifactStore]:
+    """metadata.json on S3, create-only (``If-None-Match: *``), over the lean path (s3direct)."""
+    async with artifact_store(settings.s3()) as store:
+        yield store

@@ -54,7 +54,7 @@ class DirectEndpoint:
     secret_key: str | None = field(default=None, repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
-    max_attempts: int = 4
+    max_attempts: int = 5  # in all, the first included
 
     @classmethod
     def from_settings(cls, settings: S3Settings) -> DirectEndpoint:
@@ -67,7 +67,7 @@ class DirectEndpoint:
             settings.secret_access_key.get_secret_value() if static and settings.secret_access_key else None,
             settings.connect_timeout,
             settings.read_timeout,
-            max(settings.max_attempts, 1),
+            max(settings.max_attempts, 0) + 1,  # botocore's max_attempts counts the retries after the first
         )
 
 

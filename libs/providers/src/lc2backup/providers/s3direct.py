@@ -216,9 +216,10 @@ class DirectS3:
         if self._auth is None:
             await self._prepare()
         url = self._url(bucket, key) + (f"?{_query(query)}" if query else "")
+        host = urlsplit(url).netloc  # given, so botocore need not parse the URL for it twice per request
         attempts = self._endpoint.max_attempts
         for attempt in range(1, attempts + 1):
-            request = self._request(method=method, url=url, headers=headers, data=body)
+            request = self._request(method=method, url=url, headers={"host": host, **headers}, data=body)
             self._auth(await self._credentials(), "s3", self._endpoint.region).add_auth(request)
             try:
                 sent = self._session.request(
@@ -230,7 +231,6 @@ class DirectS3:
                 if attempt < attempts:
                     await _backoff(attempt)
                     continue
-                host = urlsplit(url).netloc
                 raise ConnectionError(f"{operation} on {host}: {type(exc).__name__}: {exc}") from exc
             if status < 300:
                 return status, answer

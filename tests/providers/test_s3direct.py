@@ -26,14 +26,20 @@ def _endpoint(stack: LocalStack) -> DirectEndpoint:
         access_key_id=SecretStr(ACCESS_KEY),
         secret_access_key=SecretStr(SECRET_KEY),
     )
-    endpoint = DirectEndpoint.from_settings(settings)
-    assert endpoint is not None
-    return endpoint
+    return DirectEndpoint.from_settings(settings)
 
 
-def test_only_static_credentials_on_an_endpoint_take_the_lean_path() -> None:
-    assert DirectEndpoint.from_settings(S3Settings()) is None  # AWS itself: botocore and its credential chain
-    assert DirectEndpoint.from_settings(S3Settings(endpoint_url="http://127.0.0.1:1")) is None
+def test_every_endpoint_takes_the_lean_path_with_the_clients_credentials() -> None:
+    aws = DirectEndpoint.from_settings(S3Settings(region="eu-west-1", max_attempts=3))
+    assert (aws.url, aws.region, aws.access_key, aws.secret_key, aws.max_attempts) == (None, "eu-west-1", None, None, 4)
+    keys = S3Settings(
+        endpoint_url="http://127.0.0.1:1/", access_key_id=SecretStr("a"), secret_access_key=SecretStr("b")
+    )
+    local = DirectEndpoint.from_settings(keys)
+    assert (local.url, local.access_key, local.secret_key) == ("http://127.0.0.1:1", "a", "b")
+    assert "b" not in repr(local)  # the secret never shows in a log line
+    chain = DirectEndpoint.from_settings(S3Settings(endpoint_url="http://127.0.0.1:1"))
+    assert chain.access_key is None  # no static keys: botocore's chain, as for AWS
 
 
 async def test_listing_matches_botocore_across_pages(stack: LocalStack, s3: Any, buckets: tuple[str, str]) -> None:
@@ -89,3 +95,32 @@ async def test_artifact_store_is_create_only(stack: LocalStack, s3: Any, buckets
     stored = await s3.get_object(Bucket=destination, Key="b/metadata.json")
     assert stored["ContentType"] == "application/json"
     assert await stored["Body"].read() == b'{"backupId": "b"}'
+
+
+class _Sent(Exception):
+    pass
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1", "cn-north-1"])
+@pytest.mark.parametrize(("bucket", "key"), [("my-bucket", "20101/a b/ü+%~=&"), ("my.dotted.bucket", "k/1.0")])
+def test_aws_urls_are_botocores(region: str, bucket: str, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On AWS itself (no endpoint) the lean path addresses a bucket as botocore's client does (regional
+    endpoint, virtual-hosted where the name allows, path-style otherwise), checked on the URL botocore sends."""
+    import botocore.session
+    from botocore.config import Config
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    sent: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.append(request.url.split("?")[0])
+        raise _Sent
+
+    client = botocore.session.get_session().create_client(
+        "s3", region_name=region, config=Config(s3={"us_east_1_regional_endpoint": "regional"})
+    )
+    client.meta.events.register("before-send.s3.GetObject", capture)
+    with pytest.raises(_Sent):
+        client.get_object(Bucket=bucket, Key=key)
+    assert DirectS3(DirectEndpoint(None, region), 1)._url(bucket, key) == sent[0]

@@ -23,10 +23,11 @@ run already completed it.
 Memory is bounded: the listing feeds a bounded queue, and the window between the mark and the newest listed
 object is bounded by ``window``.
 
-On an S3-compatible endpoint with static credentials (``direct``), listing and CopyObject take the lean
-path of ``s3direct`` (aiohttp, our own SigV4): botocore's per-request CPU would otherwise cap the copy rate
-on a small machine. Everything else — multipart copies above the single-copy limit, HEAD, the manifest, and
-AWS itself — stays on the botocore client; behaviour and errors are the same on both paths.
+With ``direct`` (AWS and S3-compatible stores alike), listing and CopyObject take the lean path of
+``s3direct`` (aiohttp, botocore's SigV4 signer and credential chain): botocore's per-request CPU would
+otherwise cap the copy rate on a small machine (B4). Everything else — multipart copies above the
+single-copy limit, HEAD, the manifest parts — stays on the botocore client; behaviour and errors are the same
+on both paths.
 """
 
 from __future__ import annotations

@@ -39,6 +39,11 @@ class AwsSettings(BaseModel):
     cancel_check_interval_seconds: float = Field(
         default=1.0, gt=0, description="how often a running copy checks that its branch was not cancelled"
     )
+    direct_copy: bool = Field(
+        default=True,
+        description="list and CopyObject over aiohttp, signed by botocore's SigV4 with the standard credential"
+        " chain (s3direct), instead of botocore's client",
+    )
     single_copy_limit_bytes: int = Field(default=SINGLE_COPY_LIMIT, ge=5 * MIB, le=SINGLE_COPY_LIMIT)
     multipart_part_size_bytes: int = Field(default=512 * MIB, ge=5 * MIB, le=SINGLE_COPY_LIMIT)
 

@@ -16,6 +16,7 @@ from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.aws.settings import AwsSettings
 from lc2backup.providers.base import (
     COPIER_COUNTERS,
+    ArtifactStore,
     BackupJob,
     BranchCheck,
     Capabilities,
@@ -24,7 +25,8 @@ from lc2backup.providers.base import (
 )
 from lc2backup.providers.buckets import require_bucket
 from lc2backup.providers.copier import S3Copier
-from lc2backup.providers.s3 import S3ArtifactStore, S3Client, s3_client
+from lc2backup.providers.s3 import S3Client, s3_client
+from lc2backup.providers.s3direct import DirectEndpoint, artifact_store
 
 METHOD = "s3-copy-object"
 GRANT = "the service's AWS role"
@@ -43,6 +45,7 @@ class AwsTransferProvider:
             cancel_check_interval=settings.cancel_check_interval_seconds,
             single_copy_limit=settings.single_copy_limit_bytes,
             multipart_part_size=settings.multipart_part_size_bytes,
+            direct=DirectEndpoint.from_settings(settings.s3()) if settings.direct_copy else None,
         )
 
     async def start_transfer(self, job: BackupJob) -> DocumentLibraryTransferStarted:
@@ -83,7 +86,7 @@ async def open_transfer_provider(settings: AwsSettings) -> AsyncIterator[AwsTran
 
 
 @contextlib.asynccontextmanager
-async def open_artifact_store(settings: AwsSettings) -> AsyncIterator[S3ArtifactStore]:
-    """metadata.json on S3, create-only (``If-None-Match: *``)."""
-    async with s3_client(settings.s3()) as client:
-        yield S3ArtifactStore(client)
+async def open_artifact_store(settings: AwsSettings) -> AsyncIterator[ArtifactStore]:
+    """metadata.json on S3, create-only (``If-None-Match: *``), over the lean path (s3direct)."""
+    async with artifact_store(settings.s3()) as store:
+        yield store

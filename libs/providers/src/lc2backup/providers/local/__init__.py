@@ -48,7 +48,9 @@ class LocalSettings(BaseModel):
     part_size_mib: int = Field(default=8, ge=5, le=512)
     copy_workers: int = Field(default=64, ge=1, le=512)
     direct_copy: bool = Field(
-        default=True, description="list and CopyObject over aiohttp with our own SigV4 (s3direct) instead of botocore"
+        default=True,
+        description="list and CopyObject over aiohttp, signed by botocore's SigV4 (s3direct), instead of botocore's"
+        " client",
     )
     progress_interval_seconds: float = 2.0
     cancel_check_interval_seconds: float = Field(
@@ -104,7 +106,7 @@ class LocalTransferProvider:
     capabilities = Capabilities(runs_here=True, counters=COPIER_COUNTERS)
 
     def __init__(self, client: S3Client, settings: LocalSettings, s3: S3Settings | None = None) -> None:
-        """``s3``: the endpoint ``client`` talks to; with static credentials it enables the lean copy path."""
+        """``s3``: the endpoint ``client`` talks to; the lean copy path (``direct_copy``) sends its requests there."""
         self._client = client
         self._copier = S3Copier(
             workers=settings.copy_workers,

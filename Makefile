@@ -73,7 +73,7 @@ $(AWSCLI): $(UV)
 	$(UV) venv --quiet $(TOOLS)/awscli --python $(PYTHON)
 	$(UV) pip install --quiet --python $(TOOLS)/awscli awscli==$(AWSCLI_VERSION)
 
-bench: install $(AWSCLI) ## Run benchmarks B1-B7 and B9 (~30 min; BENCH_ARGS="--only B4"), write bench/results/latest.json
+bench: install $(AWSCLI) ## Run benchmarks B1-B9 (~40 min; BENCH_ARGS="--only B4"), write bench/results/latest.json
 	@command -v rclone >/dev/null 2>&1 || { \
 	  echo "bench: installing rclone (Debian package), the B4 peer"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; \

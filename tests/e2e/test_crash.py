@@ -106,7 +106,9 @@ async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: t
     # manifest and metadata.json written once each; the copy, interrupted once, redone at most once per object.
     counts = await writes(s3, destination, f"backups/{backup_id}/")
     copies = [prefix + key for key in layout.regular]
-    written_once = [dump_key, f"{dump_key}.sha256", manifest_key, f"backups/{backup_id}/metadata.json"]
+    parts = [key for key in counts if key.startswith(f"{manifest_key.removesuffix('.jsonl')}.parts/")]
+    assert parts, sorted(counts)  # the manifest was written in parts as the copy went, each part once
+    written_once = [dump_key, f"{dump_key}.sha256", manifest_key, f"backups/{backup_id}/metadata.json", *parts]
     assert set(counts) == {*copies, *written_once}
     assert rewritten(counts, written_once) == {}
     assert rewritten(counts, copies, at_most=2) == {}

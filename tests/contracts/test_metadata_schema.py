@@ -53,6 +53,10 @@ def test_what_the_metadata_service_writes_conforms_to_the_contract() -> None:
         ev.DocumentLibraryTransferCompleted(counters=TransferCounters()),
     )
     assert read_metadata_json(md.metadata_document(dump_only).render())["documentLibrary"]["manifest"] is None
+    # A spec that names no database (the instance's own): the document says null, it does not fail to render.
+    unnamed = SPEC.model_copy(update={"database": SPEC.database.model_copy(update={"database_name": None})})
+    no_name = state_after(ev.BackupRequested(spec=unnamed, source=SOURCE), *BRANCHES_DONE)
+    assert read_metadata_json(md.metadata_document(no_name).render())["database"]["databaseName"] is None
 
 
 def test_a_restorer_reads_it_back_with_the_same_model() -> None:

@@ -46,7 +46,7 @@ class DatabaseExportMetadata(_Document):
 class DatabaseMetadata(_Document):
     type: DatabaseBackupType = Field(description="snapshot (managed snapshot + export) or dump (logical dump only)")
     instance_id: str
-    database_name: str
+    database_name: str | None = Field(description="The dumped database; null where the spec names none")
     databases_ignored: list[str]
     engine: str | None
     engine_version: str | None

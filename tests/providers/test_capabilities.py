@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lc2backup.providers import COPIER_COUNTERS, Capabilities
+from lc2backup.domain import TransferCounters
+from lc2backup.providers import Capabilities
 from lc2backup.providers.aws import AwsDatabaseProvider, AwsTransferProvider
 from lc2backup.providers.local import LocalDatabaseProvider, LocalTransferProvider
 from lc2backup.testing.instant import InstantDatabaseProvider, InstantTransferProvider
@@ -27,7 +28,7 @@ PROVIDERS = [
 def test_every_provider_declares_its_capabilities(provider: type) -> None:
     capabilities = provider.capabilities  # type: ignore[attr-defined]
     assert isinstance(capabilities, Capabilities)
-    assert capabilities.counters <= COPIER_COUNTERS
+    assert capabilities.counters <= TransferCounters.counts()
 
 
 def test_only_the_local_dump_moves_bytes_through_our_process() -> None:

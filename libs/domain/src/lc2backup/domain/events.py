@@ -132,13 +132,29 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class TransferCounters(WireModel):
-    objects_found: Count = 0
-    objects_copied: Count = 0
-    bytes_copied: Count = 0
-    objects_excluded: Count = Field(default=0, description="Generated files skipped (thumbnails, previews, adaptive)")
-    bytes_excluded: Count = 0
-    objects_vanished: Count = Field(default=0, description="Deleted from the source between listing and copy")
+    """A document-library copy's counters, the same for every provider. null (absent from a CR's status) means
+    unknown: a counter this provider cannot fill (a managed transfer service does not say what our copier
+    excluded or saw vanish); it is never written as zero. Which ones a provider fills: its capabilities."""
+
+    objects_found: Count | None = None
+    objects_copied: Count | None = None
+    bytes_copied: Count | None = None
+    objects_excluded: Count | None = Field(
+        default=None, description="Generated files skipped (thumbnails, previews, adaptive)"
+    )
+    bytes_excluded: Count | None = None
+    objects_vanished: Count | None = Field(default=None, description="Deleted from the source between listing and copy")
     listing_complete: bool = False
+
+    @classmethod
+    def counts(cls) -> frozenset[str]:
+        """The names of the counters (every field but ``listing_complete``)."""
+        return frozenset(name for name in cls.model_fields if name != "listing_complete")
+
+    @classmethod
+    def zero(cls, names: frozenset[str]) -> TransferCounters:
+        """Counters that start at zero for ``names`` (what a provider counts) and stay unknown for the others."""
+        return cls.model_validate(dict.fromkeys(names, 0))
 
 
 class TransferPosition(WireModel):

@@ -17,10 +17,8 @@ from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters, 
 from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
 from lc2backup.domain.state import ExportInfo, TransferInfo
 
-COPIER_COUNTERS = frozenset(
-    {"objects_found", "objects_copied", "bytes_copied", "objects_excluded", "bytes_excluded", "objects_vanished"}
-)
-"""The counters our own copier fills (it lists, filters and copies each object itself)."""
+COPIER_COUNTERS = TransferCounters.counts()
+"""The counters our own copier fills: all of them (it lists, filters and copies each object itself)."""
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from lc2backup.domain import (
     is_generated,
     unsafe_key_reason,
 )
-from lc2backup.providers.base import BackupJob, BranchCheck, TransferProgress, TransferStatus
+from lc2backup.providers.base import COPIER_COUNTERS, BackupJob, BranchCheck, TransferProgress, TransferStatus
 from lc2backup.providers.errors import (
     ObjectNotFound,
     PermanentProviderError,
@@ -111,8 +111,8 @@ class _Mark:
 
     def advance(self) -> None:
         c = self.counters
-        found, copied, bytes_copied = c.objects_found, c.objects_copied, c.bytes_copied
-        excluded, bytes_excluded, vanished = c.objects_excluded, c.bytes_excluded, c.objects_vanished
+        found, copied, bytes_copied = c.objects_found or 0, c.objects_copied or 0, c.bytes_copied or 0
+        excluded, bytes_excluded, vanished = c.objects_excluded or 0, c.bytes_excluded or 0, c.objects_vanished or 0
         key = self.position.after_key
         while self.slots and self.slots[0].outcome is not None:
             slot = self.slots.popleft()
@@ -202,7 +202,7 @@ class S3Copier:
         slice_seconds: float | None = None,
     ) -> TransferStatus:
         """Copy one slice (the whole copy when ``slice_seconds`` is None), starting at ``resume``'s position."""
-        counters, position = TransferCounters(), TransferPosition()
+        counters, position = TransferCounters.zero(COPIER_COUNTERS), TransferPosition()
         if resume is not None and resume.position is not None:
             counters, position = resume.counters, resume.position
         counters, position = await self._adopt(client, job, counters, position)

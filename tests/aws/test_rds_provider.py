@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 
 from lc2backup.domain import BackupLayout, parse_spec
-from lc2backup.domain.events import DatabaseExportStarted
-from lc2backup.domain.state import ExportInfo
+from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted
+from lc2backup.domain.state import ExportInfo, SnapshotInfo
 from lc2backup.providers import (
     BackupJob,
     ExportStatus,
     PermanentProviderError,
-    SnapshotRef,
     TransientProviderError,
 )
 from lc2backup.providers.aws import AwsDatabaseProvider, AwsSettings, export_identifier, open_database_provider
@@ -48,6 +47,11 @@ def _job(backup_id: str, instance: str, buckets: tuple[str, str], **database: An
 def _recorded(started: DatabaseExportStarted) -> ExportInfo:
     """What db-export polls: the export as the fold recorded it from its started event."""
     return ExportInfo.model_validate(started.model_dump())
+
+
+def _taken(started: DatabaseSnapshotStarted) -> SnapshotInfo:
+    """What db-export polls and exports from: the snapshot as the fold recorded it from its started event."""
+    return SnapshotInfo(snapshot_id=started.snapshot_id)
 
 
 async def _no_progress(_: ExportStatus) -> None:
@@ -91,12 +95,12 @@ async def test_a_repeated_start_finds_the_snapshot_and_export_it_already_started
     tags = {t["Key"]: t["Value"] for t in snaps[0].get("TagList", [])}
     assert tags == {"lc2-backup-id": job.backup_id, "lc2-project": "retail", "lc2-environment": "prd"}
 
-    status = await provider.check_snapshot(job, first)
+    status = await provider.check_snapshot(job, _taken(first))
     assert status.done and status.location == snaps[0]["DBSnapshotArn"]
     assert (status.engine, status.engine_version) == ("postgres", "16.3")
 
-    ref = await provider.start_export(job, first)
-    assert ref == await provider.start_export(job, first)
+    ref = await provider.start_export(job, _taken(first))
+    assert ref == await provider.start_export(job, _taken(first))
     assert stage.count("StartExportTask") == 2
     assert (ref.operation_id, ref.format, ref.restorable) == (export_identifier(job.backup_id), "parquet", False)
     assert ref.location == f"s3://{aws_buckets[1]}/backups/{job.backup_id}/database/{ref.operation_id}/"
@@ -113,16 +117,16 @@ async def test_statuses_are_read_in_any_case_with_progress_size_and_failure_caus
     job = _job(f"backup-{unique}", instance, aws_buckets)
     stage.set_fields("DescribeDBSnapshots", {"Status": "creating", "PercentProgress": "12"})
     snap = await provider.start_snapshot(job)
-    creating = await provider.check_snapshot(job, snap)
+    creating = await provider.check_snapshot(job, _taken(snap))
     assert (creating.done, creating.percent, creating.error) == (False, 12, None)
     stage.set_fields("DescribeDBSnapshots", {"Status": "AVAILABLE"})
-    assert (await provider.check_snapshot(job, snap)).done
+    assert (await provider.check_snapshot(job, _taken(snap))).done
     stage.set_fields("DescribeDBSnapshots", {"Status": "failed"})
-    failed = await provider.check_snapshot(job, snap)
+    failed = await provider.check_snapshot(job, _taken(snap))
     assert not failed.done and failed.error == "RDS reports the snapshot failed"
     stage.set_fields("DescribeDBSnapshots", None)
 
-    ref = _recorded(await provider.start_export(job, snap))
+    ref = _recorded(await provider.start_export(job, _taken(snap)))
     assert (await provider.check_export(job, ref, _no_progress)).done  # moto's lowercase "complete"
     stage.set_fields("DescribeExportTasks", {"Status": "STARTING"})
     assert not (await provider.check_export(job, ref, _no_progress)).done
@@ -156,9 +160,9 @@ async def test_an_aurora_cluster_is_snapshotted_and_exported_as_a_cluster(
     assert snap == await provider.start_snapshot(job)
     found = await rds.describe_db_cluster_snapshots(DBClusterIdentifier=cluster, SnapshotType="manual")
     assert [s["DBClusterSnapshotIdentifier"] for s in found["DBClusterSnapshots"]] == [snap.snapshot_id]
-    status = await provider.check_snapshot(job, snap)
+    status = await provider.check_snapshot(job, _taken(snap))
     assert status.done and ":cluster-snapshot:" in (status.location or "")
-    ref = _recorded(await provider.start_export(job, snap))
+    ref = _recorded(await provider.start_export(job, _taken(snap)))
     assert len(await exports_of(rds, {status.location or ""})) == 1
     assert (await provider.check_export(job, ref, _no_progress)).done
 
@@ -173,9 +177,9 @@ async def test_throttling_is_transient_and_retried_by_botocore_first(
 
     stage.fail("DescribeDBSnapshots", times=3, code="ThrottlingException")  # the first attempt and both retries
     with pytest.raises(TransientProviderError) as caught:
-        await provider.check_snapshot(job, snap)
+        await provider.check_snapshot(job, _taken(snap))
     assert caught.value.retry_after == 0.5 and "will retry" in str(caught.value)
-    assert (await provider.check_snapshot(job, snap)).done  # the durable retry, later
+    assert (await provider.check_snapshot(job, _taken(snap))).done  # the durable retry, later
     assert len(await snapshots_of(rds, instance)) == 1
 
 
@@ -206,11 +210,11 @@ async def test_errors_name_the_resource_and_the_fix(
     snap = await provider.start_snapshot(job)
     no_bucket = _job(f"backup-{unique}", instance, (aws_buckets[0], f"gone-{unique}"))
     with pytest.raises(PermanentProviderError, match=rf"destination bucket gone-{unique} does not exist"):
-        await provider.start_export(no_bucket, SnapshotRef(snap.snapshot_id))
+        await provider.start_export(no_bucket, _taken(snap))
 
     stage.fail("StartExportTask", times=1, code="IamRoleNotFound", status=404)
     with pytest.raises(PermanentProviderError, match=rf"export role {EXPORT_ROLE} not found"):
-        await provider.start_export(job, snap)
+        await provider.start_export(job, _taken(snap))
 
     with pytest.raises(PermanentProviderError, match="use database.type: snapshot"):
         await provider.start_export(job, None)
@@ -220,5 +224,5 @@ async def test_errors_name_the_resource_and_the_fix(
         with pytest.raises(PermanentProviderError, match="LC2_AWS__EXPORT_IAM_ROLE_ARN"):
             await bare.start_snapshot(_job(f"other-{unique}", instance, aws_buckets))  # before any snapshot
         with pytest.raises(PermanentProviderError, match="LC2_AWS__EXPORT_IAM_ROLE_ARN"):
-            await bare.start_export(job, snap)
+            await bare.start_export(job, _taken(snap))
     assert len(await snapshots_of(rds, instance)) == 1

@@ -1,7 +1,8 @@
 """Provider interfaces: one per capability. Implementations live in one module per cloud.
 
 Database branch: ``start_snapshot`` / ``check_snapshot`` then ``start_export`` / ``check_export``. Cloud
-providers start a managed operation under a deterministic name and ``check_*`` polls it once; the local
+providers start a managed operation under a deterministic name, each ``start_*`` returns the ``…Started``
+event that records its reference, and ``check_*`` polls it once given what the fold made of that event; the local
 provider moves the bytes itself inside ``check_export`` (reporting progress), since there is no managed
 service to poll. Transfers follow the same start/check shape; our own copier runs one bounded slice per
 ``check_transfer`` and resumes from the position it recorded. No SDK type crosses these interfaces.
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lc2backup.domain import BackupLayout, BackupRequestSpec, TransferCounters, TransferPosition
-from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
-from lc2backup.domain.state import ExportInfo, TransferInfo
+from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted, DocumentLibraryTransferStarted
+from lc2backup.domain.state import ExportInfo, SnapshotInfo, TransferInfo
 
 COPIER_COUNTERS = TransferCounters.counts()
 """The counters our own copier fills: all of them (it lists, filters and copies each object itself)."""
@@ -43,11 +44,6 @@ class BackupJob:
     backup_id: str
     spec: BackupRequestSpec
     layout: BackupLayout
-
-
-@dataclass(frozen=True)
-class SnapshotRef:
-    snapshot_id: str
 
 
 @dataclass(frozen=True)
@@ -82,11 +78,17 @@ class DatabaseBackupProvider(Protocol):
     name: str
     capabilities: Capabilities
 
-    async def start_snapshot(self, job: BackupJob) -> SnapshotRef: ...
+    async def start_snapshot(self, job: BackupJob) -> DatabaseSnapshotStarted:
+        """Start (or find, by its deterministic name) the managed snapshot; the event that records it."""
+        ...
 
-    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus: ...
+    async def check_snapshot(self, job: BackupJob, snapshot: SnapshotInfo) -> SnapshotStatus:
+        """Poll the recorded snapshot once."""
+        ...
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted: ...
+    async def start_export(self, job: BackupJob, snapshot: SnapshotInfo | None) -> DatabaseExportStarted:
+        """Start (or find) the export, of ``snapshot`` when the backup took one; the event that records it."""
+        ...
 
     async def check_export(self, job: BackupJob, ref: ExportInfo, progress: ExportProgress) -> ExportStatus: ...
 

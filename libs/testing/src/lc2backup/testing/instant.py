@@ -12,15 +12,14 @@ from __future__ import annotations
 import hashlib
 
 from lc2backup.domain import TransferCounters
-from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
-from lc2backup.domain.state import ExportInfo, TransferInfo
+from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted, DocumentLibraryTransferStarted
+from lc2backup.domain.state import ExportInfo, SnapshotInfo, TransferInfo
 from lc2backup.providers.base import (
     BackupJob,
     BranchCheck,
     Capabilities,
     ExportProgress,
     ExportStatus,
-    SnapshotRef,
     SnapshotStatus,
     TransferProgress,
     TransferStatus,
@@ -33,13 +32,15 @@ class InstantDatabaseProvider:
     name = "instant"
     capabilities = Capabilities()
 
-    async def start_snapshot(self, job: BackupJob) -> SnapshotRef:
-        return SnapshotRef(f"instant-{job.backup_id}")
+    async def start_snapshot(self, job: BackupJob) -> DatabaseSnapshotStarted:
+        return DatabaseSnapshotStarted(
+            snapshot_id=f"instant-{job.backup_id}", instance_id=job.spec.database.instance_id
+        )
 
-    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
+    async def check_snapshot(self, job: BackupJob, snapshot: SnapshotInfo) -> SnapshotStatus:
         return SnapshotStatus(done=True, size_bytes=0, engine="instant", engine_version="0")
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted:
+    async def start_export(self, job: BackupJob, snapshot: SnapshotInfo | None) -> DatabaseExportStarted:
         key = job.layout.database_key(job.spec.database.database_name or "database", "instant")
         return DatabaseExportStarted(operation_id=key, location=job.layout.uri(key), format="instant", restorable=False)
 

@@ -54,10 +54,10 @@ def _open(state: BackupState) -> bool:
     return state.exists and not state.terminal and state.database.state not in BRANCH_ENDED
 
 
-def record_snapshot_started(state: BackupState, snapshot_id: str, instance_id: str) -> list[DomainEvent]:
+def record_snapshot_started(state: BackupState, started: DatabaseSnapshotStarted) -> list[DomainEvent]:
     if not _open(state) or state.database.state != "Pending":
         return []
-    return [DatabaseSnapshotStarted(snapshot_id=snapshot_id, instance_id=instance_id)]
+    return [started]
 
 
 def record_snapshot_completed(state: BackupState, event: DatabaseSnapshotCompleted) -> list[DomainEvent]:

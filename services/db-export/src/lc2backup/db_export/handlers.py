@@ -24,7 +24,6 @@ from lc2backup.providers import (
     ExportStatus,
     OperationAborted,
     PermanentProviderError,
-    SnapshotRef,
 )
 
 log = logging.getLogger(__name__)
@@ -70,15 +69,13 @@ class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
     ) -> BackupState:
         db = state.database
         if kind == "start_snapshot":
-            snap_ref = await provider.start_snapshot(job)
+            snapshot_started = await provider.start_snapshot(job)  # the reference, as the event records it
             return await self.record(
-                job.backup_id,
-                causation,
-                lambda s: domain.record_snapshot_started(s, snap_ref.snapshot_id, job.spec.database.instance_id),
+                job.backup_id, causation, lambda s: domain.record_snapshot_started(s, snapshot_started)
             )
         if kind == "check_snapshot":
             assert db.snapshot is not None
-            snap = await provider.check_snapshot(job, SnapshotRef(db.snapshot.snapshot_id))
+            snap = await provider.check_snapshot(job, db.snapshot)
             if snap.error:
                 raise PermanentProviderError(f"snapshot {db.snapshot.snapshot_id} failed: {snap.error}")
             if not snap.done:
@@ -92,8 +89,7 @@ class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
             )
             return await self.record(job.backup_id, causation, lambda s: domain.record_snapshot_completed(s, completed))
         if kind == "start_export":
-            snapshot = SnapshotRef(db.snapshot.snapshot_id) if db.snapshot else None
-            started = await provider.start_export(job, snapshot)  # the reference, as the event records it
+            started = await provider.start_export(job, db.snapshot)  # the reference, as the event records it
             return await self.record(job.backup_id, causation, lambda s: domain.record_export_started(s, started))
         return await self._check_export(provider, job, state, causation)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from lc2backup.domain.events import DatabaseExportStarted
-from lc2backup.domain.state import ExportInfo
+from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted
+from lc2backup.domain.state import ExportInfo, SnapshotInfo
 from lc2backup.providers.aws.clients import RdsClient, rds_client
 from lc2backup.providers.aws.exporting import RdsExports
 from lc2backup.providers.aws.settings import AwsSettings
@@ -20,7 +20,6 @@ from lc2backup.providers.base import (
     Capabilities,
     ExportProgress,
     ExportStatus,
-    SnapshotRef,
     SnapshotStatus,
 )
 from lc2backup.providers.errors import PermanentProviderError
@@ -35,14 +34,15 @@ class AwsDatabaseProvider:
         self._snapshots = RdsSnapshots(rds, settings)
         self._exports = RdsExports(rds, s3, self._snapshots, settings)
 
-    async def start_snapshot(self, job: BackupJob) -> SnapshotRef:
+    async def start_snapshot(self, job: BackupJob) -> DatabaseSnapshotStarted:
         self._exports.require_configured(f"the database of backup {job.backup_id}")
-        return SnapshotRef(await self._snapshots.start(job))
+        snapshot_id = await self._snapshots.start(job)
+        return DatabaseSnapshotStarted(snapshot_id=snapshot_id, instance_id=job.spec.database.instance_id)
 
-    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
-        return await self._snapshots.check(ref.snapshot_id)
+    async def check_snapshot(self, job: BackupJob, snapshot: SnapshotInfo) -> SnapshotStatus:
+        return await self._snapshots.check(snapshot.snapshot_id)
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted:
+    async def start_export(self, job: BackupJob, snapshot: SnapshotInfo | None) -> DatabaseExportStarted:
         if snapshot is None:
             raise PermanentProviderError(
                 "the aws provider backs up RDS with a snapshot (the restorable artefact) and exports that "

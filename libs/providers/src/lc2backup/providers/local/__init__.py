@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
-from lc2backup.domain.events import DatabaseExportStarted, DocumentLibraryTransferStarted
-from lc2backup.domain.state import ExportInfo, TransferInfo
+from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted, DocumentLibraryTransferStarted
+from lc2backup.domain.state import ExportInfo, SnapshotInfo, TransferInfo
 from lc2backup.providers.base import (
     COPIER_COUNTERS,
     BackupJob,
@@ -16,7 +16,6 @@ from lc2backup.providers.base import (
     Capabilities,
     ExportProgress,
     ExportStatus,
-    SnapshotRef,
     SnapshotStatus,
     TransferProgress,
     TransferStatus,
@@ -74,10 +73,10 @@ class LocalDatabaseProvider:
             progress_interval=settings.progress_interval_seconds,
         )
 
-    async def start_snapshot(self, job: BackupJob) -> SnapshotRef:
+    async def start_snapshot(self, job: BackupJob) -> DatabaseSnapshotStarted:
         raise PermanentProviderError("the local provider has no managed snapshots: use database.type: dump")
 
-    async def check_snapshot(self, job: BackupJob, ref: SnapshotRef) -> SnapshotStatus:
+    async def check_snapshot(self, job: BackupJob, snapshot: SnapshotInfo) -> SnapshotStatus:
         raise PermanentProviderError("the local provider has no managed snapshots")
 
     def _target(self, job: BackupJob) -> DumpTarget:
@@ -91,7 +90,7 @@ class LocalDatabaseProvider:
             )
         return DumpTarget.parse(dsn.get_secret_value(), db.database_name)
 
-    async def start_export(self, job: BackupJob, snapshot: SnapshotRef | None) -> DatabaseExportStarted:
+    async def start_export(self, job: BackupJob, snapshot: SnapshotInfo | None) -> DatabaseExportStarted:
         target = self._target(job)
         await require_bucket(self._client, job.layout.bucket, *DESTINATION, grant=GRANT)
         key = job.layout.database_key(target.database, EXTENSION)

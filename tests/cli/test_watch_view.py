@@ -182,3 +182,12 @@ def test_watch_on_an_80_column_terminal_against_the_real_services(
     assert any(line.startswith("document library ") and "Completed" in line for line in lines), screen
     assert any("32/32 objects copied" in line for line in lines), screen
     assert "Succeeded in" in screen
+
+
+def test_unknown_counters_are_shown_as_unknown_never_as_zero() -> None:
+    """A managed transfer fills only some counters: the others are null in the API, '?' on screen."""
+    from lc2backup.cli.rendering import counters_summary
+
+    unknown = TransferCounters(objects_found=10, objects_copied=4).model_dump(mode="json", by_alias=True)
+    assert counters_summary(unknown) == "4/10+ objects copied (?), ? generated files skipped (?)"
+    assert counters_summary(TransferCounters().model_dump(mode="json", by_alias=True)).startswith("?/?+ objects")

@@ -168,10 +168,22 @@ def document_library_line(status: dict[str, Any]) -> str:
 
 
 def counters_summary(c: dict[str, Any]) -> str:
+    """The copy's counters; one the provider cannot fill (null: unknown) is shown as ``?``, never as 0."""
+
+    def count(key: str) -> str:
+        value = c.get(key)
+        return "?" if value is None else str(value)
+
+    def size(key: str) -> str:
+        value = c.get(key)
+        return "?" if value is None else human_bytes(value)
+
     # found counts every listed object; the generated files among them are skipped, not copied
-    to_copy = f"{c.get('objectsFound', 0) - c.get('objectsExcluded', 0)}{'' if c.get('listingComplete') else '+'}"
-    text = f"{c.get('objectsCopied', 0)}/{to_copy} objects copied ({human_bytes(c.get('bytesCopied', 0))})"
-    text += f", {c.get('objectsExcluded', 0)} generated files skipped ({human_bytes(c.get('bytesExcluded', 0))})"
+    found, excluded = c.get("objectsFound"), c.get("objectsExcluded")
+    to_copy = "?" if found is None else str(found - (excluded or 0))
+    to_copy += "" if c.get("listingComplete") else "+"
+    text = f"{count('objectsCopied')}/{to_copy} objects copied ({size('bytesCopied')})"
+    text += f", {count('objectsExcluded')} generated files skipped ({size('bytesExcluded')})"
     if c.get("objectsVanished"):
         text += f", {c['objectsVanished']} vanished"
     return text

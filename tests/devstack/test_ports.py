@@ -27,3 +27,12 @@ def test_a_handed_out_port_can_be_bound() -> None:
     port = free_port()
     with socket.create_server(("127.0.0.1", port)):
         pass
+
+
+def test_a_port_is_handed_out_once_even_after_its_server_stopped() -> None:
+    """A server stopped for an outage comes back on its old port: nobody else may be given it meanwhile."""
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        pass  # the server ran and stopped: the port is free on the machine again
+    handed = [free_port() for _ in range(2000)]
+    assert port not in handed and len(set(handed)) == len(handed)

@@ -6,6 +6,9 @@ S3), so a port taken from that range (``bind(0)``) can become some connection's 
 moment it is chosen and the moment the server binds it — seen as ``bind: address already in use`` when a
 nats-server started, or restarted on its old port after an outage. Below the range only explicit binds
 compete, and each candidate is checked free before it is handed out.
+
+A port is handed out once per process: a server stopped for an outage restarts on its old port, and while it
+is down (or before a new server has bound its port) the port looks free to anyone else who asks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 LOOPBACK = "127.0.0.1"
 _LOWEST = 10000
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
 
 
 def _ephemeral_start() -> int:
@@ -43,6 +47,7 @@ def free_port() -> int:
         raise RuntimeError(f"the ephemeral port range starts at {high + 1}: no room below it for servers")
     for _ in range(1000):
         port = random.randint(_LOWEST, high)
-        if _is_free(port):
+        if port not in _handed_out and _is_free(port):
+            _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port found on {LOOPBACK} between {_LOWEST} and {high}")

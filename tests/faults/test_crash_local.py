@@ -12,6 +12,7 @@ module a rebuild of the projection from the stream equals the live one.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from tests.faults.harness import (
     supervising,
     wait_terminal,
 )
+from tests.faults.proxy import TcpProxy
 from tests.support import System, local_spec, stack_s3
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -83,6 +85,7 @@ class Bed:
     destination: str
     regular: list[str]
     etags: dict[str, str]
+    database: TcpProxy  # db-export's way to the source database: held to keep a first backup running
 
 
 async def _seed(stack: LocalStack, source_dsn: str, source: str, destination: str) -> tuple[list[str], dict[str, str]]:
@@ -110,6 +113,8 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: py
     nats_server = NatsServer(root / "nats")
     nats_server.start()
     points = CrashPoints(root / "markers", CASES)
+    pg_port = int(stack.postgres.dsn_for("x").rsplit(":", 1)[1].split("/")[0])
+    database = TcpProxy("127.0.0.1", pg_port).start()
     system = System.local(
         stack,
         nats_server,
@@ -122,17 +127,24 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: py
             "LC2_LOCAL__COPY_WORKERS": "4",
             "LC2_BATCH_SIZE": "20",  # several projection batches per backup
         },
-        points.service_env(),
         replicas=request.param,
     )
+    source_via_proxy = system.source_dsn.replace(f":{pg_port}/", f":{database.port}/")
+    crash_env = points.service_env()
+    system.service_env = {
+        **crash_env,
+        "db-export": {**crash_env["db-export"], "LC2_LOCAL__DATABASES": json.dumps({"liferay-test": source_via_proxy})},
+    }
     source, destination = f"src-{unique}", f"dst-{unique}"
     regular, etags = asyncio.run(_seed(stack, system.source_dsn, source, destination))
     system.start()
     try:
-        yield Bed(system, points, source, destination, regular, etags)
+        yield Bed(system, points, source, destination, regular, etags, database)
     finally:
+        database.release()
         system.stop()
         nats_server.stop()
+        database.close()
 
 
 @pytest.mark.timeout(240)
@@ -150,6 +162,8 @@ async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(bed: B
     try:
 
         async def submit() -> Sequence[str]:
+            if case.shape == "queued":  # the first backup's dump waits until the crash: the second must queue
+                bed.database.hold()
             if case.shape == "failing":
                 broken = {"type": "dump", "instanceId": "not-configured", "databaseName": "lportal"}
                 return [await log.request(f"{lane}-failing", spec(database=broken))]
@@ -158,7 +172,7 @@ async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(bed: B
                 return [first]
             return [first, await log.request(f"{lane}-b", spec())]
 
-        states = await run_case(system, log, bed.points, case, "local", submit)
+        states = await run_case(system, log, bed.points, case, "local", submit, bed.database.release)
         for state in states:
             history = await log.history(state.backup_id)
             if case.shape == "failing":
@@ -177,6 +191,7 @@ async def test_a_sigkill_at_every_step_boundary_loses_and_repeats_nothing(bed: B
         await checks.check_lane_released(log, states[0])
         await projection_matches_the_log(log, system, [s.backup_id for s in states])
     finally:
+        bed.database.release()
         await log.close()
         await log.nc.close()
 

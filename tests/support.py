@@ -113,6 +113,7 @@ class System:
             "LC2_CONSUMER__ACK_WAIT_SECONDS": "5",
             "LC2_POLL_INTERVAL_SECONDS": "1",
             "LC2_LOCAL__PROGRESS_INTERVAL_SECONDS": "0.5",
+            "LC2_LEASE_SECONDS": "3",  # a killed db-export's dump is taken over after this
             **(extra_env or {}),
         }
         return cls(stack, nats, env, log_dir, source_db, projection, service_env=service_env or {}, replicas=replicas)

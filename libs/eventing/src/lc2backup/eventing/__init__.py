@@ -32,6 +32,7 @@ from lc2backup.eventing.errors import (
     TopologyError,
     UnreadableMessage,
 )
+from lc2backup.eventing.leases import Lease, LeasedWork, Leases
 from lc2backup.eventing.reading import Batch, DirectReader, StoredMessage
 from lc2backup.eventing.steps import StepHook, no_step
 from lc2backup.eventing.store import (
@@ -49,6 +50,7 @@ from lc2backup.eventing.topology import (
     Topology,
     ensure_consumer,
     ensure_lanes,
+    ensure_leases,
     ensure_streams,
 )
 from lc2backup.eventing.tracing import consuming_span, current_trace_context
@@ -78,6 +80,9 @@ __all__ = [
     "History",
     "HistoryGap",
     "Kept",
+    "Lease",
+    "LeasedWork",
+    "Leases",
     "Loaded",
     "PoisonMessage",
     "Recorded",
@@ -100,6 +105,7 @@ __all__ = [
     "encode_envelope",
     "ensure_consumer",
     "ensure_lanes",
+    "ensure_leases",
     "ensure_streams",
     "event_id",
     "message_digest",

@@ -68,7 +68,7 @@ class ServiceAccess:
     receives: Mapping[str, tuple[type[DomainEvent], ...]] = field(default_factory=dict)
     dead_letters: bool = False
     manages_streams: bool = False
-    lanes: bool = False  # crd-gateway's admission KV bucket
+    buckets: tuple[str, ...] = ()  # KV buckets (attributes of Topology): admission lanes, work leases
     sends_commands: bool = False
     reads_commands: bool = False  # DIRECT.GET on the command stream (crd-gateway keeps each lane in order)
     watches_events: bool = False  # a core subscription on every event (the archiver's wake-up)
@@ -95,7 +95,7 @@ SERVICES: Mapping[str, ServiceAccess] = {
         receives={"crd-gateway-admission": (BackupRequested, BackupSucceeded, BackupFailed)},
         dead_letters=True,
         manages_streams=True,
-        lanes=True,
+        buckets=("lanes_bucket",),
         reads_commands=True,
     ),
     "db-export": ServiceAccess(
@@ -110,6 +110,7 @@ SERVICES: Mapping[str, ServiceAccess] = {
         ),
         receives={"db-export": (BackupAdmitted,)},
         dead_letters=True,
+        buckets=("leases_bucket",),  # a local dump runs under a lease, outside any delivery
     ),
     "doclib-transfer": ServiceAccess(
         consumers=(("events_stream", "doclib-transfer"),),
@@ -180,14 +181,15 @@ def service_grant(user: str, access: ServiceAccess, topology: Topology) -> Grant
             f"{api}.CONSUMER.MSG.NEXT.{stream}.{durable}",
             f"$JS.ACK.{stream}.{durable}.>",
         ]
-    if access.lanes:
-        kv = f"KV_{topology.lanes_bucket}"
+    for attribute in access.buckets:
+        bucket = getattr(topology, attribute)
+        kv = f"KV_{bucket}"
         publish += [
             f"{api}.STREAM.INFO.{kv}",
             f"{api}.STREAM.CREATE.{kv}",
             f"{api}.STREAM.MSG.GET.{kv}",
             f"{api}.DIRECT.GET.{kv}.>",
-            f"$KV.{topology.lanes_bucket}.>",
+            f"$KV.{bucket}.>",
         ]
     publish += [topology.event_subject("*", event_type) for event_type in access.appended_types]
     if access.dead_letters:

@@ -45,6 +45,7 @@ class Topology:
     commands_stream: str = "LC2_BACKUP_COMMANDS"
     dlq_stream: str = "LC2_BACKUP_DLQ"
     lanes_bucket: str = "LC2_BACKUP_LANES"
+    leases_bucket: str = "LC2_BACKUP_LEASES"
     prefix: str = "lc2.backup"
     storage: StorageType = StorageType.FILE
     replicas: int = 1
@@ -193,20 +194,29 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, update: bo
 
 async def ensure_lanes(js: JetStreamContext, topology: Topology) -> KeyValue:
     """The KV bucket of admission lanes (one key per project+environment), created on first use."""
+    return await _ensure_bucket(
+        js, topology, topology.lanes_bucket, "LC2 Backup admission lanes: the active backup and its queue per lane"
+    )
+
+
+async def ensure_leases(js: JetStreamContext, topology: Topology) -> KeyValue:
+    """The KV bucket of work leases (``lc2backup.eventing.leases``), created on first use."""
+    return await _ensure_bucket(
+        js, topology, topology.leases_bucket, "LC2 Backup leases: which process runs a piece of work, until when"
+    )
+
+
+async def _ensure_bucket(js: JetStreamContext, topology: Topology, bucket: str, description: str) -> KeyValue:
     try:
-        return await js.key_value(topology.lanes_bucket)
+        return await js.key_value(bucket)
     except BucketNotFoundError:
         config = KeyValueConfig(
-            bucket=topology.lanes_bucket,
-            history=1,
-            storage=topology.storage,
-            replicas=topology.replicas,
-            description="LC2 Backup admission lanes: the active backup and its queue per project+environment",
+            bucket=bucket, history=1, storage=topology.storage, replicas=topology.replicas, description=description
         )
         try:
             return await js.create_key_value(config)
         except APIError as exc:
-            raise TopologyError(f"cannot create KV bucket {topology.lanes_bucket}: {exc.description}") from exc
+            raise TopologyError(f"cannot create KV bucket {bucket}: {exc.description}") from exc
 
 
 async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:

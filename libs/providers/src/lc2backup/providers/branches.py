@@ -133,18 +133,25 @@ class BranchRunner(Generic[P]):
                 )
                 return
             job = BackupJob(backup_id, state.spec, BackupLayout.of(state.spec, backup_id))
-            try:
-                after = await self.step(kind, provider, job, state, causation, attempt)
-            except TransientProviderError as exc:
-                raise RetryLater(redact(str(exc)), delay=exc.retry_after or self._poll) from exc
-            except OperationAborted as exc:
-                log.info("%s of %s stopped: %s", self.branch, backup_id, exc, extra={"backup_id": backup_id})
-                return
-            except PermanentProviderError as exc:
-                reason = redact(str(exc))
-                log.warning("%s of %s failed: %s", self.branch, backup_id, reason, extra={"backup_id": backup_id})
-                await self.fail(backup_id, causation, reason, state)
-                return
+            after = await self.attempt(kind, provider, job, state, causation, attempt)
             if after is None:
                 return
             state = after
+
+    async def attempt(
+        self, kind: str, provider: P, job: BackupJob, state: BackupState, causation: Causation, attempt: int = 1
+    ) -> BackupState | None:
+        """One step with the provider's errors mapped (see the module): the state after it, or None when the
+        branch stops here (failed, or aborted)."""
+        try:
+            return await self.step(kind, provider, job, state, causation, attempt)
+        except TransientProviderError as exc:
+            raise RetryLater(redact(str(exc)), delay=exc.retry_after or self._poll) from exc
+        except OperationAborted as exc:
+            log.info("%s of %s stopped: %s", self.branch, job.backup_id, exc, extra={"backup_id": job.backup_id})
+            return None
+        except PermanentProviderError as exc:
+            reason = redact(str(exc))
+            log.warning("%s of %s failed: %s", self.branch, job.backup_id, reason, extra={"backup_id": job.backup_id})
+            await self.fail(job.backup_id, causation, reason, state)
+            return None

@@ -3,6 +3,13 @@
 Each delivery advances the branch as far as it can (start, poll, record) and, while a managed operation is
 still running, naks the message with the poll interval: the poll is durable, and a restarted db-export
 resumes it from the recorded operation id. This module supplies the steps; the runner the rest.
+
+An export that runs here (a local dump: ``Capabilities.runs_here``) runs for as long as the database takes, so
+it does not run inside a delivery: the delivery starts it in the background under the backup's lease
+(``LeasedWork``) and polls like any other. The background run records the outcome itself (progress,
+completed, or the branch's failure); a replica that finds the lease held leaves the dump alone, and when the
+process that held it dies, its lease runs out and the next poll starts the dump again (a complete dump is found
+and reused, not made twice).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from lc2backup.db_export import domain
 from lc2backup.domain import BackupState
 from lc2backup.domain.events import DatabaseExportCompleted, DatabaseSnapshotCompleted
-from lc2backup.eventing import Causation, DomainEvent, EventStore, RetryLater
+from lc2backup.eventing import Causation, DomainEvent, EventStore, LeasedWork, RetryLater
 from lc2backup.providers import (
     BackupJob,
     BranchRunner,
@@ -41,10 +48,12 @@ class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
         poll_interval: float,
         deadline: timedelta,
         max_concurrent_dumps: int,
+        background: LeasedWork,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(store, providers, poll_interval=poll_interval, deadline=deadline, clock=clock)
         self._dumps = asyncio.Semaphore(max_concurrent_dumps)
+        self._background = background
 
     def next_step(self, state: BackupState) -> tuple[str, str]:
         step = domain.next_step(state, self._clock(), self._deadline)
@@ -91,7 +100,30 @@ class DatabaseBranch(BranchRunner[DatabaseBackupProvider]):
         if kind == "start_export":
             started = await provider.start_export(job, db.snapshot)  # the reference, as the event records it
             return await self.record(job.backup_id, causation, lambda s: domain.record_export_started(s, started))
+        if kind == "check_export" and provider.capabilities.runs_here:
+            await self._export_in_background(provider, job, state, causation)
         return await self._check_export(provider, job, state, causation)
+
+    async def _export_in_background(
+        self, provider: DatabaseBackupProvider, job: BackupJob, state: BackupState, causation: Causation
+    ) -> None:
+        """Start the export in this process under the backup's lease (see the module); always ``RetryLater``:
+        the outcome is recorded by the background run and seen by a later poll."""
+        key = f"export.{job.backup_id}"
+        if self._background.running(key):
+            raise RetryLater(f"export of {job.backup_id} runs in this process", delay=self._poll)
+        if provider.capabilities.moves_bytes and self._dumps.locked():
+            raise RetryLater("waiting for a dump slot", delay=5.0)
+
+        async def run() -> None:
+            try:
+                await self.attempt("run_export", provider, job, state, causation)
+            except RetryLater as retry:  # transient: the lease is given up, and the next poll starts it again
+                log.warning("export of %s stopped: %s", job.backup_id, retry.reason, extra={"backup_id": job.backup_id})
+
+        holder = await self._background.start(key, run)
+        where = "this process" if holder is None else holder
+        raise RetryLater(f"export of {job.backup_id} runs in {where}", delay=self._poll)
 
     async def _check_export(
         self, provider: DatabaseBackupProvider, job: BackupJob, state: BackupState, causation: Causation

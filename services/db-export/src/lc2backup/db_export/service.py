@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
 from datetime import timedelta
 
 from lc2backup.db_export.handlers import DatabaseBranch
 from lc2backup.db_export.settings import Settings
 from lc2backup.domain import registry
 from lc2backup.domain.events import BackupAdmitted
+from lc2backup.eventing import LeasedWork, Leases, ensure_leases
 from lc2backup.providers.factory import database_providers
 from lc2backup.runtime import TaskGroupStopper, scaffold
 
@@ -19,12 +23,17 @@ NAME = "db-export"
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
         providers = await database_providers(settings.providers, settings.s3, settings.aws, settings.local, stack)
+        owner = f"{NAME}@{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"  # this process, never reused
+        leases = Leases(await ensure_leases(parts.js, parts.topology), owner, settings.lease_seconds)
+        background = LeasedWork(leases)
+        stack.push_async_callback(background.close)  # at shutdown: stop the dumps, give their leases up
         branch = DatabaseBranch(
             parts.store,
             providers,
             poll_interval=settings.poll_interval_seconds,
             deadline=timedelta(hours=settings.deadline_hours),
             max_concurrent_dumps=settings.max_concurrent_dumps,
+            background=background,
         )
         events = parts.consumer(
             parts.topology.events_stream, "db-export", *parts.topology.events_of_type(BackupAdmitted.event_type)

@@ -17,3 +17,4 @@ class Settings(ServiceSettings):
     poll_interval_seconds: float = 15.0
     deadline_hours: float = 12.0
     max_concurrent_dumps: int = 2
+    lease_seconds: float = 30.0  # a dump's lease: renewed every third of it; a killed holder's runs out after it

@@ -1,4 +1,4 @@
-"""``python -m bench``: start the local stack, run B1–B7 and B9, print one table, write ``bench/results/latest.json``."""
+"""``python -m bench``: start the local stack, run B1–B9, print one table, write ``bench/results/latest.json``."""
 
 from __future__ import annotations
 

@@ -191,3 +191,14 @@ def test_unknown_counters_are_shown_as_unknown_never_as_zero() -> None:
     unknown = TransferCounters(objects_found=10, objects_copied=4).model_dump(mode="json", by_alias=True)
     assert counters_summary(unknown) == "4/10+ objects copied (?), ? generated files skipped (?)"
     assert counters_summary(TransferCounters().model_dump(mode="json", by_alias=True)).startswith("?/?+ objects")
+
+
+def test_a_transfer_with_nothing_counted_yet_says_so() -> None:
+    from lc2backup.cli.rendering import document_library_line
+
+    nothing = TransferCounters().model_dump(mode="json", by_alias=True)
+    status = {"documentLibrary": {"state": "TransferInProgress", "counters": nothing}}
+    assert document_library_line(status) == "transfer started, nothing counted yet"
+    some = TransferCounters(objects_found=10).model_dump(mode="json", by_alias=True)
+    status = {"documentLibrary": {"state": "TransferInProgress", "counters": some}}
+    assert document_library_line(status).startswith("?/10+ objects copied")

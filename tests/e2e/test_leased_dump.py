@@ -1,5 +1,6 @@
-"""A local dump runs outside any delivery, under a lease: the delivery only polls it, and with two replicas
-polling, one pg_dump runs.
+"""A local dump runs outside any delivery, under a lease: the delivery only polls it, with two replicas
+polling one pg_dump runs, and after every db-export is killed no pg_dump process is left and the dump starts
+again, once.
 
 Made deterministic with a lock: the test holds an ACCESS EXCLUSIVE lock on the source's table, so pg_dump waits
 inside PostgreSQL for as long as the test wants. Both effects are counted at the servers: the pg_dump sessions
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import nats
+import psutil
 import pytest
 
 from lc2backup.devstack import LocalStack
@@ -30,6 +32,17 @@ async def _dumps(conn: asyncpg.Connection, database: str) -> int:
     count: int = await conn.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = $1", database
     )
+    return count
+
+
+def _dump_processes(database: str) -> int:
+    """pg_dump processes of ``database`` on this machine. A backend whose client died while it waited for a lock
+    stays in ``pg_stat_activity`` until the lock is granted, so a process left behind is counted here."""
+    count = 0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "pg_dump" and any(database in arg for arg in cmdline):
+            count += 1
     return count
 
 
@@ -95,6 +108,28 @@ async def test_a_dump_runs_once_outside_the_delivery_while_every_replica_polls(
         finally:
             second.kill()
             await second.wait()
+
+        # SIGKILL every db-export: their pg_dump dies with them (no process is left behind), and once the lease
+        # runs out a restarted db-export starts the dump again, still one at a time.
+        assert system.services is not None
+        assert _dump_processes(database) == 1
+        dumpers = system.services.replicas_of("db-export")
+        for dumper in dumpers:
+            dumper.kill()
+        deadline = time.monotonic() + 30
+        while _dump_processes(database) > 0:
+            assert time.monotonic() < deadline, "a killed db-export left its pg_dump running"
+            await asyncio.sleep(0.1)
+        for dumper in dumpers:
+            system.services.restart(dumper.key)
+        deadline = time.monotonic() + 60
+        while (now := _dump_processes(database)) < 1:
+            assert time.monotonic() < deadline, "the dump was not started again:\n" + system.logs()
+            await asyncio.sleep(0.1)
+        for _ in range(30):  # three seconds more of polls by every replica: still one
+            now = max(now, _dump_processes(database))
+            await asyncio.sleep(0.1)
+        assert now == 1, f"{now} pg_dump processes after the take-over"
 
         await lock.rollback()
         doc = await system.wait_for(backup_id, timeout=90)

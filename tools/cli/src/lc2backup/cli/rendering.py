@@ -164,7 +164,10 @@ def document_library_line(status: dict[str, Any]) -> str:
     if state == "Cancelled":
         copied = (dl.get("counters") or {}).get("objectsCopied", 0)
         return f"cancelled after {copied} objects copied: {dl.get('cancellation') or 'no reason recorded'}"
-    return counters_summary(dl.get("counters") or {})
+    counters = dl.get("counters") or {}
+    if all(value is None for key, value in counters.items() if key != "listingComplete"):
+        return "transfer started, nothing counted yet"
+    return counters_summary(counters)
 
 
 def counters_summary(c: dict[str, Any]) -> str:

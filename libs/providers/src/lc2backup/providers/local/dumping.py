@@ -11,6 +11,10 @@ dump. Then a ``<key>.sha256`` sidecar is written (``sha256sum -c`` format). A re
 the finished dump and does not dump again: with its sidecar it is reused as is; without it (a crash between
 the upload's completion and the sidecar) the dump is read back once to compute the checksum, which is then
 written. The database is not read a second time.
+
+``pg_dump`` dies with db-export (``setpriv --pdeathsig KILL``, util-linux): a killed db-export leaves no
+``pg_dump`` behind, which would otherwise hold its connection and locks until its next write found the pipe
+closed, beside the dump another replica starts once the lease runs out.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 FORMAT = "postgresql-custom"
 EXTENSION = "dump"
 READ_CHUNK = 1 * MIB
+DIES_WITH_US = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,7 @@ class PgDumper:
         if target.password:
             env["PGPASSWORD"] = target.password
         argv = [
+            *DIES_WITH_US,
             self._pg_dump,
             "--format=custom",
             f"--compress={self._compress}",

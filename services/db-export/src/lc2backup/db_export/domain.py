@@ -19,7 +19,7 @@ from lc2backup.domain.events import (
     DatabaseSnapshotCompleted,
     DatabaseSnapshotStarted,
 )
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 StepKind = Literal["start_snapshot", "check_snapshot", "start_export", "check_export", "finished", "timed_out"]
 

@@ -12,7 +12,7 @@ from lc2backup.domain.events import (
     DocumentLibraryTransferProgressed,
     DocumentLibraryTransferStarted,
 )
-from lc2backup.eventing.events import DomainEvent
+from lc2backup.domain.wire import DomainEvent
 
 StepKind = Literal["start", "check", "finished", "timed_out"]
 

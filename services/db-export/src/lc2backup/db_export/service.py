@@ -22,7 +22,7 @@ NAME = "db-export"
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
-        providers = await database_providers(settings.providers, settings.s3, settings.aws, settings.local, stack)
+        providers = await database_providers(settings, stack)
         owner = f"{NAME}@{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"  # this process, never reused
         leases = Leases(await ensure_leases(parts.js, parts.topology), owner, settings.lease_seconds)
         background = LeasedWork(leases)

@@ -18,7 +18,7 @@ NAME = "doclib-transfer"
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
-        providers = await transfer_providers(settings.providers, settings.s3, settings.aws, settings.local, stack)
+        providers = await transfer_providers(settings, stack)
         branch = TransferBranch(
             parts.store,
             providers,

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lc2backup.providers import S3Settings
-from lc2backup.providers.aws import AwsSettings
-from lc2backup.providers.local import LocalSettings
+from lc2backup.providers.factory import ProviderSettings
 from lc2backup.runtime import HealthSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, ProviderSettings):
     health: HealthSettings = HealthSettings(port=8083)
-    s3: S3Settings = S3Settings()
-    aws: AwsSettings = AwsSettings()
-    local: LocalSettings = LocalSettings()
-    providers: list[str] = ["local"]
     poll_interval_seconds: float = 15.0
     deadline_hours: float = 24.0
     max_concurrent_copies: int = 2

@@ -17,7 +17,7 @@ NAME = "metadata"
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack, scaffold(NAME, settings, stop, registry()) as parts:
-        stores = await artifact_stores(settings.providers, settings.s3, settings.aws, stack)
+        stores = await artifact_stores(settings, stack)
         completion = Completion(parts.store, stores, deadline=timedelta(hours=settings.deadline_hours))
         events = parts.consumer(parts.topology.events_stream, "metadata", *parts.topology.events_of_type(*TRIGGERS))
         group = TaskGroupStopper(stop)

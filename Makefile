@@ -52,8 +52,8 @@ format: install ## Format and autofix with ruff
 typecheck: install ## mypy --strict over libs, services and tools
 	$(BIN)/mypy libs/*/src services/*/src tools/*/src bench
 
-demo: install ## Back up a Liferay-like environment on the embedded local stack, end to end
-	$(BIN)/lc2backup demo
+demo: install ## Back up a Liferay-like environment on the embedded local stack, end to end (PROVIDER=gcp: through the gcp provider against local Google stand-ins)
+	$(BIN)/lc2backup demo --provider $(or $(PROVIDER),local)
 
 up: install ## Start the local stack and the five services in the background (state in .lc2/)
 	$(BIN)/lc2backup dev up --detach

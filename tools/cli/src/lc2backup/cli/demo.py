@@ -20,6 +20,8 @@ from rich.rule import Rule
 from lc2backup.cli.applying import submit_via_api
 from lc2backup.cli.client import ProjectionApi
 from lc2backup.cli.demodata import DemoData, DemoSize, prepare, s3_client, services_env
+from lc2backup.cli.demogcp import SAMPLE as GCP_SAMPLE
+from lc2backup.cli.demogcp import GcpDemo
 from lc2backup.cli.devstate import default_state_dir
 from lc2backup.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InvalidInput, StackFailure, handle_errors
 from lc2backup.cli.manifests import load_manifest
@@ -31,13 +33,13 @@ from lc2backup.cli.watching import follow, report
 from lc2backup.devstack import LocalStack, ServiceSet, StackError
 
 
-def find_sample() -> Path:
-    """The sample manifest, from the working directory or from the source tree this package runs from."""
+def find_sample(sample: str = SAMPLE) -> Path:
+    """A sample manifest, from the working directory or from the source tree this package runs from."""
     for base in (Path.cwd(), *Path(__file__).resolve().parents):
-        candidate = base / SAMPLE
+        candidate = base / sample
         if candidate.is_file():
             return candidate
-    raise InvalidInput(f"cannot find {SAMPLE}", hint="run from the repository, or pass --manifest FILE")
+    raise InvalidInput(f"cannot find {sample}", hint="run from the repository, or pass --manifest FILE")
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -45,15 +47,19 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-async def _artefacts(endpoint: str, doc: dict[str, Any]) -> dict[str, tuple[str, int | None]]:
-    """Each artefact's URI and the size the store reports for it (read back, not taken from the events)."""
+def _wanted(doc: dict[str, Any]) -> dict[str, str | None]:
+    """The artefacts to show: label -> location as the API gives it."""
     status = doc["status"]
-    found: dict[str, tuple[str, int | None]] = {}
-    wanted = {
+    return {
         "metadata.json": doc.get("metadataLocation"),
         "database dump": (status["database"].get("export") or {}).get("location"),
         "doclib manifest": (status["documentLibrary"].get("transfer") or {}).get("manifestLocation"),
     }
+
+
+async def _artefacts(endpoint: str, wanted: dict[str, str | None]) -> dict[str, tuple[str, int | None]]:
+    """Each artefact's URI and the size the store reports for it (read back, not taken from the events)."""
+    found: dict[str, tuple[str, int | None]] = {}
     async with s3_client(endpoint) as s3:
         for label, uri in wanted.items():
             if not uri:
@@ -67,14 +73,14 @@ async def _artefacts(endpoint: str, doc: dict[str, Any]) -> dict[str, tuple[str,
     return found
 
 
-def _summary(console: Console, stack: LocalStack, doc: dict[str, Any], data: DemoData, artefacts: Any) -> None:
+def _summary(console: Console, where: str, doc: dict[str, Any], data: DemoData, artefacts: Any) -> None:
     status = doc["status"]
     counters = status["documentLibrary"].get("counters") or {}
     transfer = status["documentLibrary"].get("transfer") or {}
     console.print(Rule("the projection API's view: GET /api/v1/backups/" + doc["backupId"]))
     console.print_json(data=doc)
     console.print(Rule("artefacts"))
-    console.print(f"S3 endpoint      {stack.s3.endpoint}  (SeaweedFS; access key lc2-dev / lc2-dev-secret)")
+    console.print(where, highlight=False)
     for label, (uri, size) in artefacts.items():
         console.print(f"{label:<16} {uri}  ({human_bytes(size) if size is not None else 'MISSING'})", highlight=False)
     if transfer.get("destination"):
@@ -95,27 +101,37 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the backup to finish")] = 90.0,
     scale: Annotated[int, typer.Option(help="Database size: 1 is a few MB", min=1)] = 1,
     files: Annotated[int, typer.Option(help="Objects in the document library", min=10)] = 400,
+    provider: Annotated[
+        str, typer.Option(help="local: the embedded stack; gcp: the gcp provider against local Google stand-ins")
+    ] = "local",
 ) -> None:
     """Back up a Liferay-like environment on a fresh embedded stack, end to end."""
     console, err = make_console(), make_console(stderr=True)
     started = time.monotonic()
-    sample = load_manifest(manifest or find_sample())  # a broken sample fails before anything starts
+    if provider not in ("local", "gcp"):
+        raise InvalidInput(f"--provider {provider}: the demo runs local or gcp", hint="make demo PROVIDER=gcp")
+    sample = load_manifest(manifest or find_sample(GCP_SAMPLE if provider == "gcp" else SAMPLE))
     where = (directory or default_state_dir() / "demo").resolve()
     LocalStack(where).remove()  # a demo always starts from nothing
     stack = LocalStack(where)
+    cloud = GcpDemo(where) if provider == "gcp" else None
     services: ServiceSet | None = None
     code = EXIT_FAILED
     timings: dict[str, float] = {}
     with stop_on_signals():
         try:
             mark = time.monotonic()
-            console.print(f"[bold]1/4[/] starting NATS, PostgreSQL and SeaweedFS in {where}")
+            extra = " and the Google Cloud stand-ins (GCS, Cloud SQL Admin, Storage Transfer)" if cloud else ""
+            console.print(f"[bold]1/4[/] starting NATS, PostgreSQL and SeaweedFS{extra} in {where}")
             stack.start()
+            if cloud is not None:
+                cloud.start()
             timings["servers"] = time.monotonic() - mark
 
             mark = time.monotonic()
             console.print("[bold]2/4[/] seeding a Liferay-like environment")
-            data = prepare(stack, DemoSize(scale=scale, files=files))
+            size = DemoSize(scale=scale, files=files)
+            data = cloud.prepare(stack, size) if cloud is not None else prepare(stack, size)
             console.print(
                 f"      database lportal: {human_bytes(data.database_bytes)};  bucket liferay-dl: {data.objects} "
                 f"objects, {human_bytes(data.object_bytes)}, {data.generated_objects} of them generated files",
@@ -125,9 +141,8 @@ def demo(
 
             mark = time.monotonic()
             console.print("[bold]3/4[/] starting crd-gateway, db-export, doclib-transfer, metadata and archiver")
-            services = ServiceSet(
-                services_env(stack, data), where / "logs", nats_users=stack.nats.users, nats_url=stack.nats.service_url
-            )
+            env = {**services_env(stack, data), **(cloud.env() if cloud is not None else {})}
+            services = ServiceSet(env, where / "logs", nats_users=stack.nats.users, nats_url=stack.nats.service_url)
             services.start()
             timings["services"] = time.monotonic() - mark
 
@@ -142,7 +157,12 @@ def demo(
             timings["backup"] = time.monotonic() - mark
 
             if doc is not None:
-                _summary(console, stack, doc, data, asyncio.run(_artefacts(stack.s3.endpoint, doc)))
+                if cloud is not None:
+                    place, artefacts = cloud.where(), cloud.artefacts(_wanted(doc))
+                else:
+                    place = f"S3 endpoint      {stack.s3.endpoint}  (SeaweedFS; access key lc2-dev / lc2-dev-secret)"
+                    artefacts = asyncio.run(_artefacts(stack.s3.endpoint, _wanted(doc)))
+                _summary(console, place, doc, data, artefacts)
             if code != EXIT_OK:
                 for name, svc in services.services.items():
                     tail = svc.process.log_tail(25) if svc.process else ""
@@ -157,6 +177,8 @@ def demo(
             mark = time.monotonic()
             if services is not None:
                 services.stop()
+            if cloud is not None:
+                cloud.stop()
             stack.stop()
             timings["stopping"] = time.monotonic() - mark
     elapsed = time.monotonic() - started

@@ -25,7 +25,12 @@ from lc2backup.devstack import LocalStack
 from lc2backup.devstack.ports import LOOPBACK
 from lc2backup.devstack.postgres import PG_USER
 from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
-from lc2backup.devstack.seeding import liferay_database_sql, plan_document_library, seed_document_library
+from lc2backup.devstack.seeding import (
+    DocumentLibraryLayout,
+    liferay_database_sql,
+    plan_document_library,
+    seed_document_library,
+)
 from lc2backup.domain import is_generated
 
 INSTANCE_ID = "liferay-local"
@@ -92,25 +97,30 @@ async def _inventory(s3: Any, bucket: str) -> tuple[int, int, int]:
     return objects, size, generated
 
 
-async def _seed(endpoint: str, dsn: str, size: DemoSize) -> DemoData:
+async def seed_database(dsn: str, size: DemoSize) -> int:
+    """Create and fill Liferay's tables (idempotent); the database's size in bytes."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(liferay_database_sql(scale=size.scale))
-        database_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        return int(await conn.fetchval("SELECT pg_database_size(current_database())"))
     finally:
         await conn.close()
+
+
+def demo_layout(size: DemoSize) -> DocumentLibraryLayout:
+    return plan_document_library(
+        size.files, generated_share=size.generated_share, large_every=size.large_every, large_size=size.large_size
+    )
+
+
+async def _seed(endpoint: str, dsn: str, size: DemoSize) -> DemoData:
+    database_bytes = await seed_database(dsn, size)
     async with s3_client(endpoint) as s3:
         for bucket in (SOURCE_BUCKET, BACKUP_BUCKET):
             await _ensure_bucket(s3, bucket)
         empty = (await s3.list_objects_v2(Bucket=SOURCE_BUCKET, MaxKeys=1)).get("KeyCount", 0) == 0
         if empty:
-            layout = plan_document_library(
-                size.files,
-                generated_share=size.generated_share,
-                large_every=size.large_every,
-                large_size=size.large_size,
-            )
-            await seed_document_library(s3, SOURCE_BUCKET, "", layout)
+            await seed_document_library(s3, SOURCE_BUCKET, "", demo_layout(size))
         objects, object_bytes, generated = await _inventory(s3, SOURCE_BUCKET)
     return DemoData(dsn, database_bytes, objects, object_bytes, generated, seeded_now=empty)
 

@@ -255,6 +255,19 @@ async def test_always_rewrites_every_object_positive_control(
         )
     )
     assert len(page.operations) == 1 and page.next_page_token
+    newest = storage_transfer.TransferOperation.deserialize(page.operations[0].metadata.value)
+    rest = client.list_operations(
+        operations_pb2.ListOperationsRequest(
+            name="transferOperations",
+            filter=json.dumps({"projectId": PROJECT, "jobNames": [job.name]}),
+            page_size=1,
+            page_token=page.next_page_token,
+        )
+    )
+    oldest = storage_transfer.TransferOperation.deserialize(rest.operations[0].metadata.value)
+    assert oldest.start_time < newest.start_time and not rest.next_page_token
+    since = newest.start_time.isoformat()
+    assert [op.name for op in operations(client, job.name, minCreationTime=since)] == [newest.name]
 
 
 async def test_different_rewrites_changed_objects_and_never_keeps_them(
@@ -280,13 +293,14 @@ async def test_different_rewrites_changed_objects_and_never_keeps_them(
 
 
 async def test_exclude_prefixes_are_relative_to_the_source_path(
-    client: storage_transfer.StorageTransferServiceClient, buckets: Buckets
+    client: storage_transfer.StorageTransferServiceClient, sts: FakeStorageTransfer, buckets: Buckets
 ) -> None:
     # prefixes that repeat the source path match nothing below it: everything is copied
     job = job_for(buckets, excludes=[f"dl/{prefix}" for prefix in exclude_prefixes()])
     client.create_transfer_job({"transfer_job": job})
     done = await finished(client, job.name, run(client, job.name))
     assert done.counters.objects_copied_to_sink == len(buckets.kept) + len(buckets.excluded)
+    assert "prefixes are relative to the source path" in (sts.directory / "fake-sts.log").read_text()
 
 
 async def test_run_while_an_operation_is_active_is_refused(
@@ -330,6 +344,23 @@ async def test_held_operation_stays_in_progress_and_copies_nothing(
     assert (await finished(client, job.name, name)).counters.objects_copied_to_sink == len(buckets.kept)
 
 
+async def test_held_operation_with_nothing_to_copy_does_not_finish(
+    client: storage_transfer.StorageTransferServiceClient, sts: FakeStorageTransfer, buckets: Buckets
+) -> None:
+    job = job_for(buckets, source_path="empty/")
+    client.create_transfer_job({"transfer_job": job})
+    sts.hold(True)
+    name = run(client, job.name)
+    await eventually(
+        lambda: operations(client, job.name)[0].status == Status.IN_PROGRESS, timeout=10, what="in progress"
+    )
+    await asyncio.sleep(0.2)  # a held transfer must not finish in this time
+    assert operations(client, job.name)[0].status == Status.IN_PROGRESS
+    sts.hold(False)
+    done = await finished(client, job.name, name)
+    assert (done.status, done.counters.objects_found_from_source) == (Status.SUCCESS, 0)
+
+
 async def test_object_vanishing_before_its_copy_fails_the_operation(
     client: storage_transfer.StorageTransferServiceClient, sts: FakeStorageTransfer, buckets: Buckets
 ) -> None:
@@ -368,6 +399,8 @@ async def test_injected_failure_fails_the_next_operation_only(
     assert breakdown.error_code == code_pb2.PERMISSION_DENIED
     assert list(breakdown.error_log_entries[0].error_details) == ["service agent lacks storage.objects.list"]
     assert failed.counters.objects_copied_to_sink == 0
+    operation = client.get_operation(operations_pb2.GetOperationRequest(name=failed.name))
+    assert operation.done and operation.error.code == code_pb2.PERMISSION_DENIED
     assert (await finished(client, job.name, run(client, job.name))).status == Status.SUCCESS
 
 
@@ -387,7 +420,7 @@ async def test_cancel_aborts_the_operation(
 async def test_queued_then_copies_at_the_configured_rate(
     client: storage_transfer.StorageTransferServiceClient, sts: FakeStorageTransfer, buckets: Buckets
 ) -> None:
-    sts.configure(objects_per_second=25, queued_seconds=0.2)
+    sts.configure(objects_per_second=15, queued_seconds=0.5)
     job = job_for(buckets)
     client.create_transfer_job({"transfer_job": job})
     name = run(client, job.name)

@@ -111,8 +111,12 @@ def invalid(message: str) -> ApiError:
     return ApiError("INVALID_ARGUMENT", message)
 
 
+def rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
 
 
 def enum_name(value: object, names: tuple[str, ...], what: str) -> str:
@@ -222,8 +226,8 @@ class Operation:
     name: str
     project_id: str
     job: Json
-    created: float = field(default_factory=time.time)
-    start_time: str = field(default_factory=now_rfc3339)
+    sequence: int = 0  # the order of creation, for listing newest first
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
     status: str = "QUEUED"
     end_time: str | None = None
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
@@ -260,7 +264,7 @@ class Operation:
             "name": self.name,
             "projectId": self.project_id,
             "transferSpec": self.job["transferSpec"],
-            "startTime": self.start_time,
+            "startTime": rfc3339(self.created),
             "status": self.status,
             "counters": {k: str(v) for k, v in self.counters.items()},
             "transferJobName": self.job["name"],
@@ -357,6 +361,8 @@ class Config:
 
 @dataclass
 class FakeSts:
+    """The service's state (jobs, operations, counts) and the transfers it runs, one per process."""
+
     gcs_endpoint: str
     jobs: dict[str, Json] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
@@ -435,6 +441,13 @@ class FakeSts:
         job = normalized_job({**body, "name": name})
         self.refuse_existing(name)
         spec = job["transferSpec"]
+        root = spec["gcsDataSource"]["path"]
+        conditions = spec.get("objectConditions") or {}
+        if root and any(
+            p.startswith(root) for k in ("includePrefixes", "excludePrefixes") for p in conditions.get(k) or []
+        ):
+            # legal, but STS matches prefixes relative to the source path: 'dl/x' would match 'dl/dl/x'
+            log.warning("%s: prefixes are relative to the source path %r; some repeat it", name, root)
         for key in ("gcsDataSource", "gcsDataSink"):
             bucket = spec[key]["bucketName"]
             if not await self.gcs.bucket_exists(bucket):
@@ -477,7 +490,8 @@ class FakeSts:
                 "a job has at most one active operation.",
             )
         op_name = f"transferOperations/transferJobs-{name.removeprefix('transferJobs/')}-{time.time_ns()}"
-        op = Operation(name=op_name, project_id=job["projectId"], job=job, injected=self.injected)
+        self._sequence += 1
+        op = Operation(op_name, job["projectId"], job, sequence=self._sequence, injected=self.injected)
         self.injected = None
         self.operations[op_name] = op
         job["latestOperationName"] = op_name
@@ -496,6 +510,7 @@ class FakeSts:
             if not op.cancel_requested:
                 op.status = "IN_PROGRESS"
                 await self.copy_all(op)
+                await self.until_released(op)  # a held operation does not finish either
         except asyncio.CancelledError:
             op.cancelled.set()
             op.finish()
@@ -584,15 +599,19 @@ class FakeSts:
         statuses = {s.upper() for s in criteria.get("transferStatuses") or criteria.get("transfer_statuses") or []}
         job_pattern = pattern(criteria.get("jobNamePattern") or criteria.get("job_name_pattern"))
         op_pattern = pattern(criteria.get("operationNamePattern") or criteria.get("operation_name_pattern"))
+        after = timestamp(criteria.get("minCreationTime") or criteria.get("min_creation_time"))
+        before = timestamp(criteria.get("maxCreationTime") or criteria.get("max_creation_time"))
         matching = [
             op
-            for op in sorted(self.operations.values(), key=lambda o: o.created, reverse=True)
+            for op in sorted(self.operations.values(), key=lambda o: o.sequence, reverse=True)
             if op.project_id == project_id
             and (not job_names or op.job["name"] in job_names)
             and (not op_names or op.name in op_names)
             and (not statuses or op.status in statuses)
             and (job_pattern is None or job_pattern.fullmatch(op.job["name"]))
             and (op_pattern is None or op_pattern.fullmatch(op.name))
+            and (after is None or op.created >= after)
+            and (before is None or op.created <= before)
         ]
         start = int(page_token) if page_token.isdigit() else 0
         size = min(page_size, MAX_PAGE_SIZE) if page_size > 0 else MAX_PAGE_SIZE
@@ -624,6 +643,16 @@ class FakeSts:
         self.released.set()
         self.injected = None
         self.counts = self.fresh_counts()
+
+
+def timestamp(value: object) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise invalid(f"not an RFC 3339 timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def pattern(value: object) -> re.Pattern[str] | None:

@@ -41,6 +41,25 @@ def http_error_parts(exc: Exception) -> tuple[int | None, str, str]:
     return (int(status) if status is not None else None), reason, message
 
 
+def api_status(exc: Exception) -> str | None:
+    """The canonical status of a google-api-core error (``ALREADY_EXISTS``, ``FAILED_PRECONDITION``…). Over REST,
+    api-core picks the exception class from the HTTP code alone (409 is ``Conflict`` whether the body says
+    ALREADY_EXISTS or ABORTED), so the body's ``error.status`` decides."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    if not isinstance(exc, GoogleAPICallError):
+        return None
+    response = getattr(exc, "response", None)
+    try:
+        status = response.json()["error"]["status"] if response is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        status = None
+    if status:
+        return str(status)
+    code = exc.grpc_status_code
+    return code.name if code is not None else None
+
+
 def is_busy(exc: Exception) -> bool:
     """Cloud SQL's 409: another admin operation runs on the instance."""
     from googleapiclient.errors import HttpError

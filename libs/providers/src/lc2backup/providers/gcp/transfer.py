@@ -28,7 +28,7 @@ from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.base import BackupJob, BranchCheck, Capabilities, TransferProgress, TransferStatus
 from lc2backup.providers.errors import ProviderNotConfigured
 from lc2backup.providers.gcp.clients import GcpClients
-from lc2backup.providers.gcp.errors import GcpCall
+from lc2backup.providers.gcp.errors import GcpCall, api_status
 from lc2backup.providers.gcp.names import description_of, transfer_job_name
 from lc2backup.providers.gcp.settings import GcpSettings
 from lc2backup.providers.gcp.storage import GcsBuckets
@@ -71,7 +71,6 @@ class StorageTransferProvider:
         return project
 
     async def start_transfer(self, job: BackupJob) -> DocumentLibraryTransferStarted:
-        from google.api_core.exceptions import AlreadyExists
         from google.cloud import storage_transfer as sts
 
         dl, layout = job.spec.document_library, job.layout
@@ -94,17 +93,20 @@ class StorageTransferProvider:
             transfer_spec=sts.TransferSpec(
                 gcs_data_source=sts.GcsData(bucket_name=dl.source_bucket, path=dl.source_prefix),
                 gcs_data_sink=sts.GcsData(bucket_name=layout.bucket, path=layout.document_library_prefix),
-                object_conditions=sts.ObjectConditions(exclude_prefixes=excluded),
+                # relative to the source path: "If you specified a folder as your source location, prefix
+                # filters are relative to that folder" (STS, filtering objects from transfers)
+                object_conditions=sts.ObjectConditions(
+                    exclude_prefixes=[p.removeprefix(dl.source_prefix) for p in excluded]
+                ),
                 transfer_options=sts.TransferOptions(overwrite_when=sts.TransferOptions.OverwriteWhen.DIFFERENT),
             ),
         )
         call = self._call("create", f"Storage Transfer job {name!r} in project {project!r}")
         try:
             await self._clients.run(lambda: self._clients.transfer.create_transfer_job({"transfer_job": transfer_job}))
-        except AlreadyExists:
-            pass  # created by an earlier delivery: the name is ours
         except Exception as exc:
-            raise call.translate(exc) from exc
+            if api_status(exc) != "ALREADY_EXISTS":  # else created by an earlier delivery: the name is ours
+                raise call.translate(exc) from exc
         return DocumentLibraryTransferStarted(
             exclude_generated_files=dl.exclude_generated_files,
             job_id=name,
@@ -132,17 +134,14 @@ class StorageTransferProvider:
         )  # queued: newest
 
     async def _run(self, project: str, name: str) -> None:
-        from google.api_core.exceptions import Aborted, AlreadyExists, Conflict, FailedPrecondition
-
         call = self._call("run", f"Storage Transfer job {name!r}")
         try:
             await self._clients.run(
                 lambda: self._clients.transfer.run_transfer_job({"job_name": name, "project_id": project})
             )
-        except (Aborted, AlreadyExists, Conflict, FailedPrecondition):
-            return  # an operation of the job is already active (another replica ran it): poll that one
         except Exception as exc:
-            raise call.translate(exc) from exc
+            if api_status(exc) != "FAILED_PRECONDITION":  # else an operation of the job is active: poll that one
+                raise call.translate(exc) from exc
 
     async def check_transfer(
         self,

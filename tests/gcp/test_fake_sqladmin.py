@@ -22,13 +22,14 @@ import httplib2
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from google.oauth2.credentials import Credentials as UserCredentials
 from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from lc2backup.devstack import FakeGcsServer, LocalStack
 from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.testing.gcp.sqladmin import FakeSqlAdmin
-from lc2backup.testing.gcp.tokens import write_adc_file
+from lc2backup.testing.gcp.tokens import CLIENT_ID, CLIENT_SECRET, write_adc_file
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.gcp]
@@ -233,6 +234,7 @@ async def test_operations_list_finds_the_export_by_its_uri(
 async def test_a_second_operation_while_one_runs_gets_409(
     sqladmin: Any, fake: FakeSqlAdmin, instance: str, bucket: storage.Bucket, source_db: str
 ) -> None:
+    fake.hold(True)  # the first operation stays RUNNING however slow this machine is
     first = sqladmin.backupRuns().insert(project=PROJECT, instance=instance, body={"description": "a"}).execute()
     with pytest.raises(HttpError) as refused:
         _export(sqladmin, instance, f"gs://{bucket.name}/x.sql.gz", [source_db])
@@ -242,6 +244,7 @@ async def test_a_second_operation_while_one_runs_gets_409(
         sqladmin.backupRuns().insert(project=PROJECT, instance=instance, body={"description": "b"}).execute()
     assert again.value.resp.status == 409
 
+    fake.hold(False)
     await _done(sqladmin, first["name"])
     state = fake.state()
     assert state["counts"]["conflicts"] == 2
@@ -361,3 +364,38 @@ def test_requests_without_a_valid_token_are_refused(fake: FakeSqlAdmin, instance
     state = fake.state()
     assert state["counts"]["unauthenticated"] == 2
     assert state["backupRuns"] == []
+
+
+def test_user_credentials_built_in_code_refresh_against_the_fake(fake: FakeSqlAdmin, instance: str) -> None:
+    """``google.oauth2.credentials.Credentials(token_uri=...)`` sends the client credentials in the form."""
+    credentials = UserCredentials(
+        token=None,
+        refresh_token=REFRESH_TOKEN,
+        token_uri=fake.token_uri,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        scopes=SCOPES,
+    )
+    client = discovery.build(
+        "sqladmin",
+        "v1",
+        credentials=credentials,
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": fake.endpoint},
+    )
+    with client:
+        assert client.instances().get(project=PROJECT, instance=instance).execute()["name"] == instance
+
+
+def test_an_authorized_user_file_would_not_reach_the_fake(fake: FakeSqlAdmin) -> None:
+    """Why ``write_adc_file`` writes ``external_account_authorized_user``: google-auth drops an
+    ``authorized_user`` file's ``token_uri`` for Google's endpoint. If this fails, google-auth changed."""
+    info = {
+        "type": "authorized_user",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH_TOKEN,
+        "token_uri": fake.token_uri,
+    }
+    assert UserCredentials.from_authorized_user_info(info).token_uri == "https://oauth2.googleapis.com/token"

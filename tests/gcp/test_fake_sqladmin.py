@@ -153,7 +153,9 @@ async def test_backup_run_progresses_to_successful(sqladmin: Any, fake: FakeSqlA
     assert run["status"] == "SUCCESSFUL"
     assert (run["type"], run["backupKind"], run["kind"]) == ("ON_DEMAND", "SNAPSHOT", "sql#backupRun")
     assert run["enqueuedTime"] <= run["startTime"] <= run["endTime"]
-    assert fake.state()["counts"]["backupRuns.insert"] == 1
+    state = fake.state()
+    assert state["counts"]["backupRuns.insert"] == 1
+    assert sqladmin._http.credentials.token in state["issuedTokens"]
 
 
 async def test_backup_runs_list_is_newest_first_and_paged(sqladmin: Any, instance: str) -> None:
@@ -364,6 +366,7 @@ def test_requests_without_a_valid_token_are_refused(fake: FakeSqlAdmin, instance
     state = fake.state()
     assert state["counts"]["unauthenticated"] == 2
     assert state["backupRuns"] == []
+    assert "not-issued-here" not in state["issuedTokens"]
 
 
 def test_user_credentials_built_in_code_refresh_against_the_fake(fake: FakeSqlAdmin, instance: str) -> None:

@@ -476,6 +476,7 @@ class SqlAdmin:
                 "operations": self.operations,
                 "counts": self.counts,
                 "hold": not self.released.is_set(),
+                "issuedTokens": self.issuer.issued,
             }
         )
 
@@ -676,7 +677,8 @@ class FakeSqlAdmin:
         self._call("POST", "inject", {"exportError": message})
 
     def state(self) -> Obj:
-        """``backupRuns``, ``operations`` (oldest first), ``counts`` of effects, ``instances``, ``hold``."""
+        """``backupRuns``, ``operations`` (oldest first), ``counts`` of effects, ``instances``, ``hold``, and
+        ``issuedTokens``: every access token ``/token`` handed out (to look for leaked credentials)."""
         return self._call("GET", "state")
 
     def reset(self) -> None:

@@ -36,11 +36,12 @@ class TokenIssuer:
         if not refresh_token:
             raise ValueError("a refresh token is required")
         self._refresh_token = refresh_token
-        self._issued: set[str] = set()
+        self._issued: dict[str, None] = {}  # insertion-ordered set
 
     @property
-    def issued(self) -> int:
-        return len(self._issued)
+    def issued(self) -> list[str]:
+        """Every access token handed out (for tests that look for leaked credentials), oldest first."""
+        return list(self._issued)
 
     def authenticated(self, request: web.Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -54,7 +55,7 @@ class TokenIssuer:
         if not isinstance(presented, str) or not secrets.compare_digest(presented, self._refresh_token):
             return _oauth_error("invalid_grant", "Bad Request")
         access_token = f"ya29.fake-{secrets.token_urlsafe(32)}"
-        self._issued.add(access_token)
+        self._issued[access_token] = None
         return web.json_response({"access_token": access_token, "expires_in": EXPIRES_IN, "token_type": "Bearer"})
 
     def add_routes(self, app: web.Application) -> None:

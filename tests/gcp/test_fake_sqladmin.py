@@ -155,7 +155,11 @@ async def test_backup_run_progresses_to_successful(sqladmin: Any, fake: FakeSqlA
     assert run["enqueuedTime"] <= run["startTime"] <= run["endTime"]
     state = fake.state()
     assert state["counts"]["backupRuns.insert"] == 1
-    assert sqladmin._http.credentials.token in state["issuedTokens"]
+    token = sqladmin._http.credentials.token
+    assert token in state["issuedTokens"]
+    info = urllib.parse.urlencode({"access_token": token}).encode()
+    with urllib.request.urlopen(fake.tokeninfo_uri, data=info, timeout=5) as resp:
+        assert json.loads(resp.read())["scope"] == SCOPES[0]
 
 
 async def test_backup_runs_list_is_newest_first_and_paged(sqladmin: Any, instance: str) -> None:
@@ -367,6 +371,10 @@ def test_requests_without_a_valid_token_are_refused(fake: FakeSqlAdmin, instance
     assert state["counts"]["unauthenticated"] == 2
     assert state["backupRuns"] == []
     assert "not-issued-here" not in state["issuedTokens"]
+    forged_info = urllib.parse.urlencode({"access_token": "not-issued-here"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        urllib.request.urlopen(fake.tokeninfo_uri, data=forged_info, timeout=5)
+    assert unknown.value.code == 400
 
 
 def test_user_credentials_built_in_code_refresh_against_the_fake(fake: FakeSqlAdmin, instance: str) -> None:

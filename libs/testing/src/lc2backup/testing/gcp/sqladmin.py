@@ -619,6 +619,11 @@ class FakeSqlAdmin:
         return f"{self.endpoint}/token"
 
     @property
+    def tokeninfo_uri(self) -> str:
+        """Answers 200 for a token ``token_uri`` issued, 400 otherwise (for another fake to check tokens)."""
+        return f"{self.endpoint}/tokeninfo"
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 

@@ -3,6 +3,7 @@
 The GCP fakes require ``Authorization: Bearer <token>`` as Google does, and hand out those tokens themselves:
 ``POST /token`` exchanges the one refresh token the server was started with for a fresh random access token
 (form-encoded, RFC 6749 section 6), and every token issued stays valid for the life of the process.
+``/tokeninfo`` answers whether a token was issued here, as Google's does, so another fake can check tokens.
 
 Which credentials file reaches it: google-auth 2.63 **ignores** ``token_uri`` in an ``authorized_user`` file
 (``google.oauth2.credentials.Credentials.from_authorized_user_info`` always puts Google's own endpoint back),
@@ -27,6 +28,7 @@ ADC_TYPE = "external_account_authorized_user"
 # Regional access boundary lookups (off unless an experimental variable is set) parse a workforce pool from it.
 AUDIENCE = "//iam.googleapis.com/locations/global/workforcePools/lc2-fake/providers/local"
 EXPIRES_IN = 3600
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 class TokenIssuer:
@@ -58,8 +60,19 @@ class TokenIssuer:
         self._issued[access_token] = None
         return web.json_response({"access_token": access_token, "expires_in": EXPIRES_IN, "token_type": "Bearer"})
 
+    async def tokeninfo(self, request: web.Request) -> web.Response:
+        """Google's ``tokeninfo`` (``access_token`` in the form or query): lets another fake check a token."""
+        form = await request.post() if request.method == "POST" else request.query
+        token = form.get("access_token")
+        if not isinstance(token, str) or token not in self._issued:
+            return web.json_response({"error": "invalid_token", "error_description": "Invalid Value"}, status=400)
+        info = {"azp": CLIENT_ID, "aud": CLIENT_ID, "scope": SCOPE, "expires_in": EXPIRES_IN, "access_type": "offline"}
+        return web.json_response(info)
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self.token)
+        app.router.add_post("/tokeninfo", self.tokeninfo)
+        app.router.add_get("/tokeninfo", self.tokeninfo)
 
 
 def _oauth_error(error: str, description: str) -> web.Response:

@@ -2,7 +2,7 @@
 
 The test talks to the servers directly (google-cloud-storage anonymously to fake-gcs-server, the fakes'
 ``/_fake`` control API) to set up and to count what the services did; the services reach the same servers
-through the real Google clients with Application Default Credentials from an ``authorized_user`` file whose
+through the real Google clients with Application Default Credentials from an ``external_account_authorized_user`` file whose
 token endpoint is the fake Cloud SQL Admin server's.
 """
 

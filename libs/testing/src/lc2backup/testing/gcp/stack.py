@@ -2,7 +2,7 @@
 ``make demo PROVIDER=gcp``, with the settings that point our services at them.
 
 The services reach them through the real Google clients with Application Default Credentials: an
-``authorized_user`` file whose token endpoint is the fake Cloud SQL Admin server's, so every request carries a
+``external_account_authorized_user`` file whose token endpoint is the fake Cloud SQL Admin server's, so every request carries a
 bearer token the fakes issued (and the refresh token is a secret the tests look for everywhere).
 """
 

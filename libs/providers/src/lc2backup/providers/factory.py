@@ -14,6 +14,8 @@ import contextlib
 from pydantic import BaseModel
 
 from lc2backup.providers import aws, gcp
+from lc2backup.providers.aws import AwsSettings
+from lc2backup.providers.gcp import GcpSettings
 from lc2backup.providers.base import ArtifactStore, DatabaseBackupProvider, DocumentTransferProvider
 from lc2backup.providers.deferred import DeferredS3Client
 from lc2backup.providers.local import LocalDatabaseProvider, LocalSettings, LocalTransferProvider
@@ -28,8 +30,8 @@ class ProviderSettings(BaseModel):
 
     providers: list[str] = ["local"]
     s3: S3Settings = S3Settings()
-    aws: aws.AwsSettings = aws.AwsSettings()
-    gcp: gcp.GcpSettings = gcp.GcpSettings()
+    aws: AwsSettings = AwsSettings()
+    gcp: GcpSettings = GcpSettings()
     local: LocalSettings = LocalSettings()
 
 

@@ -70,6 +70,7 @@ class GcpFakes:
             "LC2_GCP__BUSY_BACKOFF_SECONDS": "0.1",
             "LC2_GCP__TRANSIENT_RETRY_SECONDS": "0.5",
             "GOOGLE_APPLICATION_CREDENTIALS": str(self.adc),
+            "GOOGLE_CLOUD_PROJECT": project,  # the ADC file names none
             "NO_GCE_CHECK": "true",  # never probe a metadata server from a developer machine
             **overrides,
         }

@@ -46,3 +46,22 @@ def test_demo_backs_up_the_sample_environment_and_stops_everything(state_dir: Pa
     assert re.search(r"elapsed \d", out)
 
     assert processes_under(state_dir / "demo") == []
+
+
+@pytest.mark.gcp
+def test_the_gcp_demo_backs_up_through_the_google_stand_ins_and_stops_everything(state_dir: Path) -> None:
+    done = lc2_process("demo", "--provider", "gcp", env={"LC2_STATE_DIR": str(state_dir)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "demo Succeeded" in out
+    start = out.index("{\n")
+    doc, _ = json.JSONDecoder().raw_decode(out[start:])
+    assert (doc["state"], doc["provider"]) == ("Succeeded", "gcp")
+    root = f"gs://lc2-backups/retail/dev/{doc['backupId']}/"
+    assert doc["metadataLocation"] == root + "metadata.json"
+    assert re.search(rf"metadata\.json\s+{re.escape(root)}metadata\.json\s+\(\d", out)
+    assert re.search(rf"database dump\s+{re.escape(root)}database/lportal\.sql\.gz\s+\(\d", out)
+    assert "GCS endpoint" in out and "Storage Transfer" in out
+    excluded = doc["status"]["documentLibrary"]["counters"]["objectsExcluded"]
+    assert excluded > 0 and f"generated files  {excluded} skipped of {excluded} in the store" in out
+    assert processes_under(state_dir / "demo") == []

@@ -186,5 +186,6 @@ def demo(
     console.print(Rule())
     console.print(f"elapsed {human_duration(elapsed)} ({steps}); everything stopped, state kept in {where}")
     if code == EXIT_OK:
-        console.print("[bold green]demo Succeeded[/]: `make up` runs the same stack and keeps it running")
+        then = "`make up` runs the same stack and keeps it running" if cloud is None else "see docs/gcp.md"
+        console.print(f"[bold green]demo Succeeded[/]: {then}")
     raise typer.Exit(code)

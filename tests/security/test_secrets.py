@@ -1,7 +1,8 @@
 """No secret appears in any event, log line, projection row, dead letter or artefact, after backups that used them.
 
 Secrets in play: a PostgreSQL DSN with a password (in the URL and in the query string), the S3 secret key,
-every NATS user's password, the operator's and the tenants' API tokens. The system runs backups that succeed
+every NATS user's password, the operator's and the tenants' API tokens, and the gcp provider's Google refresh
+token and every access token the fake token endpoint issued to the services. The system runs backups that succeed
 and fail with those secrets, refuses a poison command and unauthenticated calls (one carrying a password as
 its token), at DEBUG level; then every byte it wrote is scanned for the secrets, raw and in obvious encodings.
 
@@ -15,6 +16,7 @@ import base64
 import json
 import secrets
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,13 @@ from lc2backup.devstack import LocalStack
 from lc2backup.devstack.seaweed import SECRET_KEY
 from lc2backup.devstack.seeding import liferay_database_sql, plan_document_library, seed_document_library
 from lc2backup.eventing import Topology
+from tests.gcp.fixtures import gcp
+from tests.gcp.support import PROJECT, CloudSql, GcpFakes, gcp_spec, seed_gcs
 from tests.security.conftest import Tenant, tokens_setting
 from tests.support import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
+__all__ = ["gcp"]  # the session's GCP fakes, as a fixture
 
 PASSWORD = f"pw-{secrets.token_hex(12)}"
 QUERY_PASSWORD = f"qpw-{secrets.token_hex(12)}"
@@ -52,7 +57,7 @@ def _encodings(secret: str) -> set[str]:
 
 
 @pytest.fixture
-def system_extra_env(stack: LocalStack, unique: str, tenants: dict[str, Tenant]) -> dict[str, str]:
+def system_extra_env(stack: LocalStack, unique: str, tenants: dict[str, Tenant], gcp: GcpFakes) -> dict[str, str]:
     """The ``system``'s source database (same name, created here first) behind a role with a password."""
     stack.postgres.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
     stack.postgres.psql(f"GRANT pg_read_all_data TO {ROLE}")
@@ -64,6 +69,7 @@ def system_extra_env(stack: LocalStack, unique: str, tenants: dict[str, Tenant])
         "query-password": f"postgresql://nobody_{unique}@127.0.0.1:{port}/{database}?password={QUERY_PASSWORD}",
     }
     return {
+        **gcp.env(),  # the gcp provider too: its refresh token and every access token issued are secrets
         "LC2_LOCAL__DATABASES": json.dumps(databases),
         "LC2_API__TOKENS": tokens_setting(tenants),
         "LC2_LOG_LEVEL": "DEBUG",
@@ -107,8 +113,31 @@ async def _objects(s3: Any, bucket: str) -> list[tuple[str, bytes]]:
     return out
 
 
+async def _gcp_backups(system: System, gcp: GcpFakes, api: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """One gcp backup that succeeds and one that fails (an unknown instance); the GCS destination bucket."""
+    instance = CloudSql(f"secret-{uuid.uuid4().hex[:8]}", system.source_dsn.rsplit("/", 1)[-1], system.source_dsn)
+    gcp.sqladmin.add_instance(PROJECT, instance.name, instance.dsn)
+    gcs = gcp.client()
+    source, destination = f"gsrc-{instance.name}", f"gdst-{instance.name}"
+    for bucket in (source, destination):
+        gcs.create_bucket(bucket)
+    await seed_gcs(gcs, source, "dl/", plan_document_library(10))
+    for name, expected in ((instance.name, "Succeeded"), ("no-such-instance", "Failed")):
+        spec = gcp_spec(CloudSql(name, instance.database, ""), source, destination)
+        resp = await api.post("/api/v1/backups", json=spec, headers={**headers, "Idempotency-Key": f"gcp-{name}"})
+        assert resp.status_code == 202, resp.text
+        doc = await system.wait_for(resp.json()["backupId"], timeout=120)
+        assert doc["state"] == expected, doc["message"]
+    return destination
+
+
+async def _gcs_objects(gcp: GcpFakes, bucket: str) -> list[tuple[str, bytes]]:
+    gcs = gcp.client()
+    return [(f"gs://{bucket}/{b.name}", b.download_as_bytes()) for b in gcs.list_blobs(bucket)]
+
+
 async def test_no_secret_in_events_logs_projection_dead_letters_or_artefacts(
-    system: System, tenants: dict[str, Tenant], s3: Any, buckets: tuple[str, str]
+    system: System, tenants: dict[str, Tenant], s3: Any, buckets: tuple[str, str], gcp: GcpFakes
 ) -> None:
     source, destination = buckets
     conn = await asyncpg.connect(system.source_dsn)
@@ -131,6 +160,7 @@ async def test_no_secret_in_events_logs_projection_dead_letters_or_artefacts(
         for backup_id, expected in outcomes.values():
             doc = await system.wait_for(backup_id, timeout=120)
             assert doc["state"] == expected, doc["message"]
+        gcs_destination = await _gcp_backups(system, gcp, api, ops.headers)
         # refused calls carrying secrets as tokens
         for token in (PASSWORD, SECRET_KEY, "not-a-token"):
             assert (await api.get("/api/v1/backups", headers={"Authorization": f"Bearer {token}"})).status_code == 401
@@ -152,16 +182,20 @@ async def test_no_secret_in_events_logs_projection_dead_letters_or_artefacts(
         **{f"NATS password of {user}": password for user, password in users.passwords.items()},
         "operator API token": system.api_token,
         **{f"API token of {t.name}": t.token for t in tenants.values()},
+        "Google refresh token": gcp.refresh_token,
+        **{f"Google access token {i}": token for i, token in enumerate(gcp.sqladmin.state()["issuedTokens"])},
     }
+    assert any(label.startswith("Google access token") for label in named), "the gcp provider never authenticated"
     logs = [(str(p), p.read_bytes()) for p in sorted(system.log_dir.glob("*.log"))]
     places = {
         "stream messages": messages,
         "service logs": logs,
         "projection rows": await _projection_rows(system.projection_dsn),
-        "artefacts": await _objects(s3, destination),
+        "artefacts": await _objects(s3, destination) + await _gcs_objects(gcp, gcs_destination),
     }
     assert any("Lc2-Dlq-Reason" in blob.decode(errors="replace") for _, blob in messages), "no dead letter to scan"
     assert any(where.endswith("metadata.json") for where, _ in places["artefacts"])
+    assert any(where.startswith("gs://") and where.endswith("metadata.json") for where, _ in places["artefacts"])
     found = [
         f"{label} in {kind}: {where}"
         for kind, items in places.items()

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from lc2backup.providers import aws, gcp
 from lc2backup.providers.aws import AwsSettings
-from lc2backup.providers.gcp import GcpSettings
 from lc2backup.providers.base import ArtifactStore, DatabaseBackupProvider, DocumentTransferProvider
 from lc2backup.providers.deferred import DeferredS3Client
+from lc2backup.providers.gcp import GcpSettings
 from lc2backup.providers.local import LocalDatabaseProvider, LocalSettings, LocalTransferProvider
 from lc2backup.providers.plugins import database_provider, transfer_provider
 from lc2backup.providers.s3 import S3Settings

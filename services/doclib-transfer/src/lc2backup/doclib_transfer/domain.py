@@ -43,7 +43,8 @@ def record_progress(
     state: BackupState, counters: TransferCounters, attempt: int, position: TransferPosition | None = None
 ) -> list[DomainEvent]:
     dl = state.document_library
-    unchanged = dl.counters == counters and dl.attempt == attempt and (position is None or dl.position == position)
+    # a managed job (no position) reports only when its counters moved; our copier also at each new slice
+    unchanged = dl.counters == counters and (position is None or (dl.attempt == attempt and dl.position == position))
     if not _running(state) or unchanged:
         return []
     return [

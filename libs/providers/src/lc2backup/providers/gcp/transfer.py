@@ -8,7 +8,8 @@ id (``<cid>/0/document_thumbnail/``, ``document_preview/``, ``adaptive/``, also 
 found by a delimiter listing. STS takes no globs: the original design's ``**.thumbnail.**`` would match nothing.
 
 Each poll reads the job's transfer operation (``list_operations`` with the JSON filter of project and job):
-none yet means the job has not run, and it is run (STS refuses a second run while one is active); its
+none listed and none named by the job (``latestOperationName``) means the job has not run, and it is run (STS
+refuses a second run while one is active); its
 counters are the progress; SUCCESS completes the branch, FAILED or ABORTED fails it with STS's error
 breakdown. STS does not count what the exclude prefixes left out, so on success those prefixes are listed
 (metadata only) and ``metadata.json`` still says how many generated files were skipped.
@@ -133,6 +134,17 @@ class StorageTransferProvider:
             found, key=lambda op: op.start_time.timestamp() if op.start_time else float("inf")
         )  # queued: newest
 
+    async def _ran(self, project: str, name: str) -> bool:
+        """Whether the job has an operation, listed or not yet (``latestOperationName``): never run it twice."""
+        call = self._call("get", f"Storage Transfer job {name!r}")
+        try:
+            job = await self._clients.run(
+                lambda: self._clients.transfer.get_transfer_job({"job_name": name, "project_id": project})
+            )
+        except Exception as exc:
+            raise call.translate(exc) from exc
+        return bool(job.latest_operation_name)
+
     async def _run(self, project: str, name: str) -> None:
         call = self._call("run", f"Storage Transfer job {name!r}")
         try:
@@ -156,7 +168,8 @@ class StorageTransferProvider:
         project = await self._project()
         operations = await self._operations(project, transfer.job_id)
         if not operations:
-            await self._run(project, transfer.job_id)
+            if not await self._ran(project, transfer.job_id):
+                await self._run(project, transfer.job_id)
             return TransferStatus(
                 done=False, counters=TransferCounters.zero(COUNTERS - {"objects_excluded", "bytes_excluded"})
             )

@@ -10,13 +10,16 @@ shows anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import google.auth
 import pytest
 from google.api_core.exceptions import PreconditionFailed
+from googleapiclient import discovery
 
 from lc2backup.devstack import LocalStack
 from lc2backup.devstack.postgres import pg_bindir
@@ -36,6 +39,7 @@ from tests.gcp.support import (
     seed_gcs,
 )
 from tests.metadata_json import read_metadata_json
+from tests.polling import eventually
 from tests.support import System
 
 pytestmark = [pytest.mark.gcp, pytest.mark.e2e]
@@ -197,3 +201,43 @@ async def test_a_wrong_name_fails_with_the_apis_reason(
     else:
         (failed,) = await events_of(system, backup_id, "DocumentLibraryTransferFailed")
         assert "gs://no-such-bucket-anywhere does not exist" in failed["reason"], failed
+
+
+async def test_the_counts_in_the_fake_would_catch_a_second_backup_run_or_export(
+    fakes: GcpFakes, instance: CloudSql, gcs_buckets: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positive control of the 'one backup run, one export' checks here and in the crash matrix: a second run
+    with the backup's description and a second export to its URI, made directly through the API, are counted."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(fakes.adc))
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    sql = discovery.build(
+        "sqladmin",
+        "v1",
+        credentials=credentials,
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": fakes.sqladmin.endpoint},
+    )
+    backup_id, destination = "control-backup", gcs_buckets[1]
+    uri = f"gs://{destination}/backups/{backup_id}/database/{instance.database}.sql.gz"
+    requests = [
+        lambda: sql.backupRuns().insert(
+            project=PROJECT, instance=instance.name, body={"description": description_of(backup_id)}
+        ),
+        lambda: sql.instances().export(
+            project=PROJECT,
+            instance=instance.name,
+            body={"exportContext": {"fileType": "SQL", "uri": uri, "databases": [instance.database]}},
+        ),
+    ]
+    for _ in range(2):
+        for request in requests:
+            operation = request().execute()
+
+            def done(name: str = operation["name"]) -> bool:
+                return sql.operations().get(project=PROJECT, operation=name).execute()["status"] == "DONE"
+
+            await eventually(lambda: asyncio.to_thread(done), timeout=30, what="operation DONE")
+    runs, exports = ours(fakes.sqladmin.state(), backup_id, instance.name)
+    assert (len(runs), len(exports)) == (2, 2)
+    sql.close()

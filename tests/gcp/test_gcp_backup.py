@@ -241,3 +241,40 @@ async def test_the_counts_in_the_fake_would_catch_a_second_backup_run_or_export(
     runs, exports = ours(fakes.sqladmin.state(), backup_id, instance.name)
     assert (len(runs), len(exports)) == (2, 2)
     sql.close()
+
+
+async def test_a_mysql_export_leaves_out_the_ignored_and_system_databases(
+    system: System, fakes: GcpFakes, gcs: Any, instance: CloudSql, gcs_buckets: tuple[str, str]
+) -> None:
+    """The request Cloud SQL receives for MySQL without a databaseName: every user database but
+    ``databasesToIgnore`` (and MySQL's own). The stand-in has no MySQL server to dump, so the export ends DONE
+    with its error, which fails the branch with that message."""
+    source, destination = gcs_buckets
+    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    name = f"{instance.name}-my"
+    databases = ["lportal", "analytics", "mysql", "information_schema", "performance_schema", "sys"]
+    fakes.sqladmin.add_instance(PROJECT, name, instance.dsn, "MYSQL_8_0_31", databases)
+    spec = gcp_spec(instance, source, destination)
+    spec["database"] = {"type": "dump", "instanceId": name, "databasesToIgnore": ["analytics"]}
+    backup_id = await request_backup(system, spec)
+    doc = await system.wait_for(backup_id, timeout=120)
+    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    _, (export,) = ours(fakes.sqladmin.state(), backup_id, name)
+    assert export["exportContext"]["databases"] == ["lportal"]
+    assert export["exportContext"]["uri"].endswith("/database/all-databases.sql.gz")
+    (failed,) = await events_of(system, backup_id, "DatabaseBranchFailed")
+    assert "MySQL" in failed["reason"], failed
+
+
+async def test_a_failed_transfer_operation_fails_the_branch_with_its_error_breakdown(
+    system: System, fakes: GcpFakes, gcs: Any, instance: CloudSql, gcs_buckets: tuple[str, str]
+) -> None:
+    source, destination = gcs_buckets
+    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    fakes.sts.inject_failure("service agent lacks storage.objects.create on the sink")
+    backup_id = await request_backup(system, gcp_spec(instance, source, destination))
+    doc = await system.wait_for(backup_id, timeout=120)
+    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    (failed,) = await events_of(system, backup_id, "DocumentLibraryTransferFailed")
+    assert "FAILED" in failed["reason"] and "PERMISSION_DENIED" in failed["reason"], failed
+    assert "lacks storage.objects.create" in failed["reason"], failed

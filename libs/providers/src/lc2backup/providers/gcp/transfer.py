@@ -42,9 +42,11 @@ _PERMISSION = "storagetransfer.jobs"
 
 def breakdown(operation: Any) -> str:
     """STS's error breakdown in one line: ``NOT_FOUND ×2 (gs://…: detail); …``."""
+    from google.rpc import code_pb2
+
     parts = []
     for item in operation.error_breakdowns:
-        code = getattr(item.error_code, "name", str(item.error_code))
+        code = code_pb2.Code.Name(int(item.error_code))  # google.rpc.Code: a plain protobuf enum, an int here
         entry = item.error_log_entries[0] if item.error_log_entries else None
         where = f" ({entry.url}: {'; '.join(entry.error_details)})" if entry else ""
         parts.append(f"{code} ×{item.error_count}{where}")

@@ -125,6 +125,7 @@ class Instance:
     database_version: str
     dsn: str
     region: str = "us-central1"
+    databases: list[str] = field(default_factory=list)  # what databases.list answers (the MySQL path)
 
     def resource(self, base: str) -> Obj:
         return {
@@ -231,6 +232,17 @@ class SqlAdmin:
         if instance is None:
             return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
         return web.json_response(instance.resource(self.base))
+
+    async def list_databases(self, request: web.Request) -> web.Response:
+        """``databases.list``: the names registered with the instance (``sql#databasesList``)."""
+        instance = self._instance(request)
+        if instance is None:
+            return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
+        items = [
+            {"kind": "sql#database", "name": name, "instance": instance.name, "project": instance.project}
+            for name in instance.databases
+        ]
+        return web.json_response({"kind": "sql#databasesList", "items": items})
 
     async def insert_backup_run(self, request: web.Request) -> web.Response:
         instance = self._instance(request)
@@ -436,6 +448,7 @@ class SqlAdmin:
                 database_version=str(body.get("databaseVersion", "POSTGRES_15")),
                 dsn=str(body["dsn"]),
                 region=str(body.get("region", "us-central1")),
+                databases=[str(name) for name in body.get("databases", [])],
             )
         except KeyError as missing:
             return web.json_response({"error": f"missing {missing}"}, status=400)
@@ -491,6 +504,7 @@ class SqlAdmin:
     def add_routes(self, app: web.Application) -> None:
         instance = "/v1/projects/{project}/instances/{instance}"
         app.router.add_get(instance, self.get_instance)
+        app.router.add_get(f"{instance}/databases", self.list_databases)
         app.router.add_post(f"{instance}/backupRuns", self.insert_backup_run)
         app.router.add_get(f"{instance}/backupRuns", self.list_backup_runs)
         app.router.add_get(instance + "/backupRuns/{id}", self.get_backup_run)
@@ -660,9 +674,23 @@ class FakeSqlAdmin:
             doc: Obj = json.loads(resp.read())
             return doc
 
-    def add_instance(self, project: str, instance: str, dsn: str, database_version: str = "POSTGRES_15") -> Obj:
-        """Register an instance backed by the PostgreSQL at ``dsn`` (an export replaces its database name)."""
-        body = {"project": project, "instance": instance, "databaseVersion": database_version, "dsn": dsn}
+    def add_instance(
+        self,
+        project: str,
+        instance: str,
+        dsn: str,
+        database_version: str = "POSTGRES_15",
+        databases: list[str] | None = None,
+    ) -> Obj:
+        """Register an instance backed by the PostgreSQL at ``dsn`` (an export replaces its database name);
+        ``databases`` is what ``databases.list`` answers."""
+        body = {
+            "project": project,
+            "instance": instance,
+            "databaseVersion": database_version,
+            "dsn": dsn,
+            "databases": databases or [],
+        }
         return self._call("POST", "instances", body)
 
     def configure(self, pending_seconds: float | None = None, running_seconds: float | None = None) -> Obj:

@@ -6,7 +6,7 @@ RUNNING and right after recording an export that is still RUNNING, and doclib-tr
 operation is IN_PROGRESS (the fakes hold their operations until the crash). Cloud SQL reports no progress for
 an export, so there is no progress event to crash after. After each case, counted in the fakes' own state: one backup run and one export
 operation for the backup, one transfer job run once, each document written once into the backup (STS's
-``overwriteWhen: DIFFERENT`` would hide a second run, so its operations are counted too); metadata.json
+``overwriteWhen: NEVER`` would hide a second run, so its operations are counted too); metadata.json
 recorded once and equal to what was recorded; the lane free; the projection equal to the fold of the log.
 """
 

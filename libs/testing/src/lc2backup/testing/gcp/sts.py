@@ -49,16 +49,14 @@ import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from lc2backup.devstack.ports import LOOPBACK, free_port
-from lc2backup.devstack.probes import http_ok
-from lc2backup.devstack.processes import ManagedProcess
+from lc2backup.devstack.ports import LOOPBACK
+from lc2backup.devstack.servers import LoopbackServer, call_json
 
 Json = dict[str, Any]
 
@@ -829,41 +827,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @dataclass
-class FakeStorageTransfer:
+class FakeStorageTransfer(LoopbackServer):
     """This server as a child process on 127.0.0.1, copying inside the fake-gcs-server at ``gcs_endpoint``."""
 
-    directory: Path
+    name = "fake-sts"
+    ready_path = "/_fake/health"
+
     gcs_endpoint: str
-    port: int = field(default_factory=free_port)
-    _process: ManagedProcess | None = None
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def spawn(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "lc2backup.testing.gcp.sts", "--port", str(self.port)]
-        self._process = ManagedProcess(
-            "fake-sts", [*argv, "--gcs-endpoint", self.gcs_endpoint], log_path=self.directory / "fake-sts.log"
-        )
-        self._process.start()
-
-    def wait_ready(self) -> float:
-        assert self._process is not None
-        return self._process.wait_ready(lambda: http_ok(f"{self.endpoint}/_fake/health"), timeout=30)
-
-    def start(self) -> float:
-        self.spawn()
-        return self.wait_ready()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(grace=5)
+        return [*argv, "--gcs-endpoint", self.gcs_endpoint]
 
     def configure(self, objects_per_second: float | None = None, queued_seconds: float | None = None) -> None:
         """Copy at most ``objects_per_second`` (None: as fast as GCS answers); stay QUEUED ``queued_seconds``."""
@@ -887,13 +861,8 @@ class FakeStorageTransfer:
         self._call("POST", "reset", {})
 
     def _call(self, method: str, path: str, body: Json | None = None) -> Json:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.endpoint}/_fake/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            result: Json = json.loads(resp.read())
-            return result
+        result: Json = call_json(f"{self.endpoint}/_fake/{path}", method, body, timeout=10)
+        return result
 
 
 if __name__ == "__main__":

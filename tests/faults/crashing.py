@@ -8,11 +8,13 @@ One system per provider, not one per case: a case then costs a backup and a rest
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.domain import BackupState
 from tests.faults.figures import FIGURES
 from tests.faults.harness import EventLog, eventually, settled, supervising, wait_terminal
@@ -101,3 +103,35 @@ async def run_case(
     FIGURES.points.add((provider, case.service, case.point))
     FIGURES.restarts += len(supervisor.restarted)
     return states
+
+
+def crash_system(
+    stack: LocalStack,
+    nats: NatsServer,
+    root: Path,
+    points: CrashPoints,
+    provider_env: Mapping[str, str],
+    replicas: int,
+) -> System:
+    """The services of a provider's crash matrix (not started): on ``nats`` and a fresh projection database, with
+    every case's point listed (disarmed), short ack waits and polls, and the provider's settings on top."""
+    projection = stack.postgres.create_database(f"p_{uuid.uuid4().hex[:8]}")
+    env = {
+        **stack.env(),
+        "LC2_NATS__URL": nats.url,
+        "LC2_POSTGRES__DSN": projection,
+        "LC2_CONSUMER__ACK_WAIT_SECONDS": "2",
+        "LC2_POLL_INTERVAL_SECONDS": "0.5",
+        "LC2_BATCH_SIZE": "20",
+        **provider_env,
+    }
+    return System(
+        stack=stack,
+        nats=nats,
+        env=env,
+        log_dir=root / "logs",
+        source_dsn="",
+        projection_dsn=projection,
+        service_env=points.service_env(),
+        replicas=replicas,
+    )

@@ -34,7 +34,7 @@ from tests.aws.support import (
     snapshots_of,
 )
 from tests.faults import checks
-from tests.faults.crashing import Case, CrashPoints, run_case
+from tests.faults.crashing import Case, CrashPoints, crash_system, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
 from tests.metadata_json import read_metadata_json
 from tests.support import System
@@ -109,28 +109,16 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: py
     stage = Stage(moto.endpoint).start()
     nats_server = NatsServer(root / "nats")
     nats_server.start()
-    projection = stack.postgres.create_database(f"p_{unique}")
     source, destination = f"liferay-dl-{unique}", f"backups-{unique}"
     regular, etags = asyncio.run(_seed(moto.endpoint, source, destination))
     points = CrashPoints(root / "markers", CASES)
-    env = {
-        **stack.env(),
-        "LC2_NATS__URL": nats_server.url,
-        "LC2_POSTGRES__DSN": projection,
-        "LC2_CONSUMER__ACK_WAIT_SECONDS": "2",
-        "LC2_POLL_INTERVAL_SECONDS": "0.5",
-        "LC2_BATCH_SIZE": "20",
-        **aws_env(stage.url, LC2_AWS__COPY_WORKERS="4", LC2_AWS__PROGRESS_INTERVAL_SECONDS="0.05"),
-    }
-    system = System(
-        stack=stack,
-        nats=nats_server,
-        env=env,
-        log_dir=root / "logs",
-        source_dsn="",
-        projection_dsn=projection,
-        service_env=points.service_env(),
-        replicas=request.param,
+    system = crash_system(
+        stack,
+        nats_server,
+        root,
+        points,
+        aws_env(stage.url, LC2_AWS__COPY_WORKERS="4", LC2_AWS__PROGRESS_INTERVAL_SECONDS="0.05"),
+        request.param,
     )
     system.start()
     try:

@@ -26,7 +26,7 @@ from lc2backup.devstack.seeding import liferay_database_sql, plan_document_libra
 from lc2backup.domain import BackupLayout
 from lc2backup.providers.gcp import transfer_job_name
 from tests.faults import checks
-from tests.faults.crashing import Case, CrashPoints, run_case
+from tests.faults.crashing import Case, CrashPoints, crash_system, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
 from tests.gcp.support import PROJECT, REFRESH_TOKEN, CloudSql, GcpFakes, gcp_spec, listing, ours, read_gs, seed_gcs
 from tests.metadata_json import read_metadata_json
@@ -78,7 +78,6 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: py
     fakes = GcpFakes.start(root / "gcp", REFRESH_TOKEN)
     nats_server = NatsServer(root / "nats")
     nats_server.start()
-    projection = stack.postgres.create_database(f"p_{unique}")
     source, destination = f"liferay-dl-{unique}", f"backups-{unique}"
     gcs = fakes.client()
     gcs.create_bucket(source)
@@ -86,25 +85,7 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: py
     layout = asyncio.run(seed_gcs(gcs, source, "dl/", plan_document_library(30)))
     md5s = asyncio.run(listing(gcs, source, "dl/"))
     points = CrashPoints(root / "markers", CASES)
-    env = {
-        **stack.env(),
-        "LC2_NATS__URL": nats_server.url,
-        "LC2_POSTGRES__DSN": projection,
-        "LC2_CONSUMER__ACK_WAIT_SECONDS": "2",
-        "LC2_POLL_INTERVAL_SECONDS": "0.5",
-        "LC2_BATCH_SIZE": "20",
-        **fakes.env(),
-    }
-    system = System(
-        stack=stack,
-        nats=nats_server,
-        env=env,
-        log_dir=root / "logs",
-        source_dsn="",
-        projection_dsn=projection,
-        service_env=points.service_env(),
-        replicas=request.param,
-    )
+    system = crash_system(stack, nats_server, root, points, fakes.env(), request.param)
     system.start()
     try:
         yield Bed(system, points, fakes, stack, source, destination, sorted(layout.regular), md5s)

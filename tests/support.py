@@ -51,6 +51,29 @@ async def rebuild_projection(env: Mapping[str, str], timeout: float) -> subproce
     return done
 
 
+def cloud_spec(
+    provider: str, instance: str, database: str, source: str, destination: str, **overrides: Any
+) -> dict[str, Any]:
+    """A managed-snapshot backup of ``instance`` (database ``database``) on a cloud provider: the store under
+    ``dl/``, the backups under ``backups/``, generated files excluded."""
+    spec: dict[str, Any] = {
+        "projectId": "retail",
+        "environment": "prd",
+        "provider": provider,
+        "database": {"type": "snapshot", "instanceId": instance, "databaseName": database},
+        "documentLibrary": {
+            "sourceBucket": source,
+            "sourcePrefix": "dl/",
+            "destinationBucket": destination,
+            "destinationPrefix": "backups/",
+            "excludeGeneratedFiles": True,
+        },
+        "retentionDays": 14,
+    }
+    spec.update(overrides)
+    return spec
+
+
 def local_spec(
     source: str,
     destination: str,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.polling import eventually
-from tests.support import System
+from tests.support import System, cloud_spec
 
 MIB = 1024 * 1024
 ACCOUNT = "123456789012"  # moto's default account
@@ -38,22 +38,7 @@ async def create_instance(rds: Any, name: str) -> str:
 
 
 def aws_spec(instance: str, source: str, destination: str, **overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "projectId": "retail",
-        "environment": "prd",
-        "provider": "aws",
-        "database": {"type": "snapshot", "instanceId": instance, "databaseName": "lportal"},
-        "documentLibrary": {
-            "sourceBucket": source,
-            "sourcePrefix": "dl/",
-            "destinationBucket": destination,
-            "destinationPrefix": "backups/",
-            "excludeGeneratedFiles": True,
-        },
-        "retentionDays": 14,
-    }
-    spec.update(overrides)
-    return spec
+    return cloud_spec("aws", instance, "lportal", source, destination, **overrides)
 
 
 async def request_backup(system: System, spec: dict[str, Any]) -> str:

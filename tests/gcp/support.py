@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lc2backup.testing.gcp.stack import PROJECT, GcpFakes, seed_gcs
+from tests.support import cloud_spec
 
 __all__ = ["PROJECT", "GcpFakes", "seed_gcs"]
 
@@ -32,22 +33,7 @@ class CloudSql:
 
 
 def gcp_spec(instance: CloudSql, source: str, destination: str, **overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "projectId": "retail",
-        "environment": "prd",
-        "provider": "gcp",
-        "database": {"type": "snapshot", "instanceId": instance.name, "databaseName": instance.database},
-        "documentLibrary": {
-            "sourceBucket": source,
-            "sourcePrefix": "dl/",
-            "destinationBucket": destination,
-            "destinationPrefix": "backups/",
-            "excludeGeneratedFiles": True,
-        },
-        "retentionDays": 14,
-    }
-    spec.update(overrides)
-    return spec
+    return cloud_spec("gcp", instance.name, instance.database, source, destination, **overrides)
 
 
 async def listing(client: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:

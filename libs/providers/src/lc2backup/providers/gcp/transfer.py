@@ -27,7 +27,7 @@ from lc2backup.domain.events import DocumentLibraryTransferStarted
 from lc2backup.domain.liferay import generated_prefixes
 from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.base import BackupJob, BranchCheck, Capabilities, TransferProgress, TransferStatus
-from lc2backup.providers.errors import ProviderNotConfigured
+from lc2backup.providers.errors import PermanentProviderError, ProviderNotConfigured
 from lc2backup.providers.gcp.clients import GcpClients
 from lc2backup.providers.gcp.errors import GcpCall, api_status
 from lc2backup.providers.gcp.names import description_of, transfer_job_name
@@ -37,7 +37,7 @@ from lc2backup.providers.gcp.storage import GcsBuckets
 METHOD = "storage-transfer-service"
 COUNTERS = frozenset({"objects_found", "objects_copied", "bytes_copied", "objects_excluded", "bytes_excluded"})
 RUNNING = frozenset({"QUEUED", "IN_PROGRESS", "PAUSED", "SUSPENDING", "STATUS_UNSPECIFIED"})
-_PERMISSION = "storagetransfer.jobs"
+EXCLUDE_MAX = 1000  # STS: at most 1000 exclude prefixes
 
 
 def breakdown(operation: Any) -> str:
@@ -62,8 +62,8 @@ class StorageTransferProvider:
         self._settings = settings
         self._buckets = GcsBuckets(clients)
 
-    def _call(self, action: str, resource: str) -> GcpCall:
-        return GcpCall(f"{_PERMISSION}.{action}", resource, "", self._settings.transient_retry_seconds)
+    def _call(self, permission: str, resource: str) -> GcpCall:
+        return GcpCall(permission, resource, "", self._settings.transient_retry_seconds)
 
     async def _project(self) -> str:
         project = await self._clients.run(lambda: self._clients.project)
@@ -82,10 +82,15 @@ class StorageTransferProvider:
             (dl.destination_bucket, "destination bucket", "spec.documentLibrary.destinationBucket"),
         ):
             await self._buckets.require(bucket, what, field)
-        excluded: list[str] = []
+        companies: list[str] = []
         if dl.exclude_generated_files:
-            excluded = generated_prefixes(
-                dl.source_prefix, await self._buckets.company_ids(dl.source_bucket, dl.source_prefix)
+            companies = await self._buckets.company_ids(dl.source_bucket, dl.source_prefix)
+        excluded = generated_prefixes(dl.source_prefix, companies)
+        if len(excluded) > EXCLUDE_MAX:
+            raise PermanentProviderError(
+                f"gs://{dl.source_bucket}/{dl.source_prefix} holds {len(companies)} companies: their generated"
+                f" files need {len(excluded)} exclude prefixes, more than the {EXCLUDE_MAX} Storage Transfer accepts;"
+                " back up with excludeGeneratedFiles: false"
             )
         project, name = await self._project(), transfer_job_name(job.backup_id)
         transfer_job = sts.TransferJob(
@@ -104,7 +109,7 @@ class StorageTransferProvider:
                 transfer_options=sts.TransferOptions(overwrite_when=sts.TransferOptions.OverwriteWhen.NEVER),
             ),
         )
-        call = self._call("create", f"Storage Transfer job {name!r} in project {project!r}")
+        call = self._call("storagetransfer.jobs.create", f"Storage Transfer job {name!r} in project {project!r}")
         try:
             await self._clients.run(lambda: self._clients.transfer.create_transfer_job({"transfer_job": transfer_job}))
         except Exception as exc:
@@ -126,7 +131,7 @@ class StorageTransferProvider:
         request = operations_pb2.ListOperationsRequest(
             name="transferOperations", filter=json.dumps({"projectId": project, "jobNames": [name]})
         )
-        call = self._call("get", f"transfer operations of {name!r}")
+        call = self._call("storagetransfer.operations.list", f"transfer operations of {name!r}")
         try:
             listed = await self._clients.run(lambda: self._clients.transfer.list_operations(request))
         except Exception as exc:
@@ -138,7 +143,7 @@ class StorageTransferProvider:
 
     async def _ran(self, project: str, name: str) -> bool:
         """Whether the job has an operation, listed or not yet (``latestOperationName``): never run it twice."""
-        call = self._call("get", f"Storage Transfer job {name!r}")
+        call = self._call("storagetransfer.jobs.get", f"Storage Transfer job {name!r}")
         try:
             job = await self._clients.run(
                 lambda: self._clients.transfer.get_transfer_job({"job_name": name, "project_id": project})
@@ -148,7 +153,7 @@ class StorageTransferProvider:
         return bool(job.latest_operation_name)
 
     async def _run(self, project: str, name: str) -> None:
-        call = self._call("run", f"Storage Transfer job {name!r}")
+        call = self._call("storagetransfer.jobs.run", f"Storage Transfer job {name!r}")
         try:
             await self._clients.run(
                 lambda: self._clients.transfer.run_transfer_job({"job_name": name, "project_id": project})

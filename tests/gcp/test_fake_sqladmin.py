@@ -29,6 +29,7 @@ from googleapiclient.errors import HttpError
 from lc2backup.devstack import FakeGcsServer, LocalStack
 from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.testing.gcp.sqladmin import FakeSqlAdmin
+from lc2backup.testing.gcp.stack import GcpFakes
 from lc2backup.testing.gcp.tokens import CLIENT_ID, CLIENT_SECRET, write_adc_file
 from tests.polling import eventually
 
@@ -41,11 +42,9 @@ TABLES = {"accounts": 7, "orders": 23, "notes": 0}
 
 
 @pytest.fixture(scope="module")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
-    server = FakeGcsServer(tmp_path_factory.mktemp("gcs"))
-    server.start()
-    yield server
-    server.stop()
+def gcs(gcp: GcpFakes) -> FakeGcsServer:
+    """The session's fake-gcs-server (tests.gcp.fixtures); each test uses buckets of its own."""
+    return gcp.gcs
 
 
 @pytest.fixture(scope="module")

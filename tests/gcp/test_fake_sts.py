@@ -34,6 +34,7 @@ from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
 from lc2backup.devstack.fakegcs import FakeGcsServer
+from lc2backup.testing.gcp.stack import GcpFakes
 from lc2backup.testing.gcp.sts import FakeStorageTransfer
 from tests.polling import eventually
 
@@ -48,11 +49,9 @@ Overwrite = storage_transfer.TransferOptions.OverwriteWhen
 
 
 @pytest.fixture(scope="module")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
-    server = FakeGcsServer(tmp_path_factory.mktemp("fake-gcs"))
-    server.start()
-    yield server
-    server.stop()
+def gcs(gcp: GcpFakes) -> FakeGcsServer:
+    """The session's fake-gcs-server (tests.gcp.fixtures); each test uses buckets of its own."""
+    return gcp.gcs
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,20 @@ def _restore(stack: LocalStack, sql: str, tmp_path: Path, database: str) -> None
     assert done.returncode == 0, done.stderr
 
 
+async def _small_store(gcs: Any, buckets: tuple[str, str]) -> tuple[str, str]:
+    """A six-object store under ``dl/`` in the source bucket; (source, destination)."""
+    await seed_gcs(gcs, buckets[0], "dl/", plan_document_library(6))
+    return buckets
+
+
+async def _ends(system: System, spec: dict[str, Any], state: str) -> str:
+    """Request ``spec`` and wait until the backup ends in ``state``; its id."""
+    backup_id = await request_backup(system, spec)
+    doc = await system.wait_for(backup_id, timeout=120)
+    assert doc["state"] == state, json.dumps(doc, indent=1)
+    return backup_id
+
+
 async def test_backup_runs_exports_and_transfers_through_the_managed_apis(
     system: System,
     stack: LocalStack,
@@ -146,13 +160,10 @@ async def test_backup_runs_exports_and_transfers_through_the_managed_apis(
 async def test_a_dump_is_the_export_alone(
     system: System, fakes: GcpFakes, gcs: Any, instance: CloudSql, gcs_buckets: tuple[str, str]
 ) -> None:
-    source, destination = gcs_buckets
-    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    source, destination = await _small_store(gcs, gcs_buckets)
     spec = gcp_spec(instance, source, destination)
     spec["database"]["type"] = "dump"
-    backup_id = await request_backup(system, spec)
-    doc = await system.wait_for(backup_id, timeout=120)
-    assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)
+    backup_id = await _ends(system, spec, "Succeeded")
     runs, exports = ours(fakes.sqladmin.state(), backup_id, instance.name)
     assert (len(runs), len(exports)) == (0, 1)
 
@@ -160,13 +171,10 @@ async def test_a_dump_is_the_export_alone(
 async def test_cloud_sql_busy_409s_are_retried_and_start_nothing_twice(
     system: System, fakes: GcpFakes, gcs: Any, instance: CloudSql, gcs_buckets: tuple[str, str]
 ) -> None:
-    source, destination = gcs_buckets
-    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    source, destination = await _small_store(gcs, gcs_buckets)
     before = fakes.sqladmin.state()["counts"]["conflicts"]
     fakes.sqladmin.inject_conflicts(12)  # more than one call's retries: the step is also retried durably
-    backup_id = await request_backup(system, gcp_spec(instance, source, destination))
-    doc = await system.wait_for(backup_id, timeout=120)
-    assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)
+    backup_id = await _ends(system, gcp_spec(instance, source, destination), "Succeeded")
     state = fakes.sqladmin.state()
     assert state["counts"]["conflicts"] - before == 12
     runs, exports = ours(state, backup_id, instance.name)
@@ -176,12 +184,9 @@ async def test_cloud_sql_busy_409s_are_retried_and_start_nothing_twice(
 async def test_an_export_done_with_an_error_fails_the_backup_with_the_apis_message(
     system: System, fakes: GcpFakes, gcs: Any, instance: CloudSql, gcs_buckets: tuple[str, str]
 ) -> None:
-    source, destination = gcs_buckets
-    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    source, destination = await _small_store(gcs, gcs_buckets)
     fakes.sqladmin.inject_export_error("ERROR_RDBMS: pg_dump: error: query failed: out of shared memory")
-    backup_id = await request_backup(system, gcp_spec(instance, source, destination))
-    doc = await system.wait_for(backup_id, timeout=120)
-    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    backup_id = await _ends(system, gcp_spec(instance, source, destination), "Failed")
     (failed,) = await events_of(system, backup_id, "DatabaseBranchFailed")
     assert "out of shared memory" in failed["reason"] and failed["step"] == "export", failed
 
@@ -196,9 +201,7 @@ async def test_a_wrong_name_fails_with_the_apis_reason(
         spec["database"]["instanceId"] = "no-such-instance"
     else:
         spec["documentLibrary"]["sourceBucket"] = "no-such-bucket-anywhere"
-    backup_id = await request_backup(system, spec)
-    doc = await system.wait_for(backup_id, timeout=120)
-    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    backup_id = await _ends(system, spec, "Failed")
     if wrong == "instance":
         (failed,) = await events_of(system, backup_id, "DatabaseBranchFailed")
         assert "no-such-instance" in failed["reason"] and "does not exist" in failed["reason"], failed
@@ -253,16 +256,13 @@ async def test_a_mysql_export_leaves_out_the_ignored_and_system_databases(
     """The request Cloud SQL receives for MySQL without a databaseName: every user database but
     ``databasesToIgnore`` (and MySQL's own). The stand-in has no MySQL server to dump, so the export ends DONE
     with its error, which fails the branch with that message."""
-    source, destination = gcs_buckets
-    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    source, destination = await _small_store(gcs, gcs_buckets)
     name = f"{instance.name}-my"
     databases = ["lportal", "analytics", "mysql", "information_schema", "performance_schema", "sys"]
     fakes.sqladmin.add_instance(PROJECT, name, instance.dsn, "MYSQL_8_0_31", databases)
     spec = gcp_spec(instance, source, destination)
     spec["database"] = {"type": "dump", "instanceId": name, "databasesToIgnore": ["analytics"]}
-    backup_id = await request_backup(system, spec)
-    doc = await system.wait_for(backup_id, timeout=120)
-    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    backup_id = await _ends(system, spec, "Failed")
     _, (export,) = ours(fakes.sqladmin.state(), backup_id, name)
     assert export["exportContext"]["databases"] == ["lportal"]
     assert export["exportContext"]["uri"].endswith("/database/all-databases.sql.gz")
@@ -273,12 +273,9 @@ async def test_a_mysql_export_leaves_out_the_ignored_and_system_databases(
 async def test_a_failed_transfer_operation_fails_the_branch_with_its_error_breakdown(
     system: System, fakes: GcpFakes, gcs: Any, instance: CloudSql, gcs_buckets: tuple[str, str]
 ) -> None:
-    source, destination = gcs_buckets
-    await seed_gcs(gcs, source, "dl/", plan_document_library(6))
+    source, destination = await _small_store(gcs, gcs_buckets)
     fakes.sts.inject_failure("service agent lacks storage.objects.create on the sink")
-    backup_id = await request_backup(system, gcp_spec(instance, source, destination))
-    doc = await system.wait_for(backup_id, timeout=120)
-    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    backup_id = await _ends(system, gcp_spec(instance, source, destination), "Failed")
     (failed,) = await events_of(system, backup_id, "DocumentLibraryTransferFailed")
     assert "FAILED" in failed["reason"] and "PERMISSION_DENIED" in failed["reason"], failed
     assert "lacks storage.objects.create" in failed["reason"], failed

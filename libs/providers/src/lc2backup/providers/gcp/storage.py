@@ -98,9 +98,9 @@ class GcsArtifactStore:
         from google.api_core.exceptions import PreconditionFailed
 
         location = f"gs://{bucket}/{key}"
-        blob = self._clients.storage.bucket(bucket).blob(key)
 
-        def put() -> bytes | None:
+        def put() -> bytes | None:  # in a worker thread, the client's first use (credentials) included
+            blob = self._clients.storage.bucket(bucket).blob(key)
             try:
                 blob.upload_from_string(body, content_type=content_type, if_generation_match=0)
             except PreconditionFailed:  # written by an earlier delivery: hand back what is there

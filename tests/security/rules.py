@@ -195,10 +195,11 @@ def explains(reported: set[str], expected: set[str]) -> bool:
 
 
 def is_json_object_command(raw: bytes) -> bool:
-    """Whether the bytes are a UTF-8 JSON object: anything else cannot be a command at all."""
+    """Whether the bytes are a UTF-8 JSON object that can be read: anything else cannot be a command at all
+    (nesting deeper than a JSON reader's recursion limit cannot be read)."""
     try:
         return isinstance(json.loads(raw.decode("utf-8")), dict)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return False
 
 

@@ -83,7 +83,13 @@ def _padded(raw: bytes, size: int) -> bytes:
     return (raw * (size // max(len(raw), 1) + 1))[:size] if raw else b"x" * size
 
 
-CAUSE_WORDS = {"too large": "too large", "not UTF-8": "UTF-8", "not JSON": "not JSON", "not an object": "object"}
+CAUSE_WORDS = {
+    "too large": "too large",
+    "not UTF-8": "UTF-8",
+    "not JSON": "not JSON",
+    "too deep": "too deeply",
+    "not an object": "object",
+}
 
 
 def _why_not_a_command(raw: bytes) -> str:
@@ -98,6 +104,8 @@ def _why_not_a_command(raw: bytes) -> str:
         json.loads(text)
     except ValueError:
         return "not JSON"
+    except RecursionError:
+        return "too deep"
     return "not an object"
 
 
@@ -207,6 +215,7 @@ async def _fuzz_raw_bytes(nc: Any, js: Any, commands: set[int]) -> None:
     @given(RAW)
     @example(b"{" * (MAX_COMMAND_BYTES + 1))  # each kind of refusal at least once, whatever the draw
     @example(b"x" * (1024 * 1024 + 1))
+    @example(b'{"spec": ' + b"[" * 5000 + b"}")  # deeper than a JSON reader goes, within the size limit
     def collect(raw: bytes) -> None:
         raw_sent.append(raw)
 

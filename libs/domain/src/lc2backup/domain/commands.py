@@ -160,6 +160,8 @@ def read_command(raw: bytes, message_id: str, default_kind: SourceKind = "nats")
         raise CommandUnreadable(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise CommandUnreadable(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:  # e.g. thousands of nested '[' within the size limit
+        raise CommandUnreadable("payload nests JSON arrays or objects too deeply to read") from exc
     if not isinstance(doc, dict):
         raise CommandUnreadable(f"payload is JSON {type(doc).__name__}, expected an object")
     fallback = backup_id_for_request(message_id)

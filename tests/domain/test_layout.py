@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 
 from lc2backup.domain import BackupLayout, parse_spec
+from lc2backup.domain.spec import SpecInvalid
 from lc2backup.domain.layout import location, source_uri
 
 
-def _spec(provider: str) -> dict[str, object]:
+def _spec(provider: str, account: str | None = None) -> dict[str, object]:
+    dl = {"sourceBucket": "liferay", "destinationBucket": "backups", "destinationPrefix": "r/"}
     return {
         "projectId": "retail",
         "environment": "prd",
         "provider": provider,
         "database": {"type": "snapshot" if provider != "local" else "dump", "instanceId": "db"},
-        "documentLibrary": {"sourceBucket": "liferay", "destinationBucket": "backups", "destinationPrefix": "r/"},
+        "documentLibrary": dl if account is None else {**dl, "storageAccount": account},
     }
 
 
@@ -28,16 +30,21 @@ def _spec(provider: str) -> dict[str, object]:
     ],
 )
 def test_each_cloud_gets_its_real_location(provider: str, account: str | None, expected: str) -> None:
-    layout = BackupLayout.of(parse_spec(_spec(provider)), "b1", account=account)
+    layout = BackupLayout.of(parse_spec(_spec(provider, account)), "b1")
     assert layout.uri(layout.metadata_key) == expected
 
 
 def test_an_azure_location_names_the_storage_account_and_container() -> None:
-    spec = parse_spec(_spec("azure"))
-    assert source_uri(spec, "lc2src") == "https://lc2src.blob.core.windows.net/liferay/"
-    layout = BackupLayout.of(spec, "b1")
+    spec = parse_spec(_spec("azure", "lc2src"))
+    assert source_uri(spec) == "https://lc2src.blob.core.windows.net/liferay/"
     with pytest.raises(ValueError, match="storage account of container 'backups'"):
-        layout.uri(layout.metadata_key)  # no account: no address can be formed, and none is guessed
+        BackupLayout("backups", "r/b1/", "https").uri("metadata.json")  # no account: none is guessed
+
+
+@pytest.mark.parametrize(("provider", "account"), [("azure", None), ("gcp", "lc2store")])
+def test_the_storage_account_is_required_for_azure_and_refused_elsewhere(provider: str, account: str | None) -> None:
+    with pytest.raises(SpecInvalid, match="storageAccount names the Azure storage account"):
+        parse_spec(_spec(provider, account))
 
 
 def test_location_keeps_the_key_as_it_is() -> None:

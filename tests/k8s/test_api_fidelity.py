@@ -34,7 +34,8 @@ SPEC: dict[str, Any] = {
     "database": {"type": "snapshot", "instanceId": "retail-prd-db"},
     "documentLibrary": {"sourceBucket": "retail-prd-dl", "destinationBucket": "lc2-backups"},
 }
-LOCAL_RULE, OVERLAP_RULE = (rule["message"] for rule in crd.spec_schema()["x-kubernetes-validations"][:2])
+LOCAL_RULE, OVERLAP_RULE, ACCOUNT_RULE = (rule["message"] for rule in crd.spec_schema()["x-kubernetes-validations"][:3])
+AZURE_DL = {"sourceBucket": "liferay", "destinationBucket": "backups", "storageAccount": "lc2store"}
 
 
 def manifest(name: str, **spec: Any) -> dict[str, Any]:
@@ -68,6 +69,13 @@ RULE_CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
             manifest("dest-in-source", documentLibrary=shared("dl/", "dl/backups/")),
             manifest("source-in-dest", documentLibrary=shared("backups/dl/", "backups")),
             manifest("same-place", documentLibrary=shared("", "")),
+        ],
+    ),
+    ACCOUNT_RULE: (
+        [manifest("azure-with-account", provider="azure", documentLibrary=AZURE_DL)],
+        [
+            manifest("azure-without-account", provider="azure"),
+            manifest("aws-with-account", documentLibrary={**SPEC["documentLibrary"], "storageAccount": "lc2store"}),
         ],
     ),
 }

@@ -4,7 +4,8 @@ Written from the CRD's field table (docs/kubernetes.md), the README's example an
 ``lc2backup.domain.spec``; it imports nothing of lc2backup, so a rule the system gets wrong disagrees with
 this file instead of agreeing with itself. ``problems(spec)`` names the field of every rule a spec breaks:
 an empty set means the spec must be accepted. Rules on single fields come first; the two rules that span
-fields (local means a dump; a destination may not overlap its source) are judged only on a spec whose fields
+fields (local means a dump; a destination may not overlap its source; Azure, and only Azure, names its storage
+account) are judged only on a spec whose fields
 are each valid, as they compare values that must first be read.
 """
 
@@ -32,7 +33,14 @@ _TAG_KEY_CHARS = _ALNUM | set("._/-")
 
 _TOP = {"projectId", "environment", "provider", "database", "documentLibrary", "retentionDays", "tags"}
 _DATABASE = {"type", "instanceId", "databaseName", "databasesToIgnore"}
-_DOCUMENT_LIBRARY = {"sourceBucket", "sourcePrefix", "destinationBucket", "destinationPrefix", "excludeGeneratedFiles"}
+_DOCUMENT_LIBRARY = {
+    "sourceBucket",
+    "sourcePrefix",
+    "destinationBucket",
+    "destinationPrefix",
+    "excludeGeneratedFiles",
+    "storageAccount",
+}
 
 
 def is_dns_label(value: Any) -> bool:
@@ -68,8 +76,17 @@ def is_prefix(value: Any) -> bool:
 
 
 def is_instance_id(value: Any) -> bool:
-    """1-255 of letters, digits and . _ : / -, starting with a letter or digit."""
-    return isinstance(value, str) and 1 <= len(value) <= 255 and set(value) <= _INSTANCE_CHARS and value[0] in _ALNUM
+    """1-255 of letters, digits and . _ : / -, starting with a letter or digit, or with '/' and then one (an Azure
+    resource id)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 255 or not set(value) <= _INSTANCE_CHARS:
+        return False
+    first = value[1:2] if value.startswith("/") else value[0]
+    return first != "" and first in _ALNUM
+
+
+def is_storage_account(value: Any) -> bool:
+    """Azure's storage account names: 3-24 lowercase letters and digits."""
+    return isinstance(value, str) and 3 <= len(value) <= 24 and set(value) <= _LOWER_ALNUM
 
 
 def is_database_name(value: Any) -> bool:
@@ -171,6 +188,7 @@ def problems(spec: Any) -> set[str]:
         _optional(library, dl_path, "sourcePrefix", is_prefix, found)
         _optional(library, dl_path, "destinationPrefix", is_prefix, found)
         _optional(library, dl_path, "excludeGeneratedFiles", lambda v: isinstance(v, bool), found)
+        _optional(library, dl_path, "storageAccount", lambda v: v is None or is_storage_account(v), found)
 
     if found:
         return found
@@ -180,6 +198,8 @@ def problems(spec: Any) -> set[str]:
     src, dst = _dir(library.get("sourcePrefix", "")), _dir(library.get("destinationPrefix", ""))
     if library["sourceBucket"] == library["destinationBucket"] and (dst.startswith(src) or src.startswith(dst)):
         found.add("spec.documentLibrary.destinationPrefix")  # the backup would copy into (or out of) itself
+    if (top["provider"] == "azure") != (library.get("storageAccount") is not None):
+        found.add("spec.documentLibrary.storageAccount")  # Azure containers live in a named account; only there
     return found
 
 

@@ -48,7 +48,7 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
         "provider": provider,
         "database": {
             "type": "dump" if provider == "local" else draw(st.sampled_from(["snapshot", "dump"])),
-            "instanceId": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,30}", fullmatch=True)),
+            "instanceId": draw(st.from_regex(r"/?[A-Za-z0-9][A-Za-z0-9._:/-]{0,30}", fullmatch=True)),
         },
         "documentLibrary": {
             "sourceBucket": source,
@@ -57,6 +57,8 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
             "destinationPrefix": draw(_prefix()),
         },
     }
+    if provider == "azure":
+        spec["documentLibrary"]["storageAccount"] = draw(st.from_regex(r"[a-z0-9]{3,24}", fullmatch=True))
     if draw(st.booleans()):
         spec["database"]["databaseName"] = draw(st.from_regex(r"[A-Za-z_][A-Za-z0-9_$-]{0,20}", fullmatch=True))
     if draw(st.booleans()):
@@ -94,6 +96,7 @@ PATHS: dict[str, st.SearchStrategy[Any]] = {
     "documentLibrary.destinationBucket": edgy_text("az09-.A_"),
     "documentLibrary.destinationPrefix": edgy_text("aZ09._-/!~ \x00"),
     "documentLibrary.excludeGeneratedFiles": st.sampled_from([True, False, 0, 1, "true", None]),
+    "documentLibrary.storageAccount": st.none() | edgy_text("az09A-"),
     "unknownField": JSON,
     "database.unknownField": JSON,
     "project_id": _label(),

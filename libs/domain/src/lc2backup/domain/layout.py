@@ -40,9 +40,10 @@ class BackupLayout:
     account: str | None = None
 
     @classmethod
-    def of(cls, spec: BackupRequestSpec, backup_id: str, account: str | None = None) -> BackupLayout:
+    def of(cls, spec: BackupRequestSpec, backup_id: str) -> BackupLayout:
         dl = spec.document_library
-        return cls(dl.destination_bucket, f"{dl.destination_prefix}{backup_id}/", SCHEMES[spec.provider], account)
+        root = f"{dl.destination_prefix}{backup_id}/"
+        return cls(dl.destination_bucket, root, SCHEMES[spec.provider], dl.storage_account)
 
     def database_key(self, database: str, extension: str) -> str:
         return f"{self.root}database/{database}.{extension}"
@@ -92,6 +93,6 @@ def unsafe_key_reason(relative: str) -> str | None:
     return None
 
 
-def source_uri(spec: BackupRequestSpec, account: str | None = None) -> str:
+def source_uri(spec: BackupRequestSpec) -> str:
     dl = spec.document_library
-    return location(SCHEMES[spec.provider], dl.source_bucket, dl.source_prefix, account)
+    return location(SCHEMES[spec.provider], dl.source_bucket, dl.source_prefix, dl.storage_account)

@@ -43,7 +43,7 @@ CONTRACT_PATH = f"contracts/crds/{CRD_NAME}.yaml"
 DEPLOY_PATH = "deploy/k8s/base/crd.yaml"
 
 IMMUTABLE_MESSAGE = "spec is immutable: one BackupRequest is one backup; create a new BackupRequest instead"
-_DROP = {"title", "$defs", "propertyNames", "patternProperties", "if", "then"}  # if/then: a CEL rule here
+_DROP = {"title", "$defs", "propertyNames", "patternProperties", "if", "then", "else"}  # if/then/else: CEL rules here
 
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:

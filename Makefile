@@ -31,7 +31,12 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/
 	$(UV) sync --all-packages --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.installed ## Create .venv with every package of the workspace (uv, from PyPI)
+# Azurite (npm, pinned in lc2backup.devstack.azurite): Azure Blob Storage for the Azure tests and demo.
+AZURITE := $(TOOLS)/azurite/node_modules/.bin/azurite-blob
+$(AZURITE): $(VENV)/.installed
+	$(BIN)/python -c "from lc2backup.devstack.azurite import ensure_azurite; ensure_azurite()"
+
+install: $(VENV)/.installed $(AZURITE) ## Create .venv with every package of the workspace (uv, from PyPI) and Azurite (npm)
 
 test: install ## Run every test (unit, integration, e2e) against real local servers
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -52,7 +57,7 @@ format: install ## Format and autofix with ruff
 typecheck: install ## mypy --strict over libs, services and tools
 	$(BIN)/mypy libs/*/src services/*/src tools/*/src bench
 
-demo: install ## Back up a Liferay-like environment on the embedded local stack, end to end (PROVIDER=gcp: through the gcp provider against local Google stand-ins)
+demo: install ## Back up a Liferay-like environment on the embedded local stack, end to end (PROVIDER=gcp or azure: through that provider against local stand-ins)
 	$(BIN)/lc2backup demo --provider $(or $(PROVIDER),local)
 
 up: install ## Start the local stack and the five services in the background (state in .lc2/)

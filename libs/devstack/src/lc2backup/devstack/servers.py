@@ -4,6 +4,7 @@ stand-in the stack starts (moto, fake-gcs-server, the GCP API stand-ins), writte
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +62,13 @@ class LoopbackServer:
             self._process.kill()
 
 
-def call_json(url: str, method: str = "GET", body: Any = None, timeout: float = 30.0) -> Any:
-    """One JSON request to a stand-in's test-control API (``/_fake/...``, ``/moto-api/...``)."""
+def call_json(
+    url: str, method: str = "GET", body: Any = None, timeout: float = 30.0, context: ssl.SSLContext | None = None
+) -> Any:
+    """One JSON request to a stand-in's test-control API (``/_fake/...``, ``/moto-api/...``); ``context`` for one
+    served over HTTPS with a test CA."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as resp:
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
         raw = resp.read()
     return json.loads(raw) if raw else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lc2backup.domain import BackupLayout, parse_spec
-from lc2backup.domain.spec import SpecInvalid
 from lc2backup.domain.layout import location, source_uri
+from lc2backup.domain.spec import SpecInvalid
 
 
 def _spec(provider: str, account: str | None = None) -> dict[str, object]:

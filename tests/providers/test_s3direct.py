@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from lc2backup.devstack import LocalStack
 from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
+from lc2backup.domain import BackupLayout
 from lc2backup.providers import S3Settings
 from lc2backup.providers.s3direct import DirectArtifactStore, DirectEndpoint, DirectS3
 
@@ -88,8 +89,9 @@ async def test_artifact_store_is_create_only(stack: LocalStack, s3: Any, buckets
     _, destination = buckets
     async with DirectS3(_endpoint(stack), 2) as http:
         store = DirectArtifactStore(http)
-        first = await store.put_once(destination, "b/metadata.json", b'{"backupId": "b"}', "application/json")
-        again = await store.put_once(destination, "b/metadata.json", b'{"backupId": "other"}', "application/json")
+        layout = BackupLayout(destination, "b/")
+        first = await store.put_once(layout, "b/metadata.json", b'{"backupId": "b"}', "application/json")
+        again = await store.put_once(layout, "b/metadata.json", b'{"backupId": "other"}', "application/json")
     assert first.created and first.existing is None and first.location == f"s3://{destination}/b/metadata.json"
     assert not again.created and again.existing == b'{"backupId": "b"}'
     stored = await s3.get_object(Bucket=destination, Key="b/metadata.json")

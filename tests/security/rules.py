@@ -193,6 +193,11 @@ def problems(spec: Any) -> set[str]:
     if found:
         return found
     assert database is not None and library is not None
+    return _cross_field(top, database, library)
+
+
+def _cross_field(top: dict[str, Any], database: dict[str, Any], library: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
     if top["provider"] == "local" and database["type"] != "dump":
         found.add("spec.database.type")  # the local provider has no managed snapshot
     src, dst = _dir(library.get("sourcePrefix", "")), _dir(library.get("destinationPrefix", ""))

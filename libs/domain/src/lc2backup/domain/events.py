@@ -60,6 +60,12 @@ class DatabaseSnapshotStarted(DomainEvent):
     event_type: ClassVar[str] = "DatabaseSnapshotStarted"
     snapshot_id: str
     instance_id: str
+    operation: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="How to poll a snapshot that cannot be read until it exists: Azure's long-running operation"
+        " (azure-core's continuation token: URLs and status, no credential)",
+    )
 
 
 class DatabaseSnapshotCompleted(DomainEvent):

@@ -38,6 +38,7 @@ BRANCH_ENDED: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})  
 
 class SnapshotInfo(WireModel):
     snapshot_id: str
+    operation: str | None = Field(default=None, exclude=True)  # the provider's poll handle, not for display
     status: Literal["creating", "available", "error"] = "creating"
     location: str | None = None
     size_bytes: int | None = None
@@ -206,7 +207,7 @@ def _(e: ev.BackupAdmitted, s: BackupState, at: datetime) -> BackupState:
 
 @_apply.register
 def _(e: ev.DatabaseSnapshotStarted, s: BackupState, at: datetime) -> BackupState:
-    snapshot = SnapshotInfo(snapshot_id=e.snapshot_id)
+    snapshot = SnapshotInfo(snapshot_id=e.snapshot_id, operation=e.operation)
     return _db(s, at, state="SnapshotInProgress", snapshot=snapshot, started_at=s.database.started_at or at)
 
 

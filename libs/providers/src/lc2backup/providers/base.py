@@ -146,4 +146,6 @@ class PutOnceResult:
 class ArtifactStore(Protocol):
     name: str
 
-    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult: ...
+    async def put_once(self, layout: BackupLayout, key: str, body: bytes, content_type: str) -> PutOnceResult:
+        """Create ``key`` in the layout's bucket (container) only if it is absent; ``location`` is ``layout.uri(key)``."""
+        ...

@@ -13,8 +13,9 @@ import contextlib
 
 from pydantic import BaseModel
 
-from lc2backup.providers import aws, gcp
+from lc2backup.providers import aws, azure, gcp
 from lc2backup.providers.aws import AwsSettings
+from lc2backup.providers.azure import AzureSettings
 from lc2backup.providers.base import ArtifactStore, DatabaseBackupProvider, DocumentTransferProvider
 from lc2backup.providers.deferred import DeferredS3Client
 from lc2backup.providers.gcp import GcpSettings
@@ -26,12 +27,13 @@ from lc2backup.providers.s3direct import local_artifact_store
 
 class ProviderSettings(BaseModel):
     """``LC2_PROVIDERS`` and each provider's own settings (``LC2_S3__*``, ``LC2_AWS__*``, ``LC2_GCP__*``,
-    ``LC2_LOCAL__*``): part of the settings of every service that builds providers."""
+    ``LC2_AZURE__*``, ``LC2_LOCAL__*``): part of the settings of every service that builds providers."""
 
     providers: list[str] = ["local"]
     s3: S3Settings = S3Settings()
     aws: AwsSettings = AwsSettings()
     gcp: GcpSettings = GcpSettings()
+    azure: AzureSettings = AzureSettings()
     local: LocalSettings = LocalSettings()
 
 
@@ -49,6 +51,8 @@ async def database_providers(
         providers["aws"] = await stack.enter_async_context(aws.open_database_provider(settings.aws))
     if "gcp" in enabled:
         providers["gcp"] = await stack.enter_async_context(gcp.open_database_provider(settings.gcp))
+    if "azure" in enabled:
+        providers["azure"] = await stack.enter_async_context(azure.open_database_provider(settings.azure))
     return providers
 
 
@@ -66,6 +70,8 @@ async def transfer_providers(
         providers["aws"] = await stack.enter_async_context(aws.open_transfer_provider(settings.aws))
     if "gcp" in enabled:
         providers["gcp"] = await stack.enter_async_context(gcp.open_transfer_provider(settings.gcp))
+    if "azure" in enabled:
+        providers["azure"] = await stack.enter_async_context(azure.open_transfer_provider(settings.azure))
     return providers
 
 
@@ -78,4 +84,6 @@ async def artifact_stores(settings: ProviderSettings, stack: contextlib.AsyncExi
         stores["aws"] = await stack.enter_async_context(aws.open_artifact_store(settings.aws))
     if "gcp" in enabled:
         stores["gcp"] = await stack.enter_async_context(gcp.open_artifact_store(settings.gcp))
+    if "azure" in enabled:
+        stores["azure"] = await stack.enter_async_context(azure.open_artifact_store(settings.azure))
     return stores

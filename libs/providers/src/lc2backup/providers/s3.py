@@ -15,6 +15,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 from pydantic import BaseModel, SecretStr
 
+from lc2backup.domain import BackupLayout
 from lc2backup.providers.base import PutOnceResult
 from lc2backup.providers.errors import (
     ObjectNotFound,
@@ -325,10 +326,9 @@ class S3ArtifactStore:
 
     name = "s3"
 
-    def __init__(self, client: S3Client, scheme: str = "s3") -> None:
+    def __init__(self, client: S3Client) -> None:
         self._client = client
-        self._scheme = scheme
 
-    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult:
-        created, existing = await put_once(self._client, bucket, key, body, content_type)
-        return PutOnceResult(created=created, location=f"{self._scheme}://{bucket}/{key}", existing=existing)
+    async def put_once(self, layout: BackupLayout, key: str, body: bytes, content_type: str) -> PutOnceResult:
+        created, existing = await put_once(self._client, layout.bucket, key, body, content_type)
+        return PutOnceResult(created=created, location=layout.uri(key), existing=existing)

@@ -36,6 +36,7 @@ import aiohttp
 from botocore.exceptions import ClientError
 from yarl import URL
 
+from lc2backup.domain import BackupLayout
 from lc2backup.providers.base import ArtifactStore, PutOnceResult
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.s3 import S3Settings, translate
@@ -306,18 +307,18 @@ class DirectArtifactStore:
 
     name = "s3"
 
-    def __init__(self, http: DirectS3, scheme: str = "s3") -> None:
+    def __init__(self, http: DirectS3) -> None:
         self._http = http
-        self._scheme = scheme
 
-    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult:
+    async def put_once(self, layout: BackupLayout, key: str, body: bytes, content_type: str) -> PutOnceResult:
+        bucket = layout.bucket
         where = f"s3://{bucket}/{key}"
         try:
             created = await self._http.put_if_absent(bucket, key, body, content_type)
             existing = None if created else await self._http.get_object(bucket, key)
         except Exception as exc:
             raise translate(exc, where, bucket) from exc
-        return PutOnceResult(created=created, location=f"{self._scheme}://{bucket}/{key}", existing=existing)
+        return PutOnceResult(created=created, location=layout.uri(key), existing=existing)
 
 
 @contextlib.asynccontextmanager

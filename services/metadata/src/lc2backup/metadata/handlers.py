@@ -98,7 +98,7 @@ class Completion:
         layout = BackupLayout.of(state.spec, backup_id)
         body = domain.metadata_document(state).render()
         try:
-            result = await store.put_once(layout.bucket, layout.metadata_key, body, "application/json")
+            result = await store.put_once(layout, layout.metadata_key, body, "application/json")
         except TransientProviderError as exc:
             if not domain.write_overdue(state, self._clock(), self._deadline):
                 raise RetryLater(redact(str(exc)), delay=self._retry_delay) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 
+from lc2backup.domain import BackupLayout
 from lc2backup.providers.base import ArtifactStore, PutOnceResult
 from lc2backup.providers.errors import PermanentProviderError
 from lc2backup.providers.gcp.clients import GcpClients
@@ -94,10 +95,10 @@ class GcsArtifactStore:
     def __init__(self, clients: GcpClients) -> None:
         self._clients = clients
 
-    async def put_once(self, bucket: str, key: str, body: bytes, content_type: str) -> PutOnceResult:
+    async def put_once(self, layout: BackupLayout, key: str, body: bytes, content_type: str) -> PutOnceResult:
         from google.api_core.exceptions import PreconditionFailed
 
-        location = f"gs://{bucket}/{key}"
+        bucket, location = layout.bucket, layout.uri(key)
 
         def put() -> bytes | None:  # in a worker thread, the client's first use (credentials) included
             blob = self._clients.storage.bucket(bucket).blob(key)

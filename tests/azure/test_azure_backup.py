@@ -1,0 +1,119 @@
+"""Whole backups on the azure provider: the five services as real processes, the real Azure SDKs against Azurite
+(behind a counting proxy), a managed-identity endpoint and the local Resource Manager server.
+
+What is checked is what a user relies on, counted where it happens (in the stand-ins' own state and in Azurite):
+the backup ends Succeeded (or Failed with Azure's reason), the server holds one on-demand backup and one
+long-term-retention backup per backup, the dump Azure wrote restores into an empty database with the source's
+rows, every document is copied once with its MD5 and no generated file is, and no token or SAS shows anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lc2backup.devstack import LocalStack
+from lc2backup.devstack.postgres import pg_bindir
+from lc2backup.devstack.seeding import LIFERAY_TABLES, plan_document_library
+from lc2backup.providers.azure import backup_name
+from tests.aws.support import request_backup
+from tests.azure.support import (
+    ACCOUNT,
+    AzureFakes,
+    FlexibleServer,
+    azure_spec,
+    blob_client,
+    listing,
+    read_blob,
+    seed_blobs,
+)
+from tests.metadata_json import read_metadata_json
+from tests.support import System
+
+pytestmark = [pytest.mark.azure, pytest.mark.e2e]
+
+
+def _row_counts(stack: LocalStack, database: str) -> dict[str, int]:
+    return {t: int(stack.postgres.psql(f"SELECT count(*) FROM {t}", database=database)) for t in LIFERAY_TABLES}
+
+
+def _restore(stack: LocalStack, dump: bytes, tmp_path: Path, database: str) -> None:
+    """pg_restore the archive into an empty database, stopping at the first error."""
+    stack.postgres.create_database(database)
+    path = tmp_path / "ltr.dump"
+    path.write_bytes(dump)
+    restore = [str(pg_bindir() / "pg_restore"), "--exit-on-error", "--no-owner", "-d", stack.postgres.dsn_for(database)]
+    done = subprocess.run([*restore, str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+async def _ends(system: System, spec: dict[str, Any], state: str) -> tuple[str, dict[str, Any]]:
+    """Request ``spec`` and wait until the backup ends in ``state``; its id and its projection document."""
+    backup_id = await request_backup(system, spec)
+    doc = await system.wait_for(backup_id, timeout=120)
+    assert doc["state"] == state, json.dumps(doc, indent=1)
+    return backup_id, doc
+
+
+async def test_backup_takes_both_backups_and_copies_the_library_through_azure(
+    system: System,
+    stack: LocalStack,
+    fakes: AzureFakes,
+    server: FlexibleServer,
+    containers: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    source, destination = containers
+    async with blob_client(fakes) as client:
+        layout = await seed_blobs(client, source, "dl/", plan_document_library(60))
+        backup_id, _ = await _ends(system, azure_spec(server, source, destination), "Succeeded")
+        name = backup_name(backup_id)
+
+        # Resource Manager: one on-demand backup and one long-term-retention backup, each under our name.
+        arm = fakes.arm.state()
+        ours = [o for o in arm["operations"] if o["backupName"] == name]
+        assert sorted(o["kind"] for o in ours) == ["backup", "ltr"]
+        assert all(o["status"] == "Succeeded" for o in ours)
+        assert (arm["counts"]["backups_created"], arm["counts"]["ltr_starts"]) == (1, 1)
+
+        # The SAS Azure got is one container's, create/write only, short-lived (checked by the stand-in too).
+        (sas,) = arm["sas"]
+        assert f"/{ACCOUNT}/{destination}?" in sas and "sp=cw" in sas and "sr=c" in sas
+
+        # The archive Azure streamed into the container restores into an empty database with the same rows.
+        dump = await read_blob(client, destination, f"{name}/{server.database}.dump")
+        restored = f"restored_{backup_id[-8:].lower()}"
+        _restore(stack, dump, tmp_path, restored)
+        assert _row_counts(stack, restored) == _row_counts(stack, server.database)
+
+        # Blob copy: every document with its MD5, each written once at the server, nothing generated.
+        src = await listing(client, source, "dl/")
+        copied = await listing(client, destination, f"backups/{backup_id}/documentlibrary/")
+        assert copied == {k: src[k] for k in layout.regular}
+        proxy = fakes.proxy.state()
+        prefix = f"{ACCOUNT}/{destination}/backups/{backup_id}/documentlibrary/"
+        started = {k: n for k, n in proxy["copies_started"].items() if k.startswith(prefix)}
+        assert sorted(started.values()) == [1] * len(layout.regular)
+
+        events = await system.events(backup_id)
+        by_type = {e["type"]: e["data"] for e in events}
+        counters = by_type["DocumentLibraryTransferCompleted"]["counters"]
+        assert counters["objectsCopied"] == len(layout.regular)
+        assert counters["bytesCopied"] == sum(size for size, _ in copied.values())
+        assert (counters["objectsExcluded"], counters["bytesExcluded"]) == (
+            len(layout.generated),
+            sum(layout.generated.values()),
+        )
+        completed = by_type["DatabaseExportCompleted"]
+        assert completed["format"] == "azure-ltr" and completed["restorable"] is True
+        assert completed["location"] == f"https://{ACCOUNT}.blob.core.windows.net/{destination}/{name}/"
+
+        # metadata.json, written once, in the backup's folder.
+        raw = await read_blob(client, destination, f"backups/{backup_id}/metadata.json")
+        doc = read_metadata_json(raw)
+        assert doc["backupId"] == backup_id
+        assert proxy["writes"][f"{ACCOUNT}/{destination}/backups/{backup_id}/metadata.json"] == 1

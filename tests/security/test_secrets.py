@@ -1,8 +1,9 @@
 """No secret appears in any event, log line, projection row, dead letter or artefact, after backups that used them.
 
 Secrets in play: a PostgreSQL DSN with a password (in the URL and in the query string), the S3 secret key,
-every NATS user's password, the operator's and the tenants' API tokens, and the gcp provider's Google refresh
-token and every access token the fake token endpoint issued to the services. The system runs backups that succeed
+every NATS user's password, the operator's and the tenants' API tokens, the gcp provider's Google refresh
+token and every access token the fake token endpoint issued to the services, and the azure provider's managed
+identity header, every token it issued and the signature of every SAS handed to Resource Manager. The system runs backups that succeed
 and fail with those secrets, refuses a poison command and unauthenticated calls (one carrying a password as
 its token), at DEBUG level; then every byte it wrote is scanned for the secrets, raw and in obvious encodings.
 
@@ -30,13 +31,15 @@ from lc2backup.devstack import LocalStack
 from lc2backup.devstack.seaweed import SECRET_KEY
 from lc2backup.devstack.seeding import liferay_database_sql, plan_document_library, seed_document_library
 from lc2backup.eventing import Topology
+from tests.azure.fixtures import azure
+from tests.azure.support import AzureFakes, FlexibleServer, azure_spec, blob_client, seed_blobs
 from tests.gcp.fixtures import gcp
 from tests.gcp.support import PROJECT, CloudSql, GcpFakes, gcp_spec, seed_gcs
 from tests.security.conftest import Tenant, tokens_setting
 from tests.support import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
-__all__ = ["gcp"]  # the session's GCP fakes, as a fixture
+__all__ = ["azure", "gcp"]  # the session's GCP and Azure stand-ins, as fixtures
 
 PASSWORD = f"pw-{secrets.token_hex(12)}"
 QUERY_PASSWORD = f"qpw-{secrets.token_hex(12)}"
@@ -57,7 +60,9 @@ def _encodings(secret: str) -> set[str]:
 
 
 @pytest.fixture
-def system_extra_env(stack: LocalStack, unique: str, tenants: dict[str, Tenant], gcp: GcpFakes) -> dict[str, str]:
+def system_extra_env(
+    stack: LocalStack, unique: str, tenants: dict[str, Tenant], gcp: GcpFakes, azure: AzureFakes
+) -> dict[str, str]:
     """The ``system``'s source database (same name, created here first) behind a role with a password."""
     stack.postgres.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
     stack.postgres.psql(f"GRANT pg_read_all_data TO {ROLE}")
@@ -70,6 +75,8 @@ def system_extra_env(stack: LocalStack, unique: str, tenants: dict[str, Tenant],
     }
     return {
         **gcp.env(),  # the gcp provider too: its refresh token and every access token issued are secrets
+        **azure.env(),  # and azure: the identity header, every token issued and every SAS handed to Azure
+        "LC2_PROVIDERS": json.dumps(["local", "gcp", "azure"]),
         "LC2_LOCAL__DATABASES": json.dumps(databases),
         "LC2_API__TOKENS": tokens_setting(tenants),
         "LC2_LOG_LEVEL": "DEBUG",
@@ -131,14 +138,56 @@ async def _gcp_backups(system: System, gcp: GcpFakes, api: httpx.AsyncClient, he
     return destination
 
 
+async def _azure_backups(system: System, azure: AzureFakes, api: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """One azure backup that succeeds and one that fails (an unknown server); the backup container."""
+    database = system.source_dsn.rsplit("/", 1)[-1]
+    name = f"secret-{uuid.uuid4().hex[:8]}"
+    server = FlexibleServer(azure.add_server(name, system.source_dsn), database, system.source_dsn)
+    source, destination = f"asrc-{name}", f"adst-{name}"
+    async with blob_client(azure) as client:
+        for container in (source, destination):
+            await client.create_container(container)
+        await seed_blobs(client, source, "dl/", plan_document_library(10))
+    for target, expected in (
+        (server, "Succeeded"),
+        (FlexibleServer(azure.server_id("no-such-server"), database, ""), "Failed"),
+    ):
+        spec = azure_spec(target, source, destination)
+        key = f"azure-{target.id.rsplit('/', 1)[-1]}"
+        resp = await api.post("/api/v1/backups", json=spec, headers={**headers, "Idempotency-Key": key})
+        assert resp.status_code == 202, resp.text
+        doc = await system.wait_for(resp.json()["backupId"], timeout=120)
+        assert doc["state"] == expected, doc["message"]
+    return destination
+
+
+async def _blobs(azure: AzureFakes, container: str) -> list[tuple[str, bytes]]:
+    async with blob_client(azure) as client:
+        out = []
+        async for blob in client.get_container_client(container).list_blobs():
+            body = await (await client.get_blob_client(container, blob.name).download_blob()).readall()
+            out.append((f"azure://{container}/{blob.name}", bytes(body)))
+        return out
+
+
+def _sas_signatures(azure: AzureFakes) -> dict[str, str]:
+    """The signature of every SAS the services handed to Resource Manager (what makes a SAS a secret)."""
+    found = {}
+    for i, url in enumerate(azure.arm.state()["sas"]):
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        found[f"Azure SAS signature {i}"] = query["sig"][0]
+    return found
+
+
 async def _gcs_objects(gcp: GcpFakes, bucket: str) -> list[tuple[str, bytes]]:
     gcs = gcp.client()
     return [(f"gs://{bucket}/{b.name}", b.download_as_bytes()) for b in gcs.list_blobs(bucket)]
 
 
 async def test_no_secret_in_events_logs_projection_dead_letters_or_artefacts(
-    system: System, tenants: dict[str, Tenant], s3: Any, buckets: tuple[str, str], gcp: GcpFakes
+    system: System, tenants: dict[str, Tenant], s3: Any, buckets: tuple[str, str], gcp: GcpFakes, azure: AzureFakes
 ) -> None:
+    azure.fast()
     source, destination = buckets
     conn = await asyncpg.connect(system.source_dsn)
     try:
@@ -161,6 +210,7 @@ async def test_no_secret_in_events_logs_projection_dead_letters_or_artefacts(
             doc = await system.wait_for(backup_id, timeout=120)
             assert doc["state"] == expected, doc["message"]
         gcs_destination = await _gcp_backups(system, gcp, api, ops.headers)
+        azure_destination = await _azure_backups(system, azure, api, ops.headers)
         # refused calls carrying secrets as tokens
         for token in (PASSWORD, SECRET_KEY, "not-a-token"):
             assert (await api.get("/api/v1/backups", headers={"Authorization": f"Bearer {token}"})).status_code == 401
@@ -186,16 +236,26 @@ async def test_no_secret_in_events_logs_projection_dead_letters_or_artefacts(
         **{f"Google access token {i}": token for i, token in enumerate(gcp.sqladmin.state()["issuedTokens"])},
     }
     assert any(label.startswith("Google access token") for label in named), "the gcp provider never authenticated"
+    named |= {
+        "Azure identity header": azure.identity.secret,
+        **{f"Azure access token {i}": token for i, token in enumerate(azure.identity.issued())},
+        **_sas_signatures(azure),
+    }
+    assert any(label.startswith("Azure access token") for label in named), "the azure provider never authenticated"
+    assert any(label.startswith("Azure SAS") for label in named), "the azure provider handed out no SAS"
     logs = [(str(p), p.read_bytes()) for p in sorted(system.log_dir.glob("*.log"))]
     places = {
         "stream messages": messages,
         "service logs": logs,
         "projection rows": await _projection_rows(system.projection_dsn),
-        "artefacts": await _objects(s3, destination) + await _gcs_objects(gcp, gcs_destination),
+        "artefacts": await _objects(s3, destination)
+        + await _gcs_objects(gcp, gcs_destination)
+        + await _blobs(azure, azure_destination),
     }
     assert any("Lc2-Dlq-Reason" in blob.decode(errors="replace") for _, blob in messages), "no dead letter to scan"
     assert any(where.endswith("metadata.json") for where, _ in places["artefacts"])
     assert any(where.startswith("gs://") and where.endswith("metadata.json") for where, _ in places["artefacts"])
+    assert any(where.startswith("azure://") and where.endswith("metadata.json") for where, _ in places["artefacts"])
     found = [
         f"{label} in {kind}: {where}"
         for kind, items in places.items()

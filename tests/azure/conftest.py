@@ -44,5 +44,7 @@ async def containers(fakes: AzureFakes, unique: str) -> AsyncIterator[tuple[str,
 
 
 @pytest.fixture
-def system_extra_env(fakes: AzureFakes) -> dict[str, str]:
-    return fakes.env()
+def system_extra_env(fakes: AzureFakes, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The azure provider pointed at the stand-ins; a test changes settings with
+    ``@pytest.mark.parametrize("system_extra_env", [{...}], indirect=True)``."""
+    return fakes.env(**getattr(request, "param", {}))

@@ -117,3 +117,117 @@ async def test_backup_takes_both_backups_and_copies_the_library_through_azure(
         doc = read_metadata_json(raw)
         assert doc["backupId"] == backup_id
         assert proxy["writes"][f"{ACCOUNT}/{destination}/backups/{backup_id}/metadata.json"] == 1
+
+
+async def test_a_dump_takes_only_the_long_term_retention_backup(
+    system: System, fakes: AzureFakes, server: FlexibleServer, containers: tuple[str, str]
+) -> None:
+    source, destination = containers
+    async with blob_client(fakes) as client:
+        await seed_blobs(client, source, "dl/", plan_document_library(6))
+    spec = azure_spec(server, source, destination)
+    spec["database"]["type"] = "dump"
+    backup_id, _ = await _ends(system, spec, "Succeeded")
+    kinds = [o["kind"] for o in fakes.arm.state()["operations"] if o["backupName"] == backup_name(backup_id)]
+    assert kinds == ["ltr"]
+    assert "DatabaseSnapshotStarted" not in {e["type"] for e in await system.events(backup_id)}
+
+
+async def test_throttling_and_busy_storage_are_retried_without_a_second_backup(
+    system: System, fakes: AzureFakes, server: FlexibleServer, containers: tuple[str, str]
+) -> None:
+    """429 from Resource Manager and 503 ServerBusy from Blob Storage, each with Retry-After: waited and retried
+    (azure-core, then durably), and still one backup of each kind and one copy of each blob."""
+    source, destination = containers
+    async with blob_client(fakes) as client:
+        layout = await seed_blobs(client, source, "dl/", plan_document_library(6))
+    fakes.arm.throttle(6, retry_after=1)
+    fakes.proxy.busy(4)
+    backup_id, _ = await _ends(system, azure_spec(server, source, destination), "Succeeded")
+    arm, proxy = fakes.arm.state(), fakes.proxy.state()
+    assert arm["counts"]["throttled"] == 6 and proxy["busy"] == 4  # every injected refusal was met, and retried
+    assert (arm["counts"]["backups_created"], arm["counts"]["ltr_starts"]) == (1, 1)
+    prefix = f"{ACCOUNT}/{destination}/backups/{backup_id}/documentlibrary/"
+    assert sorted(n for k, n in proxy["copies_started"].items() if k.startswith(prefix)) == [1] * len(layout.regular)
+
+
+async def test_pending_copies_are_polled_until_azure_finishes_them(
+    system: System, fakes: AzureFakes, server: FlexibleServer, containers: tuple[str, str]
+) -> None:
+    source, destination = containers
+    async with blob_client(fakes) as client:
+        layout = await seed_blobs(client, source, "dl/", plan_document_library(6))
+        fakes.proxy.configure(pending_polls=3)
+        backup_id, _ = await _ends(system, azure_spec(server, source, destination), "Succeeded")
+        copied = await listing(client, destination, f"backups/{backup_id}/documentlibrary/")
+        src = await listing(client, source, "dl/")
+    proxy = fakes.proxy.state()
+    assert proxy["pending_reads"] >= 3 * len(layout.regular)  # each copy was seen pending, three times
+    assert copied == {k: src[k] for k in layout.regular}
+
+
+@pytest.mark.parametrize("system_extra_env", [{"LC2_AZURE__COPY_DEADLINE_SECONDS": "2"}], indirect=True)
+async def test_a_copy_pending_past_its_deadline_is_aborted_and_fails_the_branch(
+    system: System, fakes: AzureFakes, server: FlexibleServer, containers: tuple[str, str]
+) -> None:
+    source, destination = containers
+    async with blob_client(fakes) as client:
+        await seed_blobs(client, source, "dl/", plan_document_library(6))
+    fakes.proxy.configure(hold=True)
+    _, doc = await _ends(system, azure_spec(server, source, destination), "Failed")
+    assert doc["status"]["failedBranch"] == "documentLibrary"
+    assert "still pending" in doc["message"] and "LC2_AZURE__COPY_DEADLINE_SECONDS" in doc["message"], doc["message"]
+    proxy = fakes.proxy.state()
+    assert proxy["aborts"] >= 1 and proxy["aborted"], proxy  # aborted at the server, not merely given up on
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "message"),
+    [
+        ("backup", "InternalServerError", "The on-demand backup could not be taken (test)"),
+        ("ltr", "StorageAccessDenied", "The server could not write to the target container (test)"),
+    ],
+)
+async def test_a_failed_azure_operation_fails_the_backup_with_azures_reason(
+    system: System,
+    fakes: AzureFakes,
+    server: FlexibleServer,
+    containers: tuple[str, str],
+    target: str,
+    code: str,
+    message: str,
+) -> None:
+    source, destination = containers
+    fakes.arm.fail_next(target, code, message)
+    _, doc = await _ends(system, azure_spec(server, source, destination), "Failed")
+    assert doc["status"]["failedBranch"] == "database"
+    assert code in doc["message"] and message in doc["message"], doc["message"]
+
+
+async def test_a_wrong_server_or_container_fails_by_name(
+    system: System, fakes: AzureFakes, server: FlexibleServer, containers: tuple[str, str]
+) -> None:
+    source, destination = containers
+    wrong_server = FlexibleServer(fakes.server_id("no-such-server"), server.database, "")
+    _, doc = await _ends(system, azure_spec(wrong_server, source, destination), "Failed")
+    assert "flexible server" in doc["message"] and "no-such-server" in doc["message"], doc["message"]
+    _, doc = await _ends(system, azure_spec(server, "no-such-container", destination), "Failed")
+    assert "source container no-such-container does not exist in storage account" in doc["message"], doc["message"]
+
+
+async def test_metadata_json_is_written_once_and_azure_refuses_a_second_create(
+    system: System, fakes: AzureFakes, server: FlexibleServer, containers: tuple[str, str]
+) -> None:
+    """Positive control of the create-only write: the same IfMissing upload again is refused by the server."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError
+
+    source, destination = containers
+    backup_id, _ = await _ends(system, azure_spec(server, source, destination), "Succeeded")
+    key = f"backups/{backup_id}/metadata.json"
+    async with blob_client(fakes) as client:
+        before = await read_blob(client, destination, key)
+        with pytest.raises(ResourceExistsError):
+            await client.get_blob_client(destination, key).upload_blob(b"{}", match_condition=MatchConditions.IfMissing)
+        assert await read_blob(client, destination, key) == before
+    assert read_metadata_json(before)["backupId"] == backup_id

@@ -65,3 +65,25 @@ def test_the_gcp_demo_backs_up_through_the_google_stand_ins_and_stops_everything
     excluded = doc["status"]["documentLibrary"]["counters"]["objectsExcluded"]
     assert excluded > 0 and f"generated files  {excluded} skipped of {excluded} in the store" in out
     assert processes_under(state_dir / "demo") == []
+
+
+@pytest.mark.azure
+def test_the_azure_demo_backs_up_through_the_azure_stand_ins_and_stops_everything(state_dir: Path) -> None:
+    done = lc2_process("demo", "--provider", "azure", env={"LC2_STATE_DIR": str(state_dir)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "demo Succeeded" in out
+    start = out.index("{\n")
+    doc, _ = json.JSONDecoder().raw_decode(out[start:])
+    assert (doc["state"], doc["provider"]) == ("Succeeded", "azure")
+    container = "https://devstoreaccount1.blob.core.windows.net/lc2-backups/"
+    root = f"{container}retail/dev/{doc['backupId']}/"
+    assert doc["metadataLocation"] == root + "metadata.json"
+    # sizes read back from Azurite: metadata.json, and the long-term-retention archive in its backup's folder
+    assert re.search(rf"metadata\.json\s+{re.escape(root)}metadata\.json\s+\(\d", out)
+    archive = f"{container}lc2-{doc['backupId']}/lportal.dump"
+    assert re.search(rf"database dump\s+{re.escape(archive)}\s+\(\d", out)
+    assert "Blob endpoint" in out and "Resource Manager" in out
+    excluded = doc["status"]["documentLibrary"]["counters"]["objectsExcluded"]
+    assert excluded > 0 and f"generated files  {excluded} skipped of {excluded} in the store" in out
+    assert processes_under(state_dir / "demo") == []

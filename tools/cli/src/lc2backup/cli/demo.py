@@ -2,7 +2,8 @@
 
 A fresh stack under ``<state dir>/demo``, a seeded ``lportal`` database and ``liferay-dl`` store, the five
 services as real processes, then ``deploy/samples/backuprequest-local.yaml`` applied through the API and
-watched to the end. It shows what a user would check afterwards (the API's view, where the artefacts are,
+watched to the end (``--provider gcp`` or ``azure``: through that provider, against local stand-ins of the
+cloud, a ``CloudDemo``). It shows what a user would check afterwards (the API's view, where the artefacts are,
 what was skipped) and always stops everything it started, Ctrl-C included.
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -19,8 +21,8 @@ from rich.rule import Rule
 
 from lc2backup.cli.applying import submit_via_api
 from lc2backup.cli.client import ProjectionApi
+from lc2backup.cli.demoazure import AzureDemo
 from lc2backup.cli.demodata import DemoData, DemoSize, prepare, s3_client, services_env
-from lc2backup.cli.demogcp import SAMPLE as GCP_SAMPLE
 from lc2backup.cli.demogcp import GcpDemo
 from lc2backup.cli.devstate import default_state_dir
 from lc2backup.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InvalidInput, StackFailure, handle_errors
@@ -31,6 +33,24 @@ from lc2backup.cli.signals import Stop, stop_on_signals
 from lc2backup.cli.stackview import SAMPLE
 from lc2backup.cli.watching import follow, report
 from lc2backup.devstack import LocalStack, ServiceSet, StackError
+
+
+class CloudDemo(Protocol):
+    """A cloud's stand-ins for one demo run, beside the local stack: started, seeded, described, stopped."""
+
+    sample: str  # the BackupRequest applied by default
+    stand_ins: str  # what ``start`` starts, for the first step's line
+    guide: str  # where to read on after a Succeeded demo
+
+    def start(self) -> None: ...
+    def prepare(self, stack: LocalStack, size: DemoSize) -> DemoData: ...
+    def env(self) -> dict[str, str]: ...
+    def where(self) -> str: ...
+    def artefacts(self, wanted: dict[str, str | None]) -> dict[str, tuple[str, int | None]]: ...
+    def stop(self) -> None: ...
+
+
+CLOUDS: dict[str, Callable[[Path], CloudDemo]] = {"gcp": GcpDemo, "azure": AzureDemo}
 
 
 def find_sample(sample: str = SAMPLE) -> Path:
@@ -102,26 +122,26 @@ def demo(
     scale: Annotated[int, typer.Option(help="Database size: 1 is a few MB", min=1)] = 1,
     files: Annotated[int, typer.Option(help="Objects in the document library", min=10)] = 400,
     provider: Annotated[
-        str, typer.Option(help="local: the embedded stack; gcp: the gcp provider against local Google stand-ins")
+        str, typer.Option(help="local: the embedded stack; gcp or azure: that provider against local stand-ins")
     ] = "local",
 ) -> None:
     """Back up a Liferay-like environment on a fresh embedded stack, end to end."""
     console, err = make_console(), make_console(stderr=True)
     started = time.monotonic()
-    if provider not in ("local", "gcp"):
-        raise InvalidInput(f"--provider {provider}: the demo runs local or gcp", hint="make demo PROVIDER=gcp")
-    sample = load_manifest(manifest or find_sample(GCP_SAMPLE if provider == "gcp" else SAMPLE))
+    if provider != "local" and provider not in CLOUDS:
+        raise InvalidInput(f"--provider {provider}: the demo runs local, gcp or azure", hint="make demo PROVIDER=azure")
     where = (directory or default_state_dir() / "demo").resolve()
+    cloud = CLOUDS[provider](where) if provider in CLOUDS else None
+    sample = load_manifest(manifest or find_sample(cloud.sample if cloud is not None else SAMPLE))
     LocalStack(where).remove()  # a demo always starts from nothing
     stack = LocalStack(where)
-    cloud = GcpDemo(where) if provider == "gcp" else None
     services: ServiceSet | None = None
     code = EXIT_FAILED
     timings: dict[str, float] = {}
     with stop_on_signals():
         try:
             mark = time.monotonic()
-            extra = " and the Google Cloud stand-ins (GCS, Cloud SQL Admin, Storage Transfer)" if cloud else ""
+            extra = f" and {cloud.stand_ins}" if cloud is not None else ""
             console.print(f"[bold]1/4[/] starting NATS, PostgreSQL and SeaweedFS{extra} in {where}")
             stack.start()
             if cloud is not None:
@@ -186,6 +206,6 @@ def demo(
     console.print(Rule())
     console.print(f"elapsed {human_duration(elapsed)} ({steps}); everything stopped, state kept in {where}")
     if code == EXIT_OK:
-        then = "`make up` runs the same stack and keeps it running" if cloud is None else "see docs/gcp.md"
+        then = "`make up` runs the same stack and keeps it running" if cloud is None else cloud.guide
         console.print(f"[bold green]demo Succeeded[/]: {then}")
     raise typer.Exit(code)

@@ -34,6 +34,10 @@ INSTANCE = "liferay-gcp"
 class GcpDemo:
     """The GCP stand-ins of one demo run: started, seeded, described, stopped."""
 
+    sample = SAMPLE
+    stand_ins = "the Google Cloud stand-ins (GCS, Cloud SQL Admin, Storage Transfer)"
+    guide = "see docs/gcp.md"
+
     def __init__(self, where: Path) -> None:
         self._where = where
         self._fakes: Any = None

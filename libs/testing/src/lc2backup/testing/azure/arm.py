@@ -622,7 +622,7 @@ class ResourceManager:
                 await proc.wait()
                 raise
             if proc.returncode != 0:
-                raise Failed("BackupFailed", f"pg_dump: {stderr.decode(errors='replace').strip()}")
+                raise Failed("InternalServerError", f"pg_dump: {stderr.decode(errors='replace').strip()}")
             out.seek(0)
             return out.read()
 

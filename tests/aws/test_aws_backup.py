@@ -73,6 +73,7 @@ async def test_backup_snapshots_exports_and_copies_server_side(
     assert by_type["DatabaseSnapshotStarted"] == {
         "snapshotId": snapshot["DBSnapshotIdentifier"],
         "instanceId": instance,
+        "operation": None,  # the snapshot can be read (described) as soon as it is created: nothing else to poll
     }
     assert by_type["DatabaseSnapshotCompleted"]["location"] == snapshot["DBSnapshotArn"]
     assert by_type["DatabaseSnapshotCompleted"]["engine"] == "postgres"

@@ -83,6 +83,7 @@ async def test_backup_snapshots_exports_and_copies_server_side(
         "location": export_uri,
         "format": "parquet",
         "restorable": False,
+        "operation": None,  # the export task is described by its identifier: nothing else to poll
     }
     assert (by_type["DatabaseExportCompleted"]["format"], by_type["DatabaseExportCompleted"]["restorable"]) == (
         "parquet",

@@ -9,8 +9,10 @@ rows, every document is copied once with its MD5 and no generated file is, and n
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from tests.azure.support import (
     seed_blobs,
 )
 from tests.metadata_json import read_metadata_json
+from tests.polling import eventually
 from tests.support import System
 
 pytestmark = [pytest.mark.azure, pytest.mark.e2e]
@@ -231,3 +234,88 @@ async def test_metadata_json_is_written_once_and_azure_refuses_a_second_create(
             await client.get_blob_client(destination, key).upload_blob(b"{}", match_condition=MatchConditions.IfMissing)
         assert await read_blob(client, destination, key) == before
     assert read_metadata_json(before)["backupId"] == backup_id
+
+
+async def _event(system: System, backup_id: str, kind: str) -> dict[str, Any]:
+    found = [e["data"] for e in await system.events(backup_id) if e["type"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind} events"
+    return found[0]
+
+
+def _no_sas_in(token: str, fakes: AzureFakes) -> None:
+    """The continuation token (base64 JSON: the request's method and URL, the answer's status, headers and body)
+    holds none of the SAS signatures Resource Manager received (the SAS travels in the request body only)."""
+    state = json.loads(base64.b64decode(token))["data"]
+    assert state["request"]["url"]
+    text = json.dumps(state) + base64.b64decode(state["response"]["content"]).decode()
+    signatures = [urllib.parse.parse_qs(urllib.parse.urlsplit(sas).query)["sig"][0] for sas in fakes.arm.state()["sas"]]
+    assert signatures
+    for signature in signatures:
+        assert signature not in text and urllib.parse.quote(signature, safe="") not in text
+
+
+async def _mysql_server(fakes: AzureFakes, unique: str) -> FlexibleServer:
+    """A MySQL flexible server of the stand-in: nothing behind it, so its export writes the stand-in's note."""
+    return FlexibleServer(fakes.add_mysql_server(f"shop-{unique}"), "shop", "")
+
+
+async def test_a_mysql_server_takes_a_v2_backup_and_a_backup_and_export_into_the_container(
+    system: System, fakes: AzureFakes, containers: tuple[str, str], unique: str
+) -> None:
+    """MySQL: one ``backupsV2`` on-demand backup and one validated backup-and-export under our name, the SAS
+    create/write only; what Azure wrote lands under the backup's name (here the stand-in's note: there is no MySQL
+    server to export, so a MySQL restore is not proven here)."""
+    source, destination = containers
+    server = await _mysql_server(fakes, unique)
+    backup_id, _ = await _ends(system, azure_spec(server, source, destination), "Succeeded")
+    name = backup_name(backup_id)
+    arm = fakes.arm.state()
+    ours = sorted((o["kind"], o["status"], o["requests"]) for o in arm["operations"] if o["backupName"] == name)
+    assert ours == [("backup", "Succeeded", 1), ("ltr", "Succeeded", 1)]
+    counts = arm["counts"]
+    assert (counts["backups_created"], counts["export_validations"], counts["exports_started"]) == (1, 1, 1)
+    assert (counts["ltr_starts"], counts["ltr_prechecks"]) == (0, 0)  # no PostgreSQL call for a MySQL server
+    (sas,) = arm["sas"]
+    assert f"/{ACCOUNT}/{destination}?" in sas and "sp=cw" in sas and "sr=c" in sas
+    async with blob_client(fakes) as client:
+        written = await listing(client, destination, f"{name}/")
+    assert list(written) == ["STAND-IN-NO-MYSQL.txt"]
+    by_type = {e["type"]: e["data"] for e in await system.events(backup_id)}
+    assert by_type["DatabaseSnapshotCompleted"]["location"].endswith(
+        f"/Microsoft.DBforMySQL/flexibleServers/shop-{unique}/backupsV2/{name}"
+    )
+    assert by_type["DatabaseSnapshotCompleted"]["engine"] == "mysql"
+    completed = by_type["DatabaseExportCompleted"]
+    assert completed["format"] == "azure-mysql-export" and completed["restorable"] is True
+    assert completed["location"] == f"https://{ACCOUNT}.blob.core.windows.net/{destination}/{name}/"
+    assert completed["sizeBytes"] == written["STAND-IN-NO-MYSQL.txt"][0]
+
+
+async def test_a_mysql_export_is_followed_from_its_recorded_operation_by_a_restarted_db_export(
+    system: System, fakes: AzureFakes, containers: tuple[str, str], unique: str
+) -> None:
+    """backup-and-export has no lookup by name: a db-export started after the export was recorded follows it from
+    the continuation token in the event (nothing sent again: one request, one export)."""
+    assert system.services is not None
+    source, destination = containers
+    server = await _mysql_server(fakes, unique)
+    spec = azure_spec(server, source, destination)
+    spec["database"]["type"] = "dump"
+    fakes.arm.hold(True)
+    try:
+        backup_id = await request_backup(system, spec)
+        started = await eventually(
+            lambda: _event(system, backup_id, "DatabaseExportStarted"), timeout=60, what="the export recorded"
+        )
+        assert started["operation"], started  # the poll handle is recorded...
+        _no_sas_in(started["operation"], fakes)
+        system.services["db-export"].kill()
+        system.services.restart("db-export")
+    finally:
+        fakes.arm.hold(False)
+    doc = await system.wait_for(backup_id, timeout=120)
+    assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)
+    (export,) = [o for o in fakes.arm.state()["operations"] if o["backupName"] == backup_name(backup_id)]
+    assert (export["kind"], export["status"], export["requests"]) == ("ltr", "Succeeded", 1)
+    assert fakes.arm.state()["counts"]["exports_started"] == 1
+    assert "operation" not in doc["status"]["database"]["export"]  # ...but not shown: it is not for display

@@ -139,7 +139,8 @@ async def _gcp_backups(system: System, gcp: GcpFakes, api: httpx.AsyncClient, he
 
 
 async def _azure_backups(system: System, azure: AzureFakes, api: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    """One azure backup that succeeds and one that fails (an unknown server); the backup container."""
+    """Two azure backups that succeed (a PostgreSQL and a MySQL flexible server) and one that fails (an unknown
+    server); the backup container."""
     database = system.source_dsn.rsplit("/", 1)[-1]
     name = f"secret-{uuid.uuid4().hex[:8]}"
     server = FlexibleServer(azure.add_server(name, system.source_dsn), database, system.source_dsn)
@@ -148,8 +149,10 @@ async def _azure_backups(system: System, azure: AzureFakes, api: httpx.AsyncClie
         for container in (source, destination):
             await client.create_container(container)
         await seed_blobs(client, source, "dl/", plan_document_library(10))
+    mysql = FlexibleServer(azure.add_mysql_server(f"my-{name}"), "shop", "")
     for target, expected in (
         (server, "Succeeded"),
+        (mysql, "Succeeded"),
         (FlexibleServer(azure.server_id("no-such-server"), database, ""), "Failed"),
     ):
         spec = azure_spec(target, source, destination)

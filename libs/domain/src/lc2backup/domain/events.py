@@ -83,6 +83,12 @@ class DatabaseExportStarted(DomainEvent):
     location: str
     format: str
     restorable: bool = Field(description="False for analytics exports (RDS Parquet): restore from the snapshot")
+    operation: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="How to poll an export that cannot be looked up by name: Azure MySQL's backup-and-export"
+        " (azure-core's continuation token: URLs and status, no credential)",
+    )
 
 
 class DatabaseExportProgressed(DomainEvent):

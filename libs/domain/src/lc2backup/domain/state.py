@@ -46,6 +46,7 @@ class SnapshotInfo(WireModel):
 
 class ExportInfo(WireModel):
     operation_id: str
+    operation: str | None = Field(default=None, exclude=True)  # the provider's poll handle, not for display
     status: Literal["running", "succeeded", "failed", "cancelled"] = "running"
     location: str
     format: str
@@ -225,7 +226,13 @@ def _(e: ev.DatabaseSnapshotCompleted, s: BackupState, at: datetime) -> BackupSt
 
 @_apply.register
 def _(e: ev.DatabaseExportStarted, s: BackupState, at: datetime) -> BackupState:
-    export = ExportInfo(operation_id=e.operation_id, location=e.location, format=e.format, restorable=e.restorable)
+    export = ExportInfo(
+        operation_id=e.operation_id,
+        operation=e.operation,
+        location=e.location,
+        format=e.format,
+        restorable=e.restorable,
+    )
     return _db(s, at, state="ExportInProgress", export=export, started_at=s.database.started_at or at)
 
 

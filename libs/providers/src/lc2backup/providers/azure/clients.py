@@ -1,7 +1,7 @@
 """The Azure SDK clients one provider uses, built on first use and closed with it.
 
-One ``DefaultAzureCredential`` (aio) per provider; a management client per subscription, a blob service
-client per storage account. azure-core's retry policy honours ``Retry-After`` on 429 and 503 (``http_retries``);
+One ``DefaultAzureCredential`` (aio) per provider; a management client per engine (PostgreSQL, MySQL) and
+subscription, a blob service client per storage account. azure-core's retry policy honours ``Retry-After`` on 429 and 503 (``http_retries``);
 ``ca_file`` is trusted on every connection.
 """
 
@@ -18,7 +18,7 @@ class AzureClients:
         self.settings = settings
         self._stack = stack
         self._credential: Any = None
-        self._management: dict[str, Any] = {}
+        self._management: dict[tuple[str, str], Any] = {}
         self._blobs: dict[str, Any] = {}
 
     def _options(self) -> dict[str, Any]:
@@ -36,20 +36,22 @@ class AzureClients:
             self._credential = await self._stack.enter_async_context(DefaultAzureCredential())
         return self._credential
 
-    async def management(self, subscription: str) -> Any:
-        """PostgreSQLManagementClient (aio) of ``subscription``."""
-        if subscription not in self._management:
+    async def management(self, engine: str, subscription: str) -> Any:
+        """PostgreSQLManagementClient or MySQLManagementClient (aio) of ``subscription``."""
+        if (engine, subscription) not in self._management:
+            from azure.mgmt.mysqlflexibleservers.aio import MySQLManagementClient
             from azure.mgmt.postgresqlflexibleservers.aio import PostgreSQLManagementClient
 
-            client = PostgreSQLManagementClient(
+            kind: Any = MySQLManagementClient if engine == "mysql" else PostgreSQLManagementClient
+            client = kind(
                 await self.credential(),
                 subscription,
                 base_url=self.settings.management_endpoint,
                 polling_interval=0,  # we poll through our own durable steps, never inside a call
                 **self._options(),
             )
-            self._management[subscription] = await self._stack.enter_async_context(client)
-        return self._management[subscription]
+            self._management[engine, subscription] = await self._stack.enter_async_context(client)
+        return self._management[engine, subscription]
 
     def account_url(self, account: str) -> str:
         return self.settings.blob_endpoint.format(account=account).rstrip("/")

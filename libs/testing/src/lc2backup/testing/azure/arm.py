@@ -34,7 +34,8 @@ PostgreSQL (``Microsoft.DBforPostgreSQL/flexibleServers``):
   ``percentComplete`` 0 -> 50 -> 100. A second start of a known ``backupName`` answers with the existing operation
   and writes nothing (a client retrying the POST after a lost answer is then safe; Azure documents no behaviour).
 - MySQL (``Microsoft.DBforMySQL/flexibleServers``): ``PUT backupsV2/{name}`` (idempotent as above; ``GET`` shows
-  ``provisioningState`` Creating|Succeeded|Failed) and ``POST backupAndExport`` (SAS checked the same way). There
+  ``provisioningState`` Creating|Succeeded|Failed), ``POST validateBackup`` (``numberOfContainers`` 1) and
+  ``POST backupAndExport`` (SAS checked the same way; a known ``backupName`` answers its operation). There
   is no MySQL server here: the export writes ``<backupName>/STAND-IN-NO-MYSQL.txt`` saying so, nothing else.
 
 Test control under ``/_fake/`` (no token): register servers, seconds per operation, hold (no operation finishes),
@@ -185,9 +186,15 @@ class Operation:
         return self._path("operationResults")
 
     def status_body(self) -> Obj:
+        mysql = self.server.engine == "mysql"
+        kind = (
+            ("backupsV2" if mysql else "backups")
+            if self.kind == "backup"
+            else ("backupAndExport" if mysql else "ltrBackupOperations")
+        )
         body: Obj = {
             "id": self.async_path(),
-            "resourceId": f"{self.server.id}/{'backups' if self.kind == 'backup' else 'ltrBackupOperations'}/{self.name}",
+            "resourceId": f"{self.server.id}/{kind}/{self.name}",
             "name": self.id,
             "status": self.status,
             "startTime": self.start_time,
@@ -276,6 +283,7 @@ class ResourceManager:
         "put_requests",
         "backups_created",
         "ltr_prechecks",
+        "export_validations",
         "ltr_start_requests",
         "ltr_starts",
         "export_requests",
@@ -468,6 +476,13 @@ class ResourceManager:
         if body is None or _backup_name(body) is None:
             return arm_error(400, "InvalidRequestContent", "backupSettings.backupName is required.")
         self.counts["ltr_prechecks"] += 1
+        return web.json_response({"properties": {"numberOfContainers": 1}})
+
+    async def validate_backup(self, request: web.Request) -> web.Response:
+        server = self._server(request, MYSQL)
+        if server is None:
+            return self._no_server(request, MYSQL)
+        self.counts["export_validations"] += 1
         return web.json_response({"properties": {"numberOfContainers": 1}})
 
     async def start_ltr(self, request: web.Request) -> web.Response:
@@ -727,6 +742,7 @@ class ResourceManager:
         app.router.add_put(mysql + "/backupsV2/{name}", self.put_backup)
         app.router.add_get(mysql + "/backupsV2/{name}", self.get_backup)
         app.router.add_get(f"{mysql}/backupsV2", self.list_backups)
+        app.router.add_post(f"{mysql}/validateBackup", self.validate_backup)
         app.router.add_post(f"{mysql}/backupAndExport", self.start_ltr)
         locations = "/subscriptions/{sub}/providers/{namespace}/locations/{location}"
         app.router.add_get(locations + "/azureAsyncOperation/{id}", self.async_operation)

@@ -78,16 +78,19 @@ class AzureFakes:
             **overrides,
         }
 
-    def server_id(self, name: str) -> str:
-        return (
-            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.DBforPostgreSQL"
-            f"/flexibleServers/{name}"
-        )
+    def server_id(self, name: str, engine: str = "postgres") -> str:
+        namespace = "Microsoft.DBforMySQL" if engine == "mysql" else "Microsoft.DBforPostgreSQL"
+        return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/{namespace}/flexibleServers/{name}"
 
     def add_server(self, name: str, dsn: str) -> str:
         """A PostgreSQL flexible server backed by the real database at ``dsn``; its resource id."""
         self.arm.add_server(SUBSCRIPTION, RESOURCE_GROUP, name, dsn=dsn)
         return self.server_id(name)
+
+    def add_mysql_server(self, name: str) -> str:
+        """A MySQL flexible server (no database behind it: its export writes the stand-in's note); its resource id."""
+        self.arm.add_server(SUBSCRIPTION, RESOURCE_GROUP, name, engine="mysql")
+        return self.server_id(name, "mysql")
 
     def client(self) -> Any:
         """An aio BlobServiceClient of Azurite itself with the development key (to set up and to inspect);

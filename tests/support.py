@@ -18,6 +18,7 @@ import httpx
 
 from lc2backup.devstack import LocalStack, NatsServer, ServiceSet
 from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
+from lc2backup.devstack.seeding import LIFERAY_TABLES
 from tests.polling import eventually
 
 TERMINAL = {"Succeeded", "Failed", "Rejected"}
@@ -213,3 +214,8 @@ class System:
         return await eventually(
             reached, timeout=timeout, interval=0.2, what=f"backup {backup_id} in {sorted(wanted)}", context=self.logs
         )
+
+
+def row_counts(stack: LocalStack, database: str) -> dict[str, int]:
+    """Rows per Liferay table of ``database`` (read with psql: an oracle that shares no code with a restore)."""
+    return {t: int(stack.postgres.psql(f"SELECT count(*) FROM {t}", database=database)) for t in LIFERAY_TABLES}

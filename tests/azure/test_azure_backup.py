@@ -20,7 +20,7 @@ import pytest
 
 from lc2backup.devstack import LocalStack
 from lc2backup.devstack.postgres import pg_bindir
-from lc2backup.devstack.seeding import LIFERAY_TABLES, plan_document_library
+from lc2backup.devstack.seeding import plan_document_library
 from lc2backup.providers.azure import backup_name
 from tests.aws.support import request_backup
 from tests.azure.support import (
@@ -35,13 +35,9 @@ from tests.azure.support import (
 )
 from tests.metadata_json import read_metadata_json
 from tests.polling import eventually
-from tests.support import System
+from tests.support import System, row_counts
 
 pytestmark = [pytest.mark.azure, pytest.mark.e2e]
-
-
-def _row_counts(stack: LocalStack, database: str) -> dict[str, int]:
-    return {t: int(stack.postgres.psql(f"SELECT count(*) FROM {t}", database=database)) for t in LIFERAY_TABLES}
 
 
 def _restore(stack: LocalStack, dump: bytes, tmp_path: Path, database: str) -> None:
@@ -91,7 +87,7 @@ async def test_backup_takes_both_backups_and_copies_the_library_through_azure(
         dump = await read_blob(client, destination, f"{name}/{server.database}.dump")
         restored = f"restored_{backup_id[-8:].lower()}"
         _restore(stack, dump, tmp_path, restored)
-        assert _row_counts(stack, restored) == _row_counts(stack, server.database)
+        assert row_counts(stack, restored) == row_counts(stack, server.database)
 
         # Blob copy: every document with its MD5, each written once at the server, nothing generated.
         src = await listing(client, source, "dl/")

@@ -23,7 +23,7 @@ from googleapiclient import discovery
 
 from lc2backup.devstack import LocalStack
 from lc2backup.devstack.postgres import pg_bindir
-from lc2backup.devstack.seeding import LIFERAY_TABLES, plan_document_library
+from lc2backup.devstack.seeding import plan_document_library
 from lc2backup.providers.gcp import description_of, transfer_job_name
 from tests.aws.support import events_of, request_backup
 from tests.gcp.support import (
@@ -40,13 +40,9 @@ from tests.gcp.support import (
 )
 from tests.metadata_json import read_metadata_json
 from tests.polling import eventually
-from tests.support import System
+from tests.support import System, row_counts
 
 pytestmark = [pytest.mark.gcp, pytest.mark.e2e]
-
-
-def _row_counts(stack: LocalStack, database: str) -> dict[str, int]:
-    return {t: int(stack.postgres.psql(f"SELECT count(*) FROM {t}", database=database)) for t in LIFERAY_TABLES}
 
 
 def _restore(stack: LocalStack, sql: str, tmp_path: Path, database: str) -> None:
@@ -112,7 +108,7 @@ async def test_backup_runs_exports_and_transfers_through_the_managed_apis(
     assert completed["sizeBytes"] == len(body)
     restored = f"restored_{backup_id[-8:].lower()}"
     _restore(stack, gunzip(body), tmp_path, restored)
-    assert _row_counts(stack, restored) == _row_counts(stack, instance.database)
+    assert row_counts(stack, restored) == row_counts(stack, instance.database)
 
     # Storage Transfer: one job under our name, run once; every document copied with its MD5, nothing generated.
     sts = fakes.sts.state()

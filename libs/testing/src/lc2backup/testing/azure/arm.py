@@ -46,10 +46,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import shutil
 import signal
 import ssl
 import sys
@@ -68,11 +66,11 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.blob.aio import ContainerClient
 
 from lc2backup.devstack.ports import LOOPBACK
-from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.devstack.probes import tcp_open
 from lc2backup.devstack.servers import LoopbackServer, call_json
 from lc2backup.testing.azure.certs import TlsFiles
 from lc2backup.testing.azure.tokens import ISSUER, MANAGEMENT, mint_token, token_claims
+from lc2backup.testing.dumps import DumpFailed, pg_dump_bytes
 
 log = logging.getLogger("lc2backup.testing.azure.arm")
 
@@ -623,23 +621,10 @@ class ResourceManager:
                 self.counts["blobs_written"] += 1
 
     async def _pg_dump(self, dsn: str) -> bytes:
-        argv = [_pg_dump_binary(), "--format=custom", "--no-owner", "--no-privileges", "--dbname", dsn]
-        self.settings.workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=self.settings.workdir) as out:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.PIPE
-            )
-            try:
-                _, stderr = await proc.communicate()
-            except asyncio.CancelledError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-                raise
-            if proc.returncode != 0:
-                raise Failed("InternalServerError", f"pg_dump: {stderr.decode(errors='replace').strip()}")
-            out.seek(0)
-            return out.read()
+        try:
+            return await pg_dump_bytes(dsn, "custom", self.settings.workdir)
+        except DumpFailed as exc:
+            raise Failed("InternalServerError", str(exc)) from None
 
     # -- test control ----------------------------------------------------------------------------------------
 
@@ -879,16 +864,6 @@ async def _json_body(request: web.Request) -> Obj | None:
 
 def _database_of(dsn: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(dsn).path.lstrip("/")) or "postgres"
-
-
-def _pg_dump_binary() -> str:
-    candidate = pg_bindir() / "pg_dump"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("pg_dump")
-    if found is None:
-        raise Failed("InternalServerError", "pg_dump not found (apt-get install postgresql-client)")
-    return found
 
 
 def create_app(settings: Settings) -> web.Application:

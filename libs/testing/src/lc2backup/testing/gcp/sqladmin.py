@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gzip
 import itertools
 import logging
-import shutil
 import signal
 import sys
 import tempfile
@@ -43,8 +41,8 @@ import aiohttp
 from aiohttp import web
 
 from lc2backup.devstack.ports import LOOPBACK
-from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.devstack.servers import LoopbackServer, call_json
+from lc2backup.testing.dumps import DumpFailed, pg_dump_bytes
 from lc2backup.testing.gcp.tokens import TokenIssuer
 
 log = logging.getLogger("lc2backup.testing.gcp.sqladmin")
@@ -413,24 +411,10 @@ class SqlAdmin:
         self.counts["exportsWritten"] += 1
 
     async def _pg_dump(self, instance: Instance, database: str) -> bytes:
-        dsn = _with_database(instance.dsn, database)
-        argv = [_pg_dump_binary(), "--format=plain", "--no-owner", "--no-privileges", "--dbname", dsn]
-        self.settings.workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=self.settings.workdir) as out:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.PIPE
-            )
-            try:
-                _, stderr = await proc.communicate()
-            except asyncio.CancelledError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-                raise
-            if proc.returncode != 0:
-                raise ExportFailed("ERROR_RDBMS", f"pg_dump: {stderr.decode(errors='replace').strip()}")
-            out.seek(0)
-            return out.read()
+        try:
+            return await pg_dump_bytes(_with_database(instance.dsn, database), "plain", self.settings.workdir)
+        except DumpFailed as exc:
+            raise ExportFailed("ERROR_RDBMS", str(exc)) from None
 
     # -- test control ---------------------------------------------------------------------------------------
 
@@ -558,16 +542,6 @@ def _validate_export(context: Obj, instance: Instance) -> str | None:
 def _with_database(dsn: str, database: str) -> str:
     parts = urllib.parse.urlsplit(dsn)
     return urllib.parse.urlunsplit(parts._replace(path="/" + _q(database)))
-
-
-def _pg_dump_binary() -> str:
-    candidate = pg_bindir() / "pg_dump"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("pg_dump")
-    if found is None:
-        raise ExportFailed("INTERNAL_ERROR", "pg_dump not found (apt-get install postgresql-client)")
-    return found
 
 
 def create_app(settings: Settings, refresh_token: str, base: str) -> web.Application:

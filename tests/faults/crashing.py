@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from lc2backup.devstack import LocalStack, NatsServer
+from lc2backup.devstack.seeding import liferay_database_sql
 from lc2backup.domain import BackupState
 from tests.faults.figures import FIGURES
 from tests.faults.harness import EventLog, eventually, settled, supervising, wait_terminal
@@ -135,3 +136,19 @@ def crash_system(
         service_env=points.service_env(),
         replicas=replicas,
     )
+
+
+def holding(hold: Callable[[bool], None] | None) -> Callable[[], None]:
+    """Hold a stand-in's operations now (a case that kills while one runs); the release to hand ``run_case``."""
+    if hold is None:
+        return lambda: None
+    hold(True)
+    return lambda: hold(False)
+
+
+def liferay_database(stack: LocalStack) -> tuple[str, str]:
+    """A fresh database with Liferay's tables and rows, behind a case's managed server: (name, DSN)."""
+    database = f"lportal_{uuid.uuid4().hex[:8]}"
+    dsn = stack.postgres.create_database(database)
+    stack.postgres.psql(liferay_database_sql(), database=database)
+    return database, dsn

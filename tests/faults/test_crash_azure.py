@@ -28,12 +28,12 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.devstack.azurite import ACCOUNT_KEY
-from lc2backup.devstack.seeding import liferay_database_sql, plan_document_library
+from lc2backup.devstack.seeding import plan_document_library
 from lc2backup.domain import BackupLayout
 from lc2backup.providers.azure import backup_name
 from tests.azure.support import ACCOUNT, AzureFakes, FlexibleServer, azure_spec, listing, read_blob, seed_blobs
 from tests.faults import checks
-from tests.faults.crashing import Case, CrashPoints, crash_system, run_case
+from tests.faults.crashing import Case, CrashPoints, crash_system, holding, liferay_database, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
 from tests.metadata_json import read_metadata_json
 from tests.support import System
@@ -113,18 +113,10 @@ def _holder(bed: Bed, case: Case) -> Callable[[bool], None] | None:
 async def test_a_sigkill_at_every_step_boundary_of_an_azure_backup_starts_nothing_twice(bed: Bed, case: Case) -> None:
     system, fakes = bed.system, bed.fakes
     lane = f"crash-{CASES.index(case)}"
-    database = f"lportal_{uuid.uuid4().hex[:8]}"
-    dsn = bed.stack.postgres.create_database(database)
-    bed.stack.postgres.psql(liferay_database_sql(), database=database)
+    database, dsn = liferay_database(bed.stack)
     server = FlexibleServer(fakes.add_server(f"liferay-{lane}", dsn), database, dsn)
     log = EventLog(await connect(system))
-    hold = _holder(bed, case)
-    if hold is not None:
-        hold(True)
-
-    def release() -> None:
-        if hold is not None:
-            hold(False)
+    release = holding(_holder(bed, case))
 
     async def submit() -> Sequence[str]:
         spec = azure_spec(server, bed.source, bed.destination, environment=lane)

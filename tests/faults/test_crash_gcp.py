@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from lc2backup.devstack import LocalStack, NatsServer
-from lc2backup.devstack.seeding import liferay_database_sql, plan_document_library
+from lc2backup.devstack.seeding import plan_document_library
 from lc2backup.domain import BackupLayout
 from lc2backup.providers.gcp import transfer_job_name
 from tests.faults import checks
-from tests.faults.crashing import Case, CrashPoints, crash_system, run_case
+from tests.faults.crashing import Case, CrashPoints, crash_system, holding, liferay_database, run_case
 from tests.faults.harness import EventLog, connect, projection_matches_the_log, rebuild_equals_live
 from tests.gcp.support import PROJECT, REFRESH_TOKEN, CloudSql, GcpFakes, gcp_spec, listing, ours, read_gs, seed_gcs
 from tests.metadata_json import read_metadata_json
@@ -106,19 +106,11 @@ def _holder(bed: Bed, case: Case) -> Callable[[bool], None] | None:
 async def test_a_sigkill_at_every_step_boundary_of_a_gcp_backup_starts_nothing_twice(bed: Bed, case: Case) -> None:
     system, fakes = bed.system, bed.fakes
     lane = f"crash-{CASES.index(case)}"
-    database = f"lportal_{uuid.uuid4().hex[:8]}"
-    dsn = bed.stack.postgres.create_database(database)
-    bed.stack.postgres.psql(liferay_database_sql(), database=database)
+    database, dsn = liferay_database(bed.stack)
     instance = CloudSql(f"liferay-{lane}", database, dsn)
     fakes.sqladmin.add_instance(PROJECT, instance.name, dsn)
     log = EventLog(await connect(system))
-    hold = _holder(bed, case)
-    if hold is not None:
-        hold(True)
-
-    def release() -> None:
-        if hold is not None:
-            hold(False)
+    release = holding(_holder(bed, case))
 
     async def submit() -> Sequence[str]:
         spec = gcp_spec(instance, bed.source, bed.destination, environment=lane)

@@ -204,6 +204,8 @@ async def test_on_demand_backup_completes_and_is_idempotent_by_name(
     assert again.name == "nightly-1"
     counts = fake.state()["counts"]
     assert (counts["backups_created"], counts["put_requests"]) == (1, 2)
+    # what the crash matrix reads: a second start of a name is counted on its operation
+    assert [o["requests"] for o in fake.state()["operations"] if o["backupName"] == "nightly-1"] == [2]
 
     await (await ops.begin_create(RG, pg_server, "nightly-2")).result()  # positive control
     counts = fake.state()["counts"]
@@ -288,6 +290,7 @@ async def test_ltr_backup_writes_a_restorable_dump_once(
     await (await ltr.begin_start(RG, server, ltr_request("ltr-1", sas))).result()  # a retried start
     state = fake.state()
     assert (state["counts"]["ltr_starts"], state["counts"]["ltr_start_requests"]) == (1, 2)
+    assert [o["requests"] for o in state["operations"] if o["backupName"] == "ltr-1" and o["kind"] == "ltr"] == [2]
     assert state["counts"]["blobs_written"] == 1
     assert state["sas"] == [sas, sas]
 

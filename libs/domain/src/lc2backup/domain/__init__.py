@@ -22,6 +22,7 @@ from lc2backup.domain.commands import (
 )
 from lc2backup.domain.errors import DecodeError, UnknownEventType, WireError
 from lc2backup.domain.events import EVENT_TYPES, RequestSource, TransferCounters, TransferPosition, registry
+from lc2backup.domain.figures import DatabaseFigures, TableFigure, compare_figures
 from lc2backup.domain.layout import BackupLayout, source_uri, unsafe_key_reason
 from lc2backup.domain.liferay import GENERATED_FOLDERS, generated_prefixes, is_generated
 from lc2backup.domain.metadata import METADATA_SCHEMA_VERSION, MetadataDocument
@@ -56,6 +57,7 @@ __all__ = [
     "BackupRequestSpec",
     "BackupState",
     "CommandUnreadable",
+    "DatabaseFigures",
     "DatabaseSpec",
     "DecodeError",
     "DocumentLibrarySpec",
@@ -71,6 +73,7 @@ __all__ = [
     "RequestSource",
     "SpecInvalid",
     "Submission",
+    "TableFigure",
     "TraceContext",
     "TransferCounters",
     "TransferPosition",
@@ -80,6 +83,7 @@ __all__ = [
     "backup_id_for_manifest",
     "backup_id_for_request",
     "backup_id_for_resource",
+    "compare_figures",
     "complete_spec",
     "evolve",
     "fold",

@@ -3,6 +3,7 @@
 ```
 <destinationPrefix><backupId>/
   database/<databaseName>.<ext>         the dump / export (or the export's folder on AWS/GCP)
+  database/<databaseName>.figures.json  rows and row checksum per table, of the snapshot dumped (local only)
   documentlibrary/<key relative to sourcePrefix>
   documentlibrary.manifest.jsonl        one JSON line per copied object: key, size, etag
   documentlibrary.manifest.parts/<n>.jsonl  the same lines in the parts written as the copy went (n = 000001…)

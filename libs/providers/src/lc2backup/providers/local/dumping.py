@@ -12,6 +12,13 @@ the finished dump and does not dump again: with its sidecar it is reused as is; 
 the upload's completion and the sidecar) the dump is read back once to compute the checksum, which is then
 written. The database is not read a second time.
 
+Beside the dump, ``<databaseName>.figures.json`` holds each table's row count and row checksum
+(``lc2backup.providers.local.figures``), against which a restore is checked. They are taken in a
+repeatable-read transaction that exports its snapshot, and ``pg_dump --snapshot`` dumps that very snapshot:
+rows written while the dump runs are in neither, so the figures describe the dump exactly. The transaction
+stays open until ``pg_dump`` has exited. A dump that is redone takes a new snapshot and writes new figures
+over the old; a finished dump found again is not measured again; a dump that fails takes its figures away.
+
 ``pg_dump`` dies with db-export (``setpriv --pdeathsig KILL``, util-linux): a killed db-export leaves no
 ``pg_dump`` behind, which would otherwise hold its connection and locks until its next write found the pipe
 closed, beside the dump another replica starts once the lease runs out.
@@ -35,6 +42,7 @@ from botocore.exceptions import ClientError
 from lc2backup.domain.state import ExportInfo
 from lc2backup.providers.base import BackupJob, ExportProgress, ExportStatus
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
+from lc2backup.providers.local.figures import FIGURES_EXTENSION, close, connect, figures_failed, take_figures
 from lc2backup.providers.s3 import MIB, MultipartWriter, S3Client, error_code, translate
 from lc2backup.runtime.crashpoints import crash_point
 
@@ -92,14 +100,7 @@ class PgDumper:
 
     async def server_facts(self, target: DumpTarget) -> tuple[str, int]:
         """Engine version and database size (for the progress estimate)."""
-        try:
-            conn = await asyncpg.connect(target.dsn, password=target.password, timeout=10)
-        except (TimeoutError, OSError) as exc:
-            raise TransientProviderError(f"database {target.database} unreachable: {type(exc).__name__}") from exc
-        except asyncpg.InvalidCatalogNameError as exc:
-            raise PermanentProviderError(f"database {target.database} does not exist") from exc
-        except asyncpg.PostgresError as exc:
-            raise PermanentProviderError(f"database {target.database}: {exc}") from exc
+        conn = await connect(target.dsn, target.password, target.database)
         try:
             version = await conn.fetchval("SHOW server_version")
             size = await conn.fetchval("SELECT pg_database_size(current_database())")
@@ -156,6 +157,44 @@ class PgDumper:
             log.info("dump s3://%s/%s already complete; not dumping again", bucket, key)
             return done
         version, db_size = await self.server_facts(target)
+        figures_key = job.layout.database_key(target.database, FIGURES_EXTENSION)
+        # pg_dump imports the snapshot this connection's transaction exports: it stays open until pg_dump exited.
+        conn = await connect(target.dsn, target.password, target.database)
+        try:
+            snapshot = await self._figures(conn, client, bucket, figures_key, target)
+            return await self._run_pg_dump(client, job, key, target, version, db_size, snapshot, figures_key, progress)
+        finally:
+            await close(conn)
+
+    @staticmethod
+    async def _figures(conn: asyncpg.Connection, client: S3Client, bucket: str, key: str, target: DumpTarget) -> str:
+        """Export a snapshot, write the figures of its tables at ``key``, and return the snapshot's id."""
+        try:
+            await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = str(await conn.fetchval("SELECT pg_export_snapshot()"))
+            figures = await take_figures(conn, target.database)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise figures_failed(exc, target.database) from exc
+        body = figures.model_dump_json(by_alias=True).encode()
+        try:
+            await client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        except Exception as exc:
+            raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
+        return snapshot
+
+    async def _run_pg_dump(
+        self,
+        client: S3Client,
+        job: BackupJob,
+        key: str,
+        target: DumpTarget,
+        version: str,
+        db_size: int,
+        snapshot: str,
+        figures_key: str,
+        progress: ExportProgress,
+    ) -> ExportStatus:
+        bucket = job.layout.bucket
         env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
         if target.password:
             env["PGPASSWORD"] = target.password
@@ -164,6 +203,7 @@ class PgDumper:
             self._pg_dump,
             "--format=custom",
             f"--compress={self._compress}",
+            f"--snapshot={snapshot}",
             "--no-password",
             f"--dbname={target.dsn}",
         ]
@@ -184,6 +224,7 @@ class PgDumper:
             metadata={"lc2-backup-id": job.backup_id, "lc2-format": FORMAT, "lc2-engine-version": version},
         )
         last_report = time.monotonic()
+        completing = False
         try:
             while chunk := await proc.stdout.read(READ_CHUNK):
                 await writer.write(chunk)
@@ -198,6 +239,7 @@ class PgDumper:
                 if any(m in stderr for m in _PERMANENT_MARKERS):
                     raise PermanentProviderError(message)
                 raise TransientProviderError(message)
+            completing = True
             await writer.close()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -211,6 +253,9 @@ class PgDumper:
                     await proc.wait()
             stderr_task.cancel()
             await writer.abort()
+            if not completing:  # a completion that failed may still have stored the dump: keep its figures then
+                with contextlib.suppress(Exception):
+                    await client.delete_object(Bucket=bucket, Key=figures_key)
             raise
         crash_point("dump:uploaded")  # test-only: the upload is complete, its .sha256 not yet written
         sha = writer.sha256.hexdigest()

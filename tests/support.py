@@ -201,6 +201,33 @@ class System:
             items: list[dict[str, Any]] = resp.json()["items"]
             return items
 
+    async def restore(self, spec: dict[str, Any], idempotency_key: str | None = None) -> str:
+        """POST a restore; its id."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        async with self.client() as client:
+            resp = await client.post("/api/v1/restores", json=spec, headers=headers)
+            assert resp.status_code == 202, resp.text
+            restore_id: str = resp.json()["restoreId"]
+            return restore_id
+
+    async def wait_for_restore(
+        self, restore_id: str, states: set[str] | None = None, timeout: float = 90.0
+    ) -> dict[str, Any]:
+        """Poll the projection API until the restore reaches one of ``states`` (default: any terminal)."""
+        wanted = states or TERMINAL
+
+        async def reached() -> dict[str, Any]:
+            async with self.client() as client:
+                resp = await client.get(f"/api/v1/restores/{restore_id}")
+            assert resp.status_code == 200, f"restore {restore_id}: {resp.status_code} {resp.text}"
+            doc: dict[str, Any] = resp.json()
+            assert doc["state"] in wanted, f"restore {restore_id} is {doc['state']}: {json.dumps(doc)}"
+            return doc
+
+        return await eventually(
+            reached, timeout=timeout, interval=0.2, what=f"restore {restore_id} in {sorted(wanted)}", context=self.logs
+        )
+
     async def wait_for(self, backup_id: str, states: set[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Poll the projection API until the backup reaches one of ``states`` (default: any terminal)."""
         wanted = states or TERMINAL

@@ -21,14 +21,15 @@ from tests.faults.figures import FIGURES
 from tests.faults.harness import EventLog, eventually, settled, supervising, wait_terminal
 from tests.support import System
 
-Shape = Literal["one", "queued", "failing"]
+Shape = Literal["one", "queued", "failing", "verification"]
 
 
 @dataclass(frozen=True)
 class Case:
     service: str
     point: str  # as armed: ``name`` or ``name@N`` (the N-th time it is reached)
-    shape: Shape = "one"  # one backup; two in one lane (the second queues); one whose database branch fails
+    shape: Shape = "one"  # one backup; two in one lane (the second queues); one whose database branch fails;
+    # (tests/faults/test_crash_restore.py) a verification rather than a restore
     hold: tuple[str, dict[str, str]] | None = field(default=None, compare=False)  # aws stage: answer this way
     # until the crash, so the service is polling when it dies
     copies: int = 1  # how often each object may be copied: 2 when the crash interrupts the copy (it is redone)

@@ -31,8 +31,8 @@ from tests.faults.figures import FIGURES
 from tests.support import System, rebuild_projection
 
 TOPOLOGY = Topology()
-EVENT_DURABLES = ("db-export", "doclib-transfer", "metadata", "crd-gateway-admission")
-COMMAND_DURABLES = ("crd-gateway-intake",)
+EVENT_DURABLES = ("db-export", "doclib-transfer", "metadata", "crd-gateway-admission", "restorer")
+COMMAND_DURABLES = ("crd-gateway-intake", "restorer-intake")
 
 
 async def connect(system: System) -> NatsClient:

@@ -36,6 +36,7 @@ SERVICE_MODULES: dict[str, str] = {
     "doclib-transfer": "lc2backup.doclib_transfer",
     "metadata": "lc2backup.metadata",
     "archiver": "lc2backup.archiver",
+    "restorer": "lc2backup.restorer",
 }
 
 
@@ -100,7 +101,7 @@ class ServiceProcess:
 
 @dataclass
 class ServiceSet:
-    """The five services (or a subset) against one stack's environment, ``replicas`` processes of each."""
+    """The six services (or a subset) against one stack's environment, ``replicas`` processes of each."""
 
     env: Mapping[str, str]
     log_dir: Path

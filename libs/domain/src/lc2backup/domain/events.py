@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from lc2backup.domain.restoring import RestorePlan, RestoreRequestSpec
 from lc2backup.domain.spec import BackupRequestSpec, Problem
 from lc2backup.domain.wire import DomainEvent, EventRegistry, WireModel
 
@@ -242,7 +243,156 @@ class BackupFailed(DomainEvent):
     )
 
 
-EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+# A restore's events (its own aggregate: the subject and the envelope carry the restore id).
+
+
+class RestoreRequested(DomainEvent):
+    """A restore asked for, and the plan intake resolved from the backup's log (``lc2backup.domain.restoring``)."""
+
+    event_type: ClassVar[str] = "RestoreRequested"
+    spec: RestoreRequestSpec
+    source: RequestSource
+    plan: RestorePlan | None = Field(default=None, description="None when the request is rejected at once")
+
+
+class RestoreRejected(DomainEvent):
+    """Refused before anything was written to a target: every reason, each with the field it concerns."""
+
+    event_type: ClassVar[str] = "RestoreRejected"
+    problems: list[Problem] = Field(min_length=1)
+
+
+class RestoreAdmitted(DomainEvent):
+    """The log-level checks passed (the backup Succeeded, its artefacts restore, the target is free): the worker
+    now validates against the stores themselves (metadata.json, the targets) before it writes anything."""
+
+    event_type: ClassVar[str] = "RestoreAdmitted"
+
+
+class RestoreValidated(DomainEvent):
+    """metadata.json matches the log and the targets are new (or confirmed): the branches may write."""
+
+    event_type: ClassVar[str] = "RestoreValidated"
+    checks: list[str] = Field(default_factory=list)
+
+
+class DatabaseRestoreStarted(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseRestoreStarted"
+    operation_id: str = Field(description="The provider's operation (a managed restore) or our own work's name")
+    target: str = Field(description="Where the database is restored: instance and database")
+
+
+class DatabaseRestoreProgressed(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseRestoreProgressed"
+    report: int = Field(ge=1)
+    bytes_done: Count | None = None
+    bytes_total: Count | None = None
+
+    def dedupe_key(self) -> str:
+        return f"{self.event_type}/{self.report}"
+
+
+class DatabaseRestoreCompleted(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseRestoreCompleted"
+    target: str
+    bytes_read: Count | None = None
+
+
+class DatabaseRestoreFailed(DomainEvent):
+    event_type: ClassVar[str] = "DatabaseRestoreFailed"
+    reason: str
+
+
+class DocumentLibraryRestoreStarted(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryRestoreStarted"
+    source: str
+    destination: str
+    objects_total: Count | None = None
+    bytes_total: Count | None = None
+
+
+class DocumentLibraryRestoreProgressed(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryRestoreProgressed"
+    report: int = Field(ge=1)
+    objects_done: Count
+    bytes_done: Count
+
+    def dedupe_key(self) -> str:
+        return f"{self.event_type}/{self.report}"
+
+
+class DocumentLibraryRestoreCompleted(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryRestoreCompleted"
+    objects: Count
+    bytes: Count
+    objects_copied: Count = Field(description="Copied by this restore (the others were already there, equal)")
+
+
+class DocumentLibraryRestoreFailed(DomainEvent):
+    event_type: ClassVar[str] = "DocumentLibraryRestoreFailed"
+    reason: str
+
+
+class VerificationSummary(WireModel):
+    tables: Count = 0
+    rows: Count = 0
+    objects: Count = 0
+    bytes: Count = 0
+    objects_sampled: Count = 0
+
+
+class VerificationSucceeded(DomainEvent):
+    """The restored database and objects equal what the backup recorded (every check in ``checks``)."""
+
+    event_type: ClassVar[str] = "VerificationSucceeded"
+    summary: VerificationSummary
+    checks: list[str] = Field(default_factory=list)
+
+
+class VerificationFailed(DomainEvent):
+    event_type: ClassVar[str] = "VerificationFailed"
+    summary: VerificationSummary
+    findings: list[str] = Field(min_length=1)
+
+
+class ScratchRemoved(DomainEvent):
+    """A verification's scratch targets (database, prefix) removed."""
+
+    event_type: ClassVar[str] = "ScratchRemoved"
+    removed: list[str]
+
+
+class RestoreSucceeded(DomainEvent):
+    event_type: ClassVar[str] = "RestoreSucceeded"
+
+
+class RestoreFailed(DomainEvent):
+    event_type: ClassVar[str] = "RestoreFailed"
+    reasons: dict[str, str] = Field(min_length=1, description="Per branch (database, documentLibrary, ...)")
+    leftovers: list[str] = Field(default_factory=list, description="What the failed restore wrote, kept as is")
+
+
+RESTORE_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    RestoreRequested,
+    RestoreRejected,
+    RestoreAdmitted,
+    RestoreValidated,
+    DatabaseRestoreStarted,
+    DatabaseRestoreProgressed,
+    DatabaseRestoreCompleted,
+    DatabaseRestoreFailed,
+    DocumentLibraryRestoreStarted,
+    DocumentLibraryRestoreProgressed,
+    DocumentLibraryRestoreCompleted,
+    DocumentLibraryRestoreFailed,
+    VerificationSucceeded,
+    VerificationFailed,
+    ScratchRemoved,
+    RestoreSucceeded,
+    RestoreFailed,
+)
+
+BACKUP_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     BackupRequested,
     BackupRejected,
     BackupQueued,
@@ -263,8 +413,13 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     BackupSucceeded,
     BackupFailed,
 )
+EVENT_TYPES: tuple[type[DomainEvent], ...] = BACKUP_EVENT_TYPES + RESTORE_EVENT_TYPES
+
+
+def is_restore_event(event: DomainEvent) -> bool:
+    return isinstance(event, RESTORE_EVENT_TYPES)
 
 
 def registry() -> EventRegistry:
-    """The registry of every backup event (add upcasters here when a schema version is bumped)."""
+    """The registry of every event (backups and restores) (add upcasters here when a schema version is bumped)."""
     return EventRegistry(EVENT_TYPES)

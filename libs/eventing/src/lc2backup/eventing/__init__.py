@@ -18,6 +18,7 @@ from lc2backup.domain.wire import (
 )
 from lc2backup.eventing.aggregates import Fold, Loaded, Recorded, Repository
 from lc2backup.eventing.caching import Kept, StateCache
+from lc2backup.eventing.commands import command_id, message_id
 from lc2backup.eventing.consuming import ConsumerRunner, DeadLetterHook, Handler, RetryPolicy, RunnerStats
 from lc2backup.eventing.deadletters import DeadLetters
 from lc2backup.eventing.errors import (
@@ -58,6 +59,8 @@ from lc2backup.eventing.tracing import consuming_span, current_trace_context
 __all__ = [
     "BACKUP_HEADER",
     "TYPE_HEADER",
+    "command_id",
+    "message_id",
     "AppendError",
     "AppendResult",
     "Batch",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from lc2backup.domain.events import (
+    RESTORE_EVENT_TYPES,
     BackupAdmitted,
     BackupFailed,
     BackupMetadataWritten,
@@ -43,6 +44,7 @@ from lc2backup.domain.events import (
     DocumentLibraryTransferFailed,
     DocumentLibraryTransferProgressed,
     DocumentLibraryTransferStarted,
+    RestoreAdmitted,
 )
 from lc2backup.domain.wire import DomainEvent
 from lc2backup.eventing.topology import Topology
@@ -144,6 +146,13 @@ SERVICES: Mapping[str, ServiceAccess] = {
         },
         dead_letters=True,
     ),
+    "restorer": ServiceAccess(
+        consumers=(("commands_stream", "restorer-intake"), ("events_stream", "restorer")),
+        appends=RESTORE_EVENT_TYPES,
+        receives={"restorer": (RestoreAdmitted,)},
+        dead_letters=True,
+        buckets=("lanes_bucket", "leases_bucket"),  # one restore per target; a restore runs under a lease
+    ),
     "archiver": ServiceAccess(sends_commands=True, watches_events=True),
 }
 
@@ -195,7 +204,7 @@ def service_grant(user: str, access: ServiceAccess, topology: Topology) -> Grant
     if access.dead_letters:
         publish.append(topology.dlq_subject(user))
     if access.sends_commands:
-        publish.append(topology.request_subject)
+        publish += [topology.request_subject, topology.restore_subject]
     subscribe = [f"{inbox_prefix(user)}.>"]
     if access.watches_events:
         subscribe.append(topology.all_events)
@@ -203,13 +212,13 @@ def service_grant(user: str, access: ServiceAccess, topology: Topology) -> Grant
 
 
 def grants(topology: Topology | None = None) -> dict[str, Grant]:
-    """Every NATS user of an installation: the five services, ``admin`` and ``requester``."""
+    """Every NATS user of an installation: the six services, ``admin`` and ``requester``."""
     topology = topology or Topology()
     out = {user: service_grant(user, access, topology) for user, access in SERVICES.items()}
     out[ADMIN] = Grant(ADMIN, (">",), (">",), about="operators and tests: everything")
     out[REQUESTER] = Grant(
         REQUESTER,
-        (topology.request_subject,),
+        (topology.request_subject, topology.restore_subject),
         (f"{inbox_prefix(REQUESTER)}.>",),
         about=f"people and CI: publish commands (connect with inbox prefix {inbox_prefix(REQUESTER)})",
     )

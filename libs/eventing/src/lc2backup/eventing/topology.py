@@ -8,7 +8,9 @@ Subjects (documented in ``contracts/asyncapi.yaml``):
 
 * ``lc2.backup.evt.<backupId>.<EventType>``  the event log (stream LC2_BACKUP_EVENTS): a backup's history is
   ``lc2.backup.evt.<backupId>.*``, and a consumer can filter on the event types it acts on
-* ``lc2.backup.cmd.request``             commands from users and the API (stream LC2_BACKUP_COMMANDS)
+* ``lc2.backup.cmd.request``             backup commands from users and the API (stream LC2_BACKUP_COMMANDS)
+* ``lc2.backup.cmd.restore``             restore commands (same stream; a restore's events are its own aggregate
+  on the event log, ``lc2.backup.evt.<restoreId>.<EventType>``)
 * ``lc2.backup.dlq.<service>``           dead letters with the reason (stream LC2_BACKUP_DLQ)
 """
 
@@ -73,6 +75,10 @@ class Topology:
     @property
     def request_subject(self) -> str:
         return f"{self.prefix}.cmd.request"
+
+    @property
+    def restore_subject(self) -> str:
+        return f"{self.prefix}.cmd.restore"
 
     def dlq_subject(self, service: str) -> str:
         return f"{self.prefix}.dlq.{service}"

@@ -20,7 +20,9 @@ from lc2backup.providers.base import ArtifactStore, DatabaseBackupProvider, Docu
 from lc2backup.providers.deferred import DeferredS3Client
 from lc2backup.providers.gcp import GcpSettings
 from lc2backup.providers.local import LocalDatabaseProvider, LocalSettings, LocalTransferProvider
+from lc2backup.providers.local.restoring import LocalRestorer
 from lc2backup.providers.plugins import database_provider, transfer_provider
+from lc2backup.providers.restoring import RestoreProvider
 from lc2backup.providers.s3 import S3Settings
 from lc2backup.providers.s3direct import local_artifact_store
 
@@ -87,3 +89,20 @@ async def artifact_stores(settings: ProviderSettings, stack: contextlib.AsyncExi
     if "azure" in enabled:
         stores["azure"] = await stack.enter_async_context(azure.open_artifact_store(settings.azure))
     return stores
+
+
+async def restore_providers(settings: ProviderSettings, stack: contextlib.AsyncExitStack) -> dict[str, RestoreProvider]:
+    """The providers that can restore here. Only ``local`` restores so far: a backup of another provider is
+    rejected at intake, naming the ones that can."""
+    local = settings.local
+    providers: dict[str, RestoreProvider] = {}
+    if "local" in settings.providers and local.mode == "real":
+        databases = {name: dsn.get_secret_value() for name, dsn in local.databases.items()}
+        providers["local"] = LocalRestorer(
+            DeferredS3Client(settings.s3, stack),
+            databases,
+            pg_restore=local.pg_restore,
+            copy_workers=min(local.copy_workers, 32),
+            progress_interval=local.progress_interval_seconds,
+        )
+    return providers

@@ -29,11 +29,12 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NatsClient
 from pydantic import Field
 
-from lc2backup.archiver import queries
+from lc2backup.archiver import queries, restores
 from lc2backup.archiver.archiving import Projector
 from lc2backup.archiver.auth import Tenant, TokenBook, current_tenant, require_project
 from lc2backup.archiver.errors import ApiRefusal, Unauthenticated, Unprocessable
 from lc2backup.archiver.projection import checkpoint
+from lc2backup.archiver.restores import Restorable, RestoreDetail, RestoreList, RestoreSummary
 from lc2backup.archiver.rows import ApiModel, BackupSummary
 from lc2backup.domain import (
     BackupRequestSpec,
@@ -46,6 +47,8 @@ from lc2backup.domain import (
     complete_spec,
     project_request_id,
 )
+from lc2backup.domain.restore_state import RestoreState
+from lc2backup.domain.restoring import RestoreRequestSpec, restore_id_for_request
 from lc2backup.domain.spec import DNS_LABEL
 from lc2backup.eventing import Topology
 
@@ -259,22 +262,22 @@ async def get_events(
     rows = await queries.backup_events(_res(request).pool, backup_id, tenant.visible_projects())
     if not rows:
         raise _not_found(backup_id)
-    items = [
-        EventOut(
-            seq=r["seq"],
-            event_id=r["event_id"],
-            type=r["type"],
-            schema_version=r["schema_version"],
-            occurred_at=r["occurred_at"],
-            correlation_id=r["correlation_id"],
-            causation_id=r["causation_id"],
-            producer=r["producer"],
-            traceparent=r["traceparent"],
-            data=json.loads(r["payload"]),
-        )
-        for r in rows
-    ]
-    return EventList(backup_id=backup_id, items=items)
+    return EventList(backup_id=backup_id, items=[_event_out(r) for r in rows])
+
+
+def _event_out(r: asyncpg.Record) -> EventOut:
+    return EventOut(
+        seq=r["seq"],
+        event_id=r["event_id"],
+        type=r["type"],
+        schema_version=r["schema_version"],
+        occurred_at=r["occurred_at"],
+        correlation_id=r["correlation_id"],
+        causation_id=r["causation_id"],
+        producer=r["producer"],
+        traceparent=r["traceparent"],
+        data=json.loads(r["payload"]),
+    )
 
 
 @router.post(
@@ -320,6 +323,161 @@ async def request_backup(
     location = f"{API_PREFIX}/backups/{backup_id}"
     response.headers["Location"] = location
     return Accepted(backup_id=backup_id, location=location)
+
+
+class RestoreAccepted(ApiModel):
+    restore_id: str
+    status: str = "Accepted"
+    location: str
+
+
+RESTORE_NOT_FOUND: Responses = {
+    404: {"model": ErrorOut, "description": "No restore (or backup) with this id, or none the token's tenant may see"}
+}
+
+
+async def _publish_restore(
+    request: Request, response: Response, tenant: Tenant, spec: RestoreRequestSpec, idempotency_key: str | None
+) -> RestoreAccepted:
+    """Publish a restore command after the tenant checks: it may use the backup's project and the target's."""
+    res = _res(request)
+    row = await queries.get_backup(res.pool, spec.backup_id, tenant.visible_projects())
+    if row is None:
+        raise _not_found(spec.backup_id)
+    require_project(tenant, row["project_id"])
+    if spec.target is not None:
+        require_project(tenant, spec.target.project_id)
+    scoped = f"{row['project_id']}/{idempotency_key}" if idempotency_key else None
+    restore_id = restore_id_for_request(scoped) if scoped else str(uuid.uuid4())
+    command = {"restoreId": restore_id, "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    await res.nc.jetstream().publish(
+        res.topology.restore_subject,
+        json.dumps(command).encode(),
+        stream=res.topology.commands_stream,
+        headers={"Nats-Msg-Id": f"api:restore:{restore_id}"},
+    )
+    location = f"{API_PREFIX}/restores/{restore_id}"
+    response.headers["Location"] = location
+    return RestoreAccepted(restore_id=restore_id, location=location)
+
+
+@router.post(
+    f"{API_PREFIX}/restores",
+    status_code=202,
+    response_model=RestoreAccepted,
+    tags=["restores"],
+    responses={**UNREADABLE, **UNAUTHENTICATED, **FORBIDDEN, **RESTORE_NOT_FOUND, **INVALID},
+)
+async def request_restore(
+    request: Request,
+    response: Response,
+    tenant: Caller,
+    spec: RestoreRequestSpec,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> RestoreAccepted:
+    """Restore a Succeeded backup into new targets (the default), or over live ones only when confirmed. The
+    restore is validated by the restorer and appears in ``/restores`` a moment later (Rejected with every
+    reason, or Validating → Restoring → Succeeded/Failed)."""
+    return await _publish_restore(request, response, tenant, spec, idempotency_key)
+
+
+@router.post(
+    f"{API_PREFIX}/backups/{{backup_id}}/verify",
+    status_code=202,
+    response_model=RestoreAccepted,
+    tags=["restores"],
+    responses={**UNAUTHENTICATED, **FORBIDDEN, **RESTORE_NOT_FOUND, **INVALID},
+)
+async def verify_backup(
+    request: Request,
+    response: Response,
+    tenant: Caller,
+    backup_id: Annotated[str, Path(max_length=64, pattern=UUID_PATTERN)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+) -> RestoreAccepted:
+    """Prove the backup restores: a restore into scratch targets, compared with what the backup recorded (row
+    counts and checksums per table, Liferay smoke queries, objects against the manifest), then removed. The
+    verdict is the restore's ``status.verification``; a passed one makes the backup its environment's
+    ``/restorable`` point."""
+    spec = RestoreRequestSpec.model_validate({"backupId": backup_id.lower(), "purpose": "verification"})
+    return await _publish_restore(request, response, tenant, spec, idempotency_key)
+
+
+@router.get(
+    f"{API_PREFIX}/restores",
+    response_model=RestoreList,
+    tags=["restores"],
+    responses={**UNAUTHENTICATED, **INVALID},
+)
+async def list_restores(
+    request: Request,
+    tenant: Caller,
+    backup_id: Annotated[str | None, Query(alias="backupId", max_length=64, pattern=BACKUP_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> RestoreList:
+    """Restores and verifications, newest first (of the tenant's projects, as source or target)."""
+    rows = await restores.list_restores(_res(request).pool, tenant.visible_projects(), backup_id, limit)
+    return RestoreList(items=[RestoreSummary.of_row(r) for r in rows])
+
+
+def _restore_not_found(restore_id: str) -> HTTPException:
+    return HTTPException(404, f"restore {restore_id} not found")
+
+
+@router.get(
+    f"{API_PREFIX}/restores/{{restore_id}}",
+    response_model=RestoreDetail,
+    tags=["restores"],
+    responses={**UNAUTHENTICATED, **RESTORE_NOT_FOUND, **INVALID},
+)
+async def get_restore(
+    request: Request, tenant: Caller, restore_id: Annotated[str, Path(max_length=64, pattern=BACKUP_ID)]
+) -> RestoreDetail:
+    """One restore with its plan, both branches' progress, the verdict of a verification and every reason."""
+    row = await restores.get_restore(_res(request).pool, restore_id, tenant.visible_projects())
+    if row is None:
+        raise _restore_not_found(restore_id)
+    summary = RestoreSummary.of_row(row)
+    return RestoreDetail(
+        **summary.model_dump(by_alias=False), status=RestoreState.model_validate_json(row["state_doc"])
+    )
+
+
+@router.get(
+    f"{API_PREFIX}/restores/{{restore_id}}/events",
+    response_model=EventList,
+    tags=["restores"],
+    responses={**UNAUTHENTICATED, **RESTORE_NOT_FOUND, **INVALID},
+)
+async def get_restore_events(
+    request: Request, tenant: Caller, restore_id: Annotated[str, Path(max_length=64, pattern=BACKUP_ID)]
+) -> EventList:
+    """The restore's audit trail: every event in order, with its envelope."""
+    rows = await restores.restore_events(_res(request).pool, restore_id, tenant.visible_projects())
+    if not rows:
+        raise _restore_not_found(restore_id)
+    return EventList(backup_id=restore_id, items=[_event_out(r) for r in rows])
+
+
+@router.get(
+    f"{API_PREFIX}/restorable",
+    response_model=Restorable,
+    tags=["restores"],
+    responses={**UNAUTHENTICATED, **FORBIDDEN, **INVALID},
+)
+async def last_restorable(
+    request: Request,
+    tenant: Caller,
+    project_id: Annotated[str, Query(alias="projectId", max_length=63, pattern=DNS_LABEL)],
+    environment: Annotated[str, Query(max_length=63, pattern=DNS_LABEL)],
+) -> Restorable:
+    """The environment's last backup proven restorable: the newest one a verification restored and found equal
+    to what it recorded (``backupId`` null when none has been verified)."""
+    require_project(tenant, project_id)
+    row = await restores.last_restorable(_res(request).pool, project_id, environment)
+    if row is None:
+        return Restorable(project_id=project_id, environment=environment, backup_id=None)
+    return Restorable(project_id=project_id, environment=environment, **dict(row))
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:

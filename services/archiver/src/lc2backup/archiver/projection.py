@@ -18,9 +18,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from lc2backup.archiver import restores
 from lc2backup.archiver.rows import UPSERT, backup_row, pg_json, pg_row
 from lc2backup.archiver.schema import PROJECTION, Executor
 from lc2backup.domain import BackupState, evolve, initial
+from lc2backup.domain.events import is_restore_event
+from lc2backup.domain.restore_state import RestoreState, evolve_restore, initial_restore
 from lc2backup.domain.wire import EventRegistry, RecordedEvent
 from lc2backup.eventing import EventingError, StoredMessage, Topology, read_event
 from lc2backup.runtime import crash_point
@@ -90,13 +93,22 @@ async def apply_batch(conn: Executor, page: Decoded) -> Applied:
             return Applied(0, len(page.recorded) + len(page.poison), [], checkpoint)
         recorded = [r for r in page.recorded if r.sequence > checkpoint]
         poison = [(m, reason) for m, reason in page.poison if m.sequence > checkpoint]
-        ids = sorted({r.envelope.backup_id for r in recorded})
+        restore_ids = sorted({r.envelope.backup_id for r in recorded if is_restore_event(r.event)})
+        ids = sorted({r.envelope.backup_id for r in recorded if not is_restore_event(r.event)})
         states: dict[str, BackupState] = {}
         for row in await conn.fetch("SELECT backup_id, state_doc FROM backups WHERE backup_id = ANY($1)", ids):
             states[row["backup_id"]] = BackupState.model_validate_json(row["state_doc"])
+        restored: dict[str, RestoreState] = {}
+        for row in await conn.fetch(
+            "SELECT restore_id, state_doc FROM restores WHERE restore_id = ANY($1)", restore_ids
+        ):
+            restored[row["restore_id"]] = RestoreState.model_validate_json(row["state_doc"])
         for r in recorded:
-            bid = r.envelope.backup_id
-            states[bid] = evolve(states.get(bid) or initial(bid), r.event, r.envelope.occurred_at, r.sequence)
+            aid, at = r.envelope.backup_id, r.envelope.occurred_at
+            if is_restore_event(r.event):
+                restored[aid] = evolve_restore(restored.get(aid) or initial_restore(aid), r.event, at, r.sequence)
+            else:
+                states[aid] = evolve(states.get(aid) or initial(aid), r.event, at, r.sequence)
         await conn.copy_records_to_table(
             "backup_events",
             columns=EVENT_COLUMNS,
@@ -118,6 +130,7 @@ async def apply_batch(conn: Executor, page: Decoded) -> Applied:
             ],
         )
         await conn.executemany(UPSERT, [backup_row(states[bid]) for bid in ids])
+        await conn.executemany(restores.UPSERT, [restores.restore_row(restored[rid]) for rid in restore_ids])
         crash_point("projection:rows-written")  # test-only (lc2backup.runtime.crashpoints)
         last = page.last_sequence
         await conn.execute("UPDATE projection_checkpoint SET last_seq = $2 WHERE name = $1", PROJECTION, last)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from lc2backup.archiver.restores import TABLE_DDL as RESTORES_DDL
 from lc2backup.archiver.rows import TABLE_DDL
 
 Executor = asyncpg.Connection | PoolConnectionProxy
@@ -45,6 +46,7 @@ CREATE INDEX IF NOT EXISTS backups_list ON backups (created_at DESC, backup_id D
 CREATE INDEX IF NOT EXISTS backups_env ON backups (project_id, environment, created_at DESC, backup_id DESC);
 CREATE INDEX IF NOT EXISTS backups_state ON backups (state, created_at DESC);
 """
+    + RESTORES_DDL
 )
 
 
@@ -72,5 +74,5 @@ async def reset(conn: Executor) -> None:
             "ON CONFLICT (name) DO UPDATE SET last_seq = 0",
             PROJECTION,
         )
-        await conn.execute("DROP TABLE IF EXISTS backups, backup_events")
+        await conn.execute("DROP TABLE IF EXISTS backups, backup_events, restores")
         await conn.execute(DDL)

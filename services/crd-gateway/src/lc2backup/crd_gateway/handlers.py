@@ -15,7 +15,6 @@ Order: the commands of one project+environment are recorded in the order the com
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -23,21 +22,18 @@ from nats.aio.msg import Msg
 from lc2backup.crd_gateway.domain import decide_intake
 from lc2backup.crd_gateway.ordering import LaneOrder
 from lc2backup.domain import CommandUnreadable, Intake, Submission, fold, parse_intake, read_command
-from lc2backup.eventing import Causation, EventStore, PoisonMessage, Repository, StoredMessage, consuming_span
+from lc2backup.eventing import (
+    Causation,
+    EventStore,
+    PoisonMessage,
+    Repository,
+    StoredMessage,
+    command_id,
+    consuming_span,
+    message_id,
+)
 
 log = logging.getLogger(__name__)
-
-
-def command_id(headers: Mapping[str, str] | None, stream: str, sequence: int) -> str:
-    """What names a command when it names no backup: its ``Nats-Msg-Id``, else its place in the stream."""
-    if headers and "Nats-Msg-Id" in headers:
-        return headers["Nats-Msg-Id"]
-    return f"{stream}:{sequence}"
-
-
-def message_id(msg: Msg) -> str:
-    meta = msg.metadata
-    return command_id(msg.headers, meta.stream, int(meta.sequence.stream))
 
 
 def lane_of_intake(intake: Intake) -> str | None:

@@ -43,6 +43,7 @@ class LocalSettings(BaseModel):
         " flood tests)",
     )
     pg_dump: str = "pg_dump"
+    pg_restore: str = "pg_restore"
     compress: int = Field(default=1, ge=0, le=9)
     part_size_mib: int = Field(default=8, ge=5, le=512)
     copy_workers: int = Field(default=64, ge=1, le=512)

@@ -1,0 +1,1 @@
+"""Restores and verifications: intake of restore commands, the restore branches, the verdict."""

@@ -1,0 +1,157 @@
+"""Restores and verifications on the local provider, through the six services as real processes.
+
+Oracles read the servers with their own queries (psql, the S3 client), never through the restorer's code: a
+table's rows are compared by an md5 over each row's text, ordered (not the restorer's order-independent sum),
+objects by size and MD5 of their bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lc2backup.devstack import LocalStack
+from lc2backup.devstack.seeding import (
+    LIFERAY_TABLES,
+    DocumentLibraryLayout,
+    liferay_database_sql,
+    plan_document_library,
+    seed_document_library,
+)
+from tests.support import System
+
+pytestmark = [pytest.mark.e2e, pytest.mark.restore]
+
+
+def table_digests(stack: LocalStack, database: str) -> dict[str, str]:
+    """Per Liferay table: row count and an md5 of its rows' text in order (psql, our oracle)."""
+    out = {}
+    for table in LIFERAY_TABLES:
+        out[table] = stack.postgres.psql(
+            f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::text), ',' ORDER BY md5(t::text))), '')"
+            f" FROM {table} t",
+            database=database,
+        ).strip()
+    return out
+
+
+async def objects_under(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+    """key (without prefix) -> (size, md5 of the bytes), read back from the store."""
+    found: dict[str, tuple[int, str]] = {}
+    async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = await (await s3.get_object(Bucket=bucket, Key=obj["Key"]))["Body"].read()
+            found[obj["Key"][len(prefix) :]] = (len(body), hashlib.md5(body).hexdigest())
+    return found
+
+
+async def backed_up(
+    system: System, s3: Any, buckets: tuple[str, str], files: int = 60
+) -> tuple[str, DocumentLibraryLayout]:
+    source, destination = buckets
+    conn = await asyncpg.connect(system.source_dsn)
+    await conn.execute(liferay_database_sql(scale=1))
+    await conn.close()
+    layout = await seed_document_library(s3, source, "liferay/", plan_document_library(files))
+    spec = system.spec(source, destination)
+    spec["documentLibrary"]["sourcePrefix"] = "liferay"
+    async with system.client() as client:
+        resp = await client.post("/api/v1/backups", json=spec)
+        assert resp.status_code == 202, resp.text
+        backup_id: str = resp.json()["backupId"]
+    doc = await system.wait_for(backup_id)
+    assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)
+    return backup_id, layout
+
+
+def databases_named(stack: LocalStack, pattern: str) -> list[str]:
+    return stack.postgres.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'").split()
+
+
+async def test_restore_into_another_environment_equals_the_source(
+    system: System, s3: Any, buckets: tuple[str, str], unique: str
+) -> None:
+    source, destination = buckets
+    backup_id, layout = await backed_up(system, s3, buckets)
+    target_bucket = f"tgt-{unique}"
+    await s3.create_bucket(Bucket=target_bucket)
+    database = f"qa_{unique}"
+    restore_id = await system.restore(
+        {
+            "backupId": backup_id,
+            "target": {"projectId": "retail", "environment": "qa"},
+            "database": {"databaseName": database},
+            "documentLibrary": {"bucket": target_bucket, "prefix": "liferay"},
+        }
+    )
+    doc = await system.wait_for_restore(restore_id)
+    assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)
+    status = doc["status"]
+    assert status["database"]["state"] == "Completed" and status["documentLibrary"]["state"] == "Completed"
+    assert (doc["targetProjectId"], doc["targetEnvironment"]) == ("retail", "qa")
+
+    # the database: every table equal, row for row, and exactly one database made
+    assert table_digests(system.stack, database) == table_digests(system.stack, system.source_database)
+    assert databases_named(system.stack, f"{database}%") == [database]
+
+    # the document library: every regular object equal (size and MD5), generated files absent
+    restored = await objects_under(s3, target_bucket, "liferay/")
+    originals = await objects_under(s3, source, "liferay/")
+    assert set(restored) == set(layout.regular)
+    assert all(restored[key] == originals[key] for key in layout.regular)
+
+    types = [e["type"] for e in await _restore_events(system, restore_id)]
+    assert types[:3] == ["RestoreRequested", "RestoreAdmitted", "RestoreValidated"]
+    assert types[-1] == "RestoreSucceeded" and types.count("RestoreSucceeded") == 1
+
+
+async def _restore_events(system: System, restore_id: str) -> list[dict[str, Any]]:
+    async with system.client() as client:
+        resp = await client.get(f"/api/v1/restores/{restore_id}/events")
+        resp.raise_for_status()
+        items: list[dict[str, Any]] = resp.json()["items"]
+        return items
+
+
+async def test_restore_onto_the_live_database_without_confirmation_is_rejected(
+    system: System, s3: Any, buckets: tuple[str, str]
+) -> None:
+    backup_id, _ = await backed_up(system, s3, buckets, files=10)
+    restore_id = await system.restore({"backupId": backup_id, "database": {"databaseName": system.source_database}})
+    doc = await system.wait_for_restore(restore_id)
+    assert doc["state"] == "Rejected", json.dumps(doc, indent=1)
+    problems = doc["status"]["problems"]
+    assert any("overwrite.confirm" in p["message"] and p["field"] == "spec.database.databaseName" for p in problems)
+    assert not any(e["type"].startswith("DatabaseRestore") for e in await _restore_events(system, restore_id))
+
+
+async def test_verification_passes_and_is_the_last_proven_restorable_point(
+    system: System, s3: Any, buckets: tuple[str, str]
+) -> None:
+    _, destination = buckets
+    backup_id, layout = await backed_up(system, s3, buckets, files=30)
+    async with system.client() as client:
+        resp = await client.post(f"/api/v1/backups/{backup_id}/verify")
+        assert resp.status_code == 202, resp.text
+        restore_id = resp.json()["restoreId"]
+    doc = await system.wait_for_restore(restore_id)
+    assert doc["state"] == "Succeeded", json.dumps(doc, indent=1)
+    verdict = doc["status"]["verification"]
+    assert verdict["passed"] is True and verdict["findings"] == []
+    assert verdict["summary"]["objects"] == len(layout.regular)
+    assert verdict["summary"]["tables"] >= len(LIFERAY_TABLES)
+    # the scratch targets are gone (read at the servers)
+    assert databases_named(system.stack, "lc2verify_%") == []
+    assert await objects_under(s3, destination, "backups/lc2-verify/") == {}
+    # the verdict is written next to the backup, metadata.json untouched
+    folder = f"backups/{backup_id}/"
+    listed = await s3.list_objects_v2(Bucket=destination, Prefix=f"{folder}verifications/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == [f"{folder}verifications/{restore_id}.json"]
+    async with system.client() as client:
+        resp = await client.get("/api/v1/restorable", params={"projectId": "retail", "environment": "dev"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["backupId"] == backup_id and resp.json()["restoreId"] == restore_id

@@ -128,6 +128,7 @@ def test_make_up_backs_up_the_users_own_database(
     assert sorted(p.name for p in (target / "database").iterdir()) == [
         f"{own_database}.dump",
         f"{own_database}.dump.sha256",
+        f"{own_database}.figures.json",
     ]
     check = subprocess.run(["sha256sum", "-c", f"{own_database}.dump.sha256"], cwd=target / "database", check=False)
     assert check.returncode == 0

@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
-# One image for the five services; the Deployment (or compose service) chooses the command:
+# One image for the six services; the Deployment (or compose service) chooses the command:
 #   lc2backup-crd-gateway | lc2backup-db-export | lc2backup-doclib-transfer | lc2backup-metadata | lc2backup-archiver
+#   | lc2backup-restorer
 #
 #   docker build -t lc2backup:0.1.0 .
 #
-# Only the five services and the libraries they import are installed (uv sync --package, frozen to uv.lock):
+# Only the six services and the libraries they import are installed (uv sync --package, frozen to uv.lock):
 # no dev tools, no test servers. The image runs as an unprivileged user and needs no writable root
 # filesystem (mount an emptyDir on /tmp, as deploy/k8s does).
 
@@ -27,11 +28,13 @@ RUN uv sync --frozen --no-dev --no-editable \
       --package lc2backup-db-export \
       --package lc2backup-doclib-transfer \
       --package lc2backup-metadata \
-      --package lc2backup-archiver
+      --package lc2backup-archiver \
+      --package lc2backup-restorer
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
-# pg_dump for the local provider's database dumps; it must be at least the server's major version, so the
-# client comes from the PostgreSQL project's repository (PG_MAJOR=16 dumps 16 and older).
+# pg_dump and pg_restore for the local provider's database dumps and restores; pg_dump must be at least the
+# server's major version, so the client comes from the PostgreSQL project's repository (PG_MAJOR=16 dumps 16 and
+# older; its pg_restore reads those dumps).
 ARG PG_MAJOR=16
 RUN set -eux; \
     apt-get update; \
@@ -52,5 +55,5 @@ ENV PATH=/opt/lc2backup/bin:/usr/lib/postgresql/${PG_MAJOR}/bin:$PATH \
     LC2_HEALTH__HOST=0.0.0.0 \
     LC2_API__HOST=0.0.0.0
 USER 10001:10001
-EXPOSE 8080 8081 8082 8083 8084
+EXPOSE 8080 8081 8082 8083 8084 8085
 CMD ["lc2backup-crd-gateway"]

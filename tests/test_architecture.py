@@ -46,6 +46,7 @@ SERVICES = [
     "lc2backup-doclib-transfer",
     "lc2backup-metadata",
     "lc2backup-archiver",
+    "lc2backup-restorer",
 ]
 TEST_ONLY = {"lc2backup-testing", "lc2backup-devstack", "kmock", "cel-python", "jsonpatch", "moto", "pytest"}
 
@@ -65,11 +66,12 @@ def _closure(roots: list[str]) -> set[str]:
 
 
 def test_the_image_installs_no_test_only_code() -> None:
-    """The Dockerfile installs the five services; the emulator and the instant provider are not among them."""
+    """The Dockerfile installs the six services; the emulator and the instant provider are not among them."""
+    root = Path(__file__).parents[1]
+    assert set(re.findall(r"--package (\S+)", (root / "Dockerfile").read_text())) == set(SERVICES)
     shipped = _closure(SERVICES)
     assert not shipped & TEST_ONLY
     assert {"lc2backup-testing", "kmock", "cel-python", "jsonpatch"} <= _closure(["lc2backup-testing"])  # control
-    root = Path(__file__).parents[1]
     members = {
         tomllib.loads(pyproject.read_text())["project"]["name"]: pyproject.parent
         for pyproject in [*root.glob("libs/*/pyproject.toml"), *root.glob("services/*/pyproject.toml")]

@@ -9,6 +9,7 @@ from typing import Any
 
 from lc2backup.domain import BackupRequestSpec, Problem, RequestSource, TransferCounters
 from lc2backup.domain import events as ev
+from lc2backup.domain.restoring import DatabasePlan, DocumentLibraryPlan, RestorePlan, RestoreRequestSpec
 from lc2backup.domain.wire import DomainEvent
 
 BACKUP_ID = "3f9c1f4e-8f0b-5c1e-9a57-0d2b6c7e4a11"
@@ -48,10 +49,75 @@ COUNTERS = TransferCounters(
 EXCLUDED = ["document_library/20097/0/document_thumbnail/", "document_library/20097/0/adaptive/"]
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 EXPORT = f"s3://retail-backups/retail/prd/{BACKUP_ID}/database/lportal.dump"
+RESTORE_ID = "8a1d2b3c-4e5f-5a6b-8c7d-9e0f1a2b3c4d"
+FOLDER = f"s3://retail-backups/retail/prd/{BACKUP_ID}/"
+
+# A restore of the local backup above into new targets of another environment, and a verification (the defaults).
+RESTORE_SPEC: dict[str, Any] = {
+    "backupId": BACKUP_ID,
+    "target": {"projectId": "retail", "environment": "uat"},
+    "include": "all",
+    "database": {"instanceId": "liferay-db", "databaseName": "lportal_uat"},
+    "documentLibrary": {"bucket": "retail-uat-doclib", "prefix": "document_library/", "merge": True},
+    "purpose": "restore",
+    "keepFailedHours": 48,
+}
+VERIFY_SPEC: dict[str, Any] = {"backupId": BACKUP_ID, "purpose": "verification"}
+RESTORE_PLAN = RestorePlan(
+    backup_id=BACKUP_ID,
+    provider="local",
+    project_id="retail",
+    environment="prd",
+    target_project_id="retail",
+    target_environment="uat",
+    keep_failed_hours=48,
+    metadata_location=f"{FOLDER}metadata.json",
+    database=DatabasePlan(
+        artefact=EXPORT,
+        format="pg_dump-custom",
+        sha256=SHA,
+        size_bytes=4096,
+        source_instance="liferay-db",
+        source_database="lportal",
+        target_instance="liferay-db",
+        target_database="lportal_uat",
+        figures=f"{FOLDER}database/lportal.figures.json",
+    ),
+    document_library=DocumentLibraryPlan(
+        source_bucket="retail-backups",
+        source_prefix=f"retail/prd/{BACKUP_ID}/documentlibrary/",
+        manifest_key=f"retail/prd/{BACKUP_ID}/documentlibrary.manifest.jsonl",
+        objects=800,
+        bytes=52_428_800,
+        target_bucket="retail-uat-doclib",
+        target_prefix="document_library/",
+        merge=True,
+    ),
+)
+VERIFY_PLAN = RestorePlan(
+    backup_id=BACKUP_ID,
+    provider="local",
+    project_id="retail",
+    environment="prd",
+    target_project_id="retail",
+    target_environment="prd",
+    purpose="verification",
+    database=DatabasePlan(
+        artefact=EXPORT,
+        format="pg_dump-custom",
+        source_instance="liferay-db",
+        target_instance="liferay-db",
+        target_database="lc2verify_8a1d2b3c",
+    ),
+)
 
 
 def spec(raw: dict[str, Any]) -> BackupRequestSpec:
     return BackupRequestSpec.model_validate(raw)
+
+
+def restore_spec(raw: dict[str, Any]) -> RestoreRequestSpec:
+    return RestoreRequestSpec.model_validate(raw)
 
 
 EVENT_SAMPLES: dict[type[DomainEvent], list[DomainEvent]] = {
@@ -156,6 +222,85 @@ EVENT_SAMPLES: dict[type[DomainEvent], list[DomainEvent]] = {
             leftovers=[f"s3://retail-backups/retail/prd/{BACKUP_ID}/"],
         ),
     ],
+    ev.RestoreRequested: [
+        ev.RestoreRequested(
+            spec=restore_spec(RESTORE_SPEC),
+            source=RequestSource(kind="api", command_id=f"api:restore:{RESTORE_ID}"),
+            plan=RESTORE_PLAN,
+        ),
+        ev.RestoreRequested(spec=restore_spec(VERIFY_SPEC), source=RequestSource(kind="nats"), plan=VERIFY_PLAN),
+        ev.RestoreRequested(spec=restore_spec(VERIFY_SPEC), source=RequestSource(kind="nats")),  # rejected at once
+    ],
+    ev.RestoreRejected: [
+        ev.RestoreRejected(
+            problems=[
+                Problem(field="spec.backupId", message=f"backup {BACKUP_ID} is Failed", type="not_restorable"),
+                Problem(field="spec.database.overwrite.confirm", message="must name the target exactly: db/lportal"),
+            ]
+        )
+    ],
+    ev.RestoreAdmitted: [ev.RestoreAdmitted()],
+    ev.RestoreValidated: [
+        ev.RestoreValidated(checks=["metadata.json matches the log", "database liferay-db/lportal_uat is new"]),
+        ev.RestoreValidated(),
+    ],
+    ev.DatabaseRestoreStarted: [
+        ev.DatabaseRestoreStarted(operation_id=f"lc2-restore-{RESTORE_ID}", target="liferay-db/lportal_uat")
+    ],
+    ev.DatabaseRestoreProgressed: [
+        ev.DatabaseRestoreProgressed(report=2, bytes_done=2048, bytes_total=4096),
+        ev.DatabaseRestoreProgressed(report=1),
+    ],
+    ev.DatabaseRestoreCompleted: [
+        ev.DatabaseRestoreCompleted(target="liferay-db/lportal_uat", bytes_read=4096),
+        ev.DatabaseRestoreCompleted(target="liferay-db/lportal_uat"),
+    ],
+    ev.DatabaseRestoreFailed: [ev.DatabaseRestoreFailed(reason="pg_restore exited with status 1: out of disk")],
+    ev.DocumentLibraryRestoreStarted: [
+        ev.DocumentLibraryRestoreStarted(
+            source=f"{FOLDER}documentlibrary/",
+            destination="s3://retail-uat-doclib/document_library/",
+            objects_total=800,
+            bytes_total=52_428_800,
+        ),
+        ev.DocumentLibraryRestoreStarted(source="s3://a/b/", destination="s3://c/d/"),
+    ],
+    ev.DocumentLibraryRestoreProgressed: [
+        ev.DocumentLibraryRestoreProgressed(report=1, objects_done=400, bytes_done=26_214_400)
+    ],
+    ev.DocumentLibraryRestoreCompleted: [
+        ev.DocumentLibraryRestoreCompleted(objects=800, bytes=52_428_800, objects_copied=790)
+    ],
+    ev.DocumentLibraryRestoreFailed: [ev.DocumentLibraryRestoreFailed(reason="AccessDenied on retail-uat-doclib")],
+    ev.VerificationSucceeded: [
+        ev.VerificationSucceeded(
+            summary=ev.VerificationSummary(
+                tables=212, rows=1_048_576, objects=800, bytes=52_428_800, objects_sampled=50
+            ),
+            checks=["rows and checksum of every table", "Liferay smoke queries", "objects against the manifest"],
+        ),
+        ev.VerificationSucceeded(summary=ev.VerificationSummary()),
+    ],
+    ev.VerificationFailed: [
+        ev.VerificationFailed(
+            summary=ev.VerificationSummary(tables=212, rows=1_048_570),
+            findings=["table user_: 6 rows fewer than the backup recorded"],
+        )
+    ],
+    ev.ScratchRemoved: [
+        ev.ScratchRemoved(
+            removed=["liferay-db/lc2verify_8a1d2b3c", f"s3://retail-backups/retail/prd/lc2-verify/{RESTORE_ID}/"]
+        ),
+        ev.ScratchRemoved(removed=[]),
+    ],
+    ev.RestoreSucceeded: [ev.RestoreSucceeded()],
+    ev.RestoreFailed: [
+        ev.RestoreFailed(
+            reasons={"database": "pg_restore exited with status 1", "documentLibrary": "AccessDenied"},
+            leftovers=["liferay-db/lportal_uat", "s3://retail-uat-doclib/document_library/"],
+        ),
+        ev.RestoreFailed(reasons={"verification": "table user_: 6 rows fewer"}),
+    ],
 }
 
 # Payloads pydantic refuses; the schema must refuse them too (type, wire data).
@@ -170,6 +315,14 @@ INVALID_PAYLOADS: list[tuple[type[DomainEvent], dict[str, Any]]] = [
     (ev.BackupRequested, {"spec": LOCAL_SPEC | {"tags": {"-bad-key": "x"}}, "source": {"kind": "nats"}}),
     (ev.BackupRequested, {"spec": LOCAL_SPEC | {"retentionDays": 0}, "source": {"kind": "nats"}}),
     (ev.BackupRequested, {"spec": LOCAL_SPEC, "source": {"kind": "email"}}),
+    (ev.RestoreRequested, {"spec": RESTORE_SPEC | {"backupId": "latest"}, "source": {"kind": "nats"}}),
+    (ev.RestoreRequested, {"spec": RESTORE_SPEC | {"include": "everything"}, "source": {"kind": "nats"}}),
+    (ev.RestoreRequested, {"spec": VERIFY_SPEC | {"keepFailedHours": 721}, "source": {"kind": "nats"}}),
+    (ev.RestoreRejected, {"problems": []}),
+    (ev.DatabaseRestoreProgressed, {"report": 0}),
+    (ev.DocumentLibraryRestoreCompleted, {"objects": 1, "bytes": -1, "objectsCopied": 1}),
+    (ev.VerificationFailed, {"summary": {}, "findings": []}),
+    (ev.RestoreFailed, {"reasons": {}}),
 ]
 
 COMMANDS: dict[str, dict[str, Any]] = {
@@ -194,4 +347,22 @@ INVALID_COMMANDS: dict[str, dict[str, Any]] = {
     "bad spec": {"spec": LOCAL_SPEC | {"provider": "ibm"}},
     "wrong kind": {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "Backup", "spec": LOCAL_SPEC},
     "manifest without spec": {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest"},
+}
+
+# Restore commands (lc2.backup.cmd.restore): the schema and the restorer's intake agree on each.
+RESTORE_COMMANDS: dict[str, dict[str, Any]] = {
+    "spec only": {"spec": VERIFY_SPEC},
+    "all fields": {"restoreId": RESTORE_ID, "requestId": "uat-refresh-2025-02", "spec": RESTORE_SPEC},
+    "overwrite confirmed": {
+        "requestId": "r",
+        "spec": {"backupId": BACKUP_ID, "include": "database", "database": {"overwrite": {"confirm": "db/lportal"}}},
+    },
+}
+INVALID_RESTORE_COMMANDS: dict[str, dict[str, Any]] = {
+    "no spec": {"requestId": "r"},
+    "unknown field": {"spec": VERIFY_SPEC, "priority": "high"},
+    "restoreId not a uuid": {"restoreId": "restore-1", "spec": VERIFY_SPEC},
+    "no backupId": {"spec": {"purpose": "verification"}},
+    "snake_case field": {"spec": VERIFY_SPEC | {"keep_failed_hours": 1}},
+    "empty confirmation": {"spec": RESTORE_SPEC | {"database": {"overwrite": {"confirm": ""}}}},
 }

@@ -23,11 +23,27 @@ from lc2backup.contracts import DIALECT, ID_BASE, KEPT, all_artifacts, check, wr
 from lc2backup.contracts.__main__ import main
 from lc2backup.contracts.catalogue import producers
 from lc2backup.contracts.rendering import to_json
-from lc2backup.contracts.schemas import COMMAND_PATH, ENVELOPE_PATH, SPEC_PATH, event_path, event_schema
+from lc2backup.contracts.schemas import (
+    COMMAND_PATH,
+    ENVELOPE_PATH,
+    RESTORE_COMMAND_PATH,
+    SPEC_PATH,
+    event_path,
+    event_schema,
+)
 from lc2backup.domain import EVENT_TYPES, parse_intake, read_command, registry
 from lc2backup.domain.events import DatabaseBranchFailed
+from lc2backup.domain.restoring import read_restore_command
 from lc2backup.domain.wire import DomainEvent, Envelope, TraceContext, decode_envelope, encode_envelope, event_id
-from tests.contracts.samples import BACKUP_ID, COMMANDS, EVENT_SAMPLES, INVALID_COMMANDS, INVALID_PAYLOADS
+from tests.contracts.samples import (
+    BACKUP_ID,
+    COMMANDS,
+    EVENT_SAMPLES,
+    INVALID_COMMANDS,
+    INVALID_PAYLOADS,
+    INVALID_RESTORE_COMMANDS,
+    RESTORE_COMMANDS,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
@@ -261,6 +277,32 @@ def test_command_schema_refuses_what_intake_rejects(name: str, schemas: Registry
     command = INVALID_COMMANDS[name]
     assert errors(_load(COMMAND_PATH), schemas, command)
     assert not _intake_accepts(command)
+
+
+def _restorer_accepts(command: dict[str, Any]) -> bool:
+    return read_restore_command(json.dumps(command).encode(), "msg-1").spec is not None
+
+
+@pytest.mark.parametrize("name", RESTORE_COMMANDS)
+def test_restore_command_sample_validates_and_is_accepted(name: str, schemas: Registry[Any]) -> None:
+    command = RESTORE_COMMANDS[name]
+    assert errors(_load(RESTORE_COMMAND_PATH), schemas, command) == []
+    assert _restorer_accepts(command)
+
+
+@pytest.mark.parametrize("name", INVALID_RESTORE_COMMANDS)
+def test_restore_command_schema_refuses_what_the_restorer_rejects(name: str, schemas: Registry[Any]) -> None:
+    command = INVALID_RESTORE_COMMANDS[name]
+    assert errors(_load(RESTORE_COMMAND_PATH), schemas, command)
+    assert not _restorer_accepts(command)
+
+
+def test_asyncapi_routes_restore_commands_to_their_own_channel(asyncapi: dict[str, Any]) -> None:
+    channel = asyncapi["channels"]["restoreCommands"]
+    assert channel["address"] == "lc2.backup.cmd.restore"
+    assert asyncapi["components"]["messages"]["RequestRestore"]["payload"] == {"$ref": f"./{RESTORE_COMMAND_PATH}"}
+    receivers = [op for op in asyncapi["operations"].values() if op["channel"]["$ref"] == "#/channels/restoreCommands"]
+    assert {op["tags"][0]["name"] for op in receivers if op["action"] == "receive"} == {"restorer"}
 
 
 def test_spec_schema_lists_the_cross_field_rules() -> None:

@@ -24,6 +24,7 @@ from lc2backup.db_export.settings import Settings as DbExportSettings
 from lc2backup.doclib_transfer.settings import Settings as DoclibSettings
 from lc2backup.domain import manifest_problems, parse_spec
 from lc2backup.metadata.settings import Settings as MetadataSettings
+from lc2backup.restorer.settings import Settings as RestorerSettings
 from lc2backup.runtime import ServiceSettings
 
 pytestmark = pytest.mark.k8s
@@ -35,6 +36,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "doclib-transfer": DoclibSettings,
     "metadata": MetadataSettings,
     "archiver": ArchiverSettings,
+    "restorer": RestorerSettings,
 }
 SERVICES: dict[str, int] = {name: s.model_fields["health"].default.port for name, s in SETTINGS.items()}
 TARGETS = ["deploy/k8s", "deploy/k8s/overlays/dev", "deploy/k8s/overlays/prod"]

@@ -26,9 +26,10 @@ from lc2backup.contracts.catalogue import OPERATIONS
 from lc2backup.devstack import NatsServer
 from lc2backup.devstack.nats import nats_server_binary
 from lc2backup.domain import registry
-from lc2backup.domain.events import BackupRequested
+from lc2backup.domain.events import BackupRequested, BackupSucceeded, RestoreAdmitted
 from lc2backup.eventing import EventStore, Topology, ensure_streams
 from lc2backup.eventing.permissions import SERVICES, STREAM_MANAGER, grants, inbox_prefix, password_variable
+from lc2backup.eventing.topology import ConsumerSpec, ensure_consumer
 from tests.polling import eventually
 
 pytestmark = pytest.mark.security
@@ -154,6 +155,38 @@ async def test_db_export_cannot_read_the_commands_stream_or_other_inboxes(
     assert (reply.headers or {}).get("Status") == "404"
     info = await db.nc.request(f"{api}.STREAM.INFO.{T.events_stream}", b"", timeout=2)
     assert json.loads(info.data)["config"]["name"] == T.events_stream
+
+
+async def test_restorer_takes_restore_commands_only_and_appends_only_restore_events(
+    admin: NatsClient, login: Callable[[str], Awaitable[Session]]
+) -> None:
+    await admin.jetstream().publish(T.request_subject, b'{"requestId": "a-backup", "spec": {}}')
+    requester = await login("requester")
+    ack = await requester.nc.jetstream(timeout=2).publish(T.restore_subject, b'{"requestId": "r1", "spec": {}}')
+    assert ack.stream == T.commands_stream
+
+    restorer = await login("restorer")
+    js = restorer.nc.jetstream(timeout=2)
+    # its own intake, filtered on restore commands, receives the restore command (and never the backup one)
+    await ensure_consumer(js, ConsumerSpec(T.commands_stream, "restorer-intake", (T.restore_subject,)))
+    intake = await js.pull_subscribe_bind("restorer-intake", stream=T.commands_stream)
+    (command,) = await intake.fetch(1, timeout=2)
+    assert (command.subject, json.loads(command.data)["requestId"]) == (T.restore_subject, "r1")
+    await command.ack()
+    # its own events are taken; another service's event types, commands and consumers are refused
+    restore = "00000000-0000-0000-0000-000000000002"
+    ack = await js.publish(T.event_subject(restore, RestoreAdmitted.event_type), b"{}")
+    assert ack.stream == T.events_stream
+    for subject in (T.request_subject, T.restore_subject, T.event_subject(restore, BackupSucceeded.event_type)):
+        await restorer.refused(lambda s=subject: restorer.nc.publish(s, b"{}"), subject)  # type: ignore[misc]
+    for subject in (
+        f"$JS.API.CONSUMER.MSG.NEXT.{T.commands_stream}.crd-gateway-intake",
+        f"$JS.API.DIRECT.GET.{T.commands_stream}",
+    ):
+        await restorer.refused(lambda s=subject: restorer.nc.request(s, b"{}", timeout=0.5), subject)  # type: ignore[misc]
+    await restorer.refused(lambda: restorer.nc.publish(T.dlq_subject("db-export"), b"x"), T.dlq_subject("db-export"))
+    assert await _count(admin, T.events_stream) == 1
+    assert await _count(admin, T.commands_stream) == 1  # the backup command, waiting for crd-gateway
 
 
 @pytest.mark.parametrize("user", sorted(SERVICES))

@@ -39,6 +39,11 @@ def schema_artifacts() -> list[Artifact]:
     return [
         Artifact(schemas.ENVELOPE_PATH, lambda: to_json(schemas.envelope_schema()), "the envelope of every event"),
         Artifact(schemas.COMMAND_PATH, lambda: to_json(schemas.command_schema()), "the RequestBackup command"),
+        Artifact(
+            schemas.RESTORE_COMMAND_PATH,
+            lambda: to_json(schemas.restore_command_schema()),
+            "the RequestRestore command (its RestoreRequestSpec included)",
+        ),
         Artifact(schemas.SPEC_PATH, lambda: to_json(schemas.spec_schema()), "the BackupRequest spec"),
         Artifact(
             schemas.METADATA_PATH,

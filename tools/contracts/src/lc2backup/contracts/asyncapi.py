@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from lc2backup.contracts.catalogue import COMMAND, DEAD_LETTER, DEAD_LETTERING, OPERATIONS, producers
-from lc2backup.contracts.schemas import COMMAND_PATH, ENVELOPE_PATH, event_path
+from lc2backup.contracts.catalogue import (
+    COMMAND,
+    DEAD_LETTER,
+    DEAD_LETTERING,
+    OPERATIONS,
+    RESTORE_COMMAND,
+    producers,
+)
+from lc2backup.contracts.schemas import COMMAND_PATH, ENVELOPE_PATH, RESTORE_COMMAND_PATH, event_path
 from lc2backup.domain.commands import MAX_COMMAND_BYTES
 from lc2backup.domain.events import EVENT_TYPES
+from lc2backup.domain.restoring import MAX_RESTORE_COMMAND_BYTES
 from lc2backup.domain.wire import EVENT_ID_NAMESPACE, DomainEvent
 from lc2backup.eventing import BACKUP_HEADER, TYPE_HEADER
 from lc2backup.eventing.deadletters import MAX_BODY, REASON_HEADER
@@ -50,8 +58,12 @@ Append protocol (every writer):
 - `Nats-` headers belong to the server; own headers are prefixed `Lc2-`. A batch of events is appended one by
   one, each expecting the sequence of the one before.
 
-Commands arrive on `{t.request_subject}` (stream {t.commands_stream}, a work queue). A message a service cannot
-process goes to `{t.dlq_subject("<service>")}` (stream {t.dlq_stream}) with the reason in its headers.
+A restore (or a verification) of a backup is its own aggregate on the same log: its events are published on
+`{t.event_subject("<restoreId>", "<EventType>")}`, the envelope's `backupId` holding the restore id.
+
+Commands arrive on `{t.request_subject}` (backups) and `{t.restore_subject}` (restores), both in the stream
+{t.commands_stream} (a work queue). A message a service cannot process goes to `{t.dlq_subject("<service>")}`
+(stream {t.dlq_stream}) with the reason in its headers.
 """
 
 
@@ -97,7 +109,8 @@ def _command_headers() -> Doc:
         "properties": {
             "Nats-Msg-Id": {
                 "type": "string",
-                "description": "Duplicate detection, and the request id when the body has no backupId/requestId.",
+                "description": "Duplicate detection, and the request id when the body has no backupId (restoreId) or "
+                "requestId.",
             }
         },
     }
@@ -168,6 +181,14 @@ def _messages() -> Doc:
         "headers": {"$ref": "#/components/schemas/CommandHeaders"},
         "payload": {"$ref": f"./{COMMAND_PATH}"},
     }
+    messages[RESTORE_COMMAND] = {
+        "name": RESTORE_COMMAND,
+        "title": "Request a restore",
+        "summary": f"A RequestRestore command, as JSON (at most {MAX_RESTORE_COMMAND_BYTES} bytes).",
+        "contentType": "application/json",
+        "headers": {"$ref": "#/components/schemas/CommandHeaders"},
+        "payload": {"$ref": f"./{RESTORE_COMMAND_PATH}"},
+    }
     messages[DEAD_LETTER] = {
         "name": DEAD_LETTER,
         "title": "Dead letter",
@@ -190,13 +211,22 @@ def _channels(t: Topology) -> Doc:
             "description": f"Stream {t.commands_stream}: a work queue, consumed once by crd-gateway.",
             "messages": refs([COMMAND]),
         },
+        "restoreCommands": {
+            "address": t.restore_subject,
+            "title": "Restore commands",
+            "description": f"Stream {t.commands_stream}: a work queue, consumed once by restorer.",
+            "messages": refs([RESTORE_COMMAND]),
+        },
         "events": {
             "address": t.event_subject("{backupId}", "{eventType}"),
-            "title": "A backup's event log",
+            "title": "A backup's (or a restore's) event log",
             "description": f"Stream {t.events_stream}, at most {t.max_event_bytes} bytes per event; "
             f"all backups: `{t.all_events}`.",
             "parameters": {
-                "backupId": {"description": "The backup's id (a UUID), the envelope's `backupId`."},
+                "backupId": {
+                    "description": "The backup's id (a UUID), the envelope's `backupId`; for a restore's events, "
+                    "the restore's id."
+                },
                 "eventType": {
                     "description": "The envelope's `type`.",
                     "enum": [cls.event_type for cls in EVENT_TYPES],

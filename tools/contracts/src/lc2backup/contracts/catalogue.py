@@ -11,18 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from lc2backup.domain.events import EVENT_TYPES, BackupAdmitted, BackupFailed, BackupRejected, BackupRequested
+from lc2backup.domain.events import (
+    EVENT_TYPES,
+    RESTORE_EVENT_TYPES,
+    BackupAdmitted,
+    BackupFailed,
+    BackupRejected,
+    BackupRequested,
+    RestoreAdmitted,
+    RestoreRejected,
+    RestoreRequested,
+)
 from lc2backup.eventing.permissions import SERVICES
 from lc2backup.eventing.topology import DAY, Topology
 
-Channel = Literal["commands", "events", "deadLetters"]
+Channel = Literal["commands", "restoreCommands", "events", "deadLetters"]
 Action = Literal["send", "receive"]
 
 COMMAND = "RequestBackup"
+RESTORE_COMMAND = "RequestRestore"
 DEAD_LETTER = "DeadLetter"
 ALL_EVENTS: tuple[str, ...] = tuple(cls.event_type for cls in EVENT_TYPES)
 # Services whose consumer runner dead-letters poison messages (the archiver reads the stream directly).
-DEAD_LETTERING: tuple[str, ...] = ("crd-gateway", "db-export", "doclib-transfer", "metadata")
+DEAD_LETTERING: tuple[str, ...] = tuple(name for name, access in SERVICES.items() if access.dead_letters)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,12 @@ def _receives(service: str, durable: str) -> tuple[str, ...]:
 
 
 OPENS = (BackupRequested.event_type, BackupRejected.event_type)  # crd-gateway's intake; the rest: admission
+# The restorer's intake opens a restore (its own aggregate); its worker records the rest, and rejects a restore
+# whose stores do not match the log (so RestoreRejected is sent by both).
+RESTORE_OPENS = (RestoreRequested.event_type, RestoreRejected.event_type, RestoreAdmitted.event_type)
+RESTORE_WORK = (RestoreRejected.event_type,) + tuple(
+    cls.event_type for cls in RESTORE_EVENT_TYPES if cls.event_type not in RESTORE_OPENS
+)
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -74,6 +91,25 @@ OPERATIONS: tuple[Operation, ...] = (
         (COMMAND,),
         "The projection API's POST /api/v1/backups publishes the same command",
         "Sets `Nats-Msg-Id: api:<backupId>`, `backupId`, `requestId` (the Idempotency-Key) and `source.kind: api`.",
+    ),
+    Operation(
+        "users",
+        "send",
+        "restoreCommands",
+        (RESTORE_COMMAND,),
+        "Users, scripts and the CLI request a restore or a verification of a Succeeded backup",
+        "Publish with JetStream; the restore id is `restoreId`, else derived from `requestId`, else from "
+        "`Nats-Msg-Id`: a re-sent command never makes two restores.",
+    ),
+    Operation(
+        "archiver",
+        "send",
+        "restoreCommands",
+        (RESTORE_COMMAND,),
+        "The projection API's POST /api/v1/restores and POST /api/v1/backups/{backupId}/verify publish the same "
+        "command",
+        "After the tenant checks (the backup's project and the target's); sets `Nats-Msg-Id: "
+        "api:restore:<restoreId>` and `restoreId` (derived from the Idempotency-Key when there is one).",
     ),
     Operation(
         "crd-gateway",
@@ -169,6 +205,47 @@ OPERATIONS: tuple[Operation, ...] = (
         f" {BackupFailed.event_type} lists what the backup may have left behind.",
     ),
     Operation(
+        "restorer",
+        "receive",
+        "restoreCommands",
+        (RESTORE_COMMAND,),
+        "restorer validates every restore command and plans it from the backup's log",
+        f"Durable pull consumer `restorer-intake` on {Topology().commands_stream} (filter "
+        f"`{Topology().restore_subject}`). Readable commands end as {RestoreAdmitted.event_type} or "
+        f"{RestoreRejected.event_type} on the restore's own subject (one restore per target project+environment at a time: lanes in the KV bucket "
+        f"{Topology().lanes_bucket}); unreadable bytes are dead-lettered.",
+    ),
+    Operation(
+        "restorer",
+        "send",
+        "events",
+        RESTORE_OPENS,
+        "restorer opens a restore's history: requested (with its plan) and admitted, or rejected",
+        "Appended with `Nats-Expected-Last-Subject-Sequence: 0` on `lc2.backup.evt.<restoreId>.*`: a re-sent "
+        "command finds the subject taken.",
+        purpose="ForIntake",
+    ),
+    Operation(
+        "restorer",
+        "receive",
+        "events",
+        _receives("restorer", "restorer"),
+        "restorer runs admitted restores and verifications",
+        _events_consumer("restorer", "restorer")
+        + f" The delivery of {RestoreAdmitted.event_type} is nak'ed with a delay while the restore runs (under a "
+        f"lease in the KV bucket {Topology().leases_bucket}): it is the poll.",
+    ),
+    Operation(
+        "restorer",
+        "send",
+        "events",
+        RESTORE_WORK,
+        "restorer records a restore: validated, each branch, the verification's verdict, the end",
+        f"{RestoreRejected.event_type} here: metadata.json or the targets do not match what intake planned "
+        "(nothing was written).",
+        purpose="ForWork",
+    ),
+    Operation(
         "archiver",
         "receive",
         "events",
@@ -200,6 +277,11 @@ OPERATIONS: tuple[Operation, ...] = (
 
 
 def producers(event_type: str) -> list[str]:
-    return [
-        op.actor for op in OPERATIONS if op.action == "send" and op.channel == "events" and event_type in op.messages
-    ]
+    """The services that append ``event_type`` (each once, though it may send it in two operations)."""
+    return list(
+        dict.fromkeys(
+            op.actor
+            for op in OPERATIONS
+            if op.action == "send" and op.channel == "events" and event_type in op.messages
+        )
+    )

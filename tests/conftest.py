@@ -18,7 +18,7 @@ from nats.aio.client import Client as NatsClient
 from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.domain import registry
 from lc2backup.eventing import EventStore, Topology, ensure_streams
-from tests.support import System, stack_s3
+from tests.support import BACKUP_SERVICES, System, stack_s3
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +96,12 @@ def replicas() -> int:
 
 
 @pytest.fixture
+def system_services() -> tuple[str, ...]:
+    """The services the ``system`` fixture starts: a backup's five (tests of restores add the restorer)."""
+    return BACKUP_SERVICES
+
+
+@pytest.fixture
 def system(
     stack: LocalStack,
     nats_server: NatsServer,
@@ -103,9 +109,12 @@ def system(
     unique: str,
     system_extra_env: dict[str, str],
     replicas: int,
+    system_services: tuple[str, ...],
 ) -> Iterator[System]:
-    """The five services as real processes, on a fresh NATS and a fresh projection database."""
-    system = System.local(stack, nats_server, tmp_path / "logs", unique, system_extra_env, replicas=replicas)
+    """The services as real processes, on a fresh NATS and a fresh projection database."""
+    system = System.local(
+        stack, nats_server, tmp_path / "logs", unique, system_extra_env, replicas=replicas, names=system_services
+    )
     system.start()
     yield system
     system.stop()

@@ -16,12 +16,15 @@ from typing import Any
 import aioboto3
 import httpx
 
-from lc2backup.devstack import LocalStack, NatsServer, ServiceSet
+from lc2backup.devstack import SERVICE_MODULES, LocalStack, NatsServer, ServiceSet
 from lc2backup.devstack.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 from lc2backup.devstack.seeding import LIFERAY_TABLES
 from tests.polling import eventually
 
 TERMINAL = {"Succeeded", "Failed", "Rejected"}
+ALL_SERVICES = tuple(SERVICE_MODULES)
+# A backup's services: the restorer is started only by the tests of restores (one process less to start per test)
+BACKUP_SERVICES = tuple(name for name in SERVICE_MODULES if name != "restorer")
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +116,7 @@ class System:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per service, on top of env
     replicas: int = 1  # processes of each service at once (a Deployment scaled out, or mid rolling update)
+    names: tuple[str, ...] = BACKUP_SERVICES  # the services started: those a backup needs, unless a test asks more
 
     @classmethod
     def local(
@@ -124,6 +128,7 @@ class System:
         extra_env: Mapping[str, str] | None = None,
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         replicas: int = 1,
+        names: tuple[str, ...] = BACKUP_SERVICES,
     ) -> System:
         """The five services on a fresh projection database and a fresh Liferay-like source database, with
         the short intervals the tests want; ``extra_env`` on top for every service, ``service_env`` per service."""
@@ -140,7 +145,17 @@ class System:
             "LC2_LEASE_SECONDS": "3",  # a killed db-export's dump is taken over after this
             **(extra_env or {}),
         }
-        return cls(stack, nats, env, log_dir, source_db, projection, service_env=service_env or {}, replicas=replicas)
+        return cls(
+            stack,
+            nats,
+            env,
+            log_dir,
+            source_db,
+            projection,
+            service_env=service_env or {},
+            replicas=replicas,
+            names=names,
+        )
 
     def start(self) -> None:
         self.services = ServiceSet(
@@ -149,6 +164,7 @@ class System:
             nats_users=self.nats.users,  # each service as its own least-privilege NATS user
             nats_url=self.nats.service_url,
             replicas=self.replicas,
+            names=self.names,
         )
         for name, extra in self.service_env.items():
             for replica in self.services.replicas_of(name):

@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from lc2backup.devstack import SERVICE_MODULES
 from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.devstack.seeding import (
     LIFERAY_TABLES,
@@ -45,7 +44,7 @@ async def test_backup_restores_and_copies_everything_but_generated_files(
 ) -> None:
     source, destination = buckets
     assert system.services is not None  # the replica count is real: that many processes of each service serve
-    for name in SERVICE_MODULES:
+    for name in system.names:
         assert [svc.process is not None and svc.process.alive() for svc in system.services.replicas_of(name)] == [
             True
         ] * replicas, name

@@ -29,7 +29,7 @@ from tests.faults.crashing import Case, CrashPoints
 from tests.faults.figures import FIGURES
 from tests.faults.harness import TOPOLOGY, EventLog, connect, eventually, settled, supervising, wait_terminal
 from tests.restore.test_local_restore import databases_named, table_digests
-from tests.support import System, local_spec, stack_s3
+from tests.support import ALL_SERVICES, System, local_spec, stack_s3
 from tests.versions import rewritten, writes
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.restore]
@@ -114,6 +114,7 @@ def bed(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "LC2_LOCAL__COPY_WORKERS": "4",
             "LC2_BATCH_SIZE": "5",  # several projection batches per restore
         },
+        names=ALL_SERVICES,
     )
     system.service_env = points.service_env()
     system.start()

@@ -155,3 +155,56 @@ async def test_verification_passes_and_is_the_last_proven_restorable_point(
         resp = await client.get("/api/v1/restorable", params={"projectId": "retail", "environment": "dev"})
     assert resp.status_code == 200, resp.text
     assert resp.json()["backupId"] == backup_id and resp.json()["restoreId"] == restore_id
+
+
+async def test_a_damaged_backup_fails_its_restore_and_its_verification_naming_the_damage(
+    system: System, s3: Any, buckets: tuple[str, str], unique: str
+) -> None:
+    """Never Succeeded on damage: figures that no longer match fail the verification (naming the table, the
+    scratch database kept for inspection); a missing object fails the document library naming the object; one
+    byte changed in the dump fails the database naming the dump."""
+    _, destination = buckets
+    backup_id, layout = await backed_up(system, s3, buckets, files=20)
+    folder = f"backups/{backup_id}/"
+    figures_key = f"{folder}database/{system.source_database}.figures.json"
+    figures = json.loads(await (await s3.get_object(Bucket=destination, Key=figures_key))["Body"].read())
+    table = next(t for t in figures["tables"] if t["name"] == "user_")
+    table["rows"] += 1
+    await s3.put_object(Bucket=destination, Key=figures_key, Body=json.dumps(figures).encode())
+    async with system.client() as client:
+        resp = await client.post(f"/api/v1/backups/{backup_id}/verify")
+        assert resp.status_code == 202, resp.text
+        verification = resp.json()["restoreId"]
+    doc = await system.wait_for_restore(verification)
+    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    verdict = doc["status"]["verification"]
+    assert verdict["passed"] is False
+    assert verdict["findings"] == [
+        f"table public.user_: {table['rows'] - 1} rows restored, {table['rows']} at backup time"
+    ]
+    scratch = doc["status"]["plan"]["database"]["targetDatabase"]
+    assert databases_named(system.stack, scratch) == [scratch]  # kept for inspection
+    async with system.client() as client:
+        resp = await client.get("/api/v1/restorable", params={"projectId": "retail", "environment": "dev"})
+    assert resp.json()["backupId"] is None  # a failed verification proves nothing
+
+    missing = sorted(layout.regular)[3]
+    await s3.delete_object(Bucket=destination, Key=f"{folder}documentlibrary/{missing}")
+    without_object = await system.restore(
+        {"backupId": backup_id, "include": "documentLibrary", "target": {"projectId": "retail", "environment": "qa"}}
+    )
+    doc = await system.wait_for_restore(without_object)
+    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    assert missing in doc["status"]["reasons"]["documentLibrary"]
+
+    dump_key = f"{folder}database/{system.source_database}.dump"
+    dump = bytearray(await (await s3.get_object(Bucket=destination, Key=dump_key))["Body"].read())
+    dump[len(dump) // 2] ^= 0xFF
+    await s3.put_object(Bucket=destination, Key=dump_key, Body=bytes(dump))
+    corrupted = await system.restore(
+        {"backupId": backup_id, "include": "database", "database": {"databaseName": f"bad_{unique}"}}
+    )
+    doc = await system.wait_for_restore(corrupted)
+    assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+    assert f"s3://{destination}/{dump_key}" in doc["status"]["reasons"]["database"]
+    assert databases_named(system.stack, f"bad_{unique}") == []  # the target name never held a partial restore

@@ -1,4 +1,4 @@
-"""Launching the five services as real processes against a stack (demo, tests, benchmarks).
+"""Launching the six services as real processes against a stack (demo, tests, benchmarks).
 
 Each runs as ``python -m lc2backup.<service>`` with its own health port and is ready when ``/readyz``
 answers 200. Stopping sends SIGTERM (ordered shutdown in the service) and SIGKILLs after a grace period.

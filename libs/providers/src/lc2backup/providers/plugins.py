@@ -3,7 +3,7 @@
 ``LC2_LOCAL__MODE`` says how the local provider does its work: ``real`` is built in; any other name is
 looked up in ``DATABASE_PROVIDERS`` (db-export) and ``TRANSFER_PROVIDERS`` (doclib-transfer). The test-only
 package ``lc2backup-testing`` registers ``instant`` (operations complete at once and move nothing: for
-benchmarks and flood tests), so the image, which installs only the five services, cannot run in that mode
+benchmarks and flood tests), so the image, which installs only the six services, cannot run in that mode
 by mistake: the service stops at start-up saying which mode is missing.
 """
 

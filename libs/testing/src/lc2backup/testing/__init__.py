@@ -1,4 +1,4 @@
-"""Test-only code, kept out of the production packages (the image installs only the five services):
+"""Test-only code, kept out of the production packages (the image installs only the six services):
 the Kubernetes API emulator that ``kubectl`` and crd-gateway talk to in the k8s tests.
 """
 

@@ -85,7 +85,8 @@ def _service(state_dir: Path, name: str) -> dict[str, Any]:
 def test_a_service_killed_five_times_comes_back_each_time_and_status_shows_it_down(state_dir: Path) -> None:
     """More crashes than the old supervisor's three restarts: each is restarted after a growing delay, and
     while it waits `dev status` shows the service down with how it exited and when it comes back."""
-    env = {"LC2_STATE_DIR": str(state_dir), "COLUMNS": "250"}
+    # the restart delays start at 0.5 s here (1 s by default): 0.5, 1, 2, 4 and 8 s
+    env = {"LC2_STATE_DIR": str(state_dir), "COLUMNS": "250", "LC2_DEV_RESTART_DELAY_SECONDS": "0.5"}
     up = lc2_process("dev", "up", "--detach", env=env)
     assert up.returncode == 0, up.stdout + up.stderr + (state_dir / "dev.log").read_text()
     killed: list[int] = []
@@ -98,7 +99,7 @@ def test_a_service_killed_five_times_comes_back_each_time_and_status_shows_it_do
             assert svc["pid"] not in killed and psutil.pid_exists(svc["pid"]), svc
             return int(svc["pid"])
 
-        # backoff 1, 2, 4, 8 s before the restarts 1-4, plus start-up: well inside 60 s each
+        # backoff 0.5, 1, 2, 4 s before the restarts 1-4, plus start-up: well inside 60 s each
         pid = eventually(restarted, timeout=60)
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
@@ -111,7 +112,7 @@ def test_a_service_killed_five_times_comes_back_each_time_and_status_shows_it_do
         assert "down: metadata" in status.stdout, status.stdout
         return row
 
-    row = eventually(shown_down, timeout=10)  # the fifth restart waits 16 s: the supervisor records it down
+    row = eventually(shown_down, timeout=10)  # the fifth restart waits 8 s: the supervisor records it down
     print(f"status while down: {row}")
     record = _service(state_dir, "metadata")
     assert record["restarts"] == kills - 1 and record["lastExit"] == "killed by SIGKILL"
@@ -130,7 +131,7 @@ def test_a_service_killed_five_times_comes_back_each_time_and_status_shows_it_do
     print(f"status after {kills} kills: {row}")
     others = json.loads((state_dir / "stack.json").read_text())["services"]
     assert {name: svc["restarts"] for name, svc in others.items() if name != "metadata"} == dict.fromkeys(
-        ("crd-gateway", "db-export", "doclib-transfer", "archiver"), 0
+        ("crd-gateway", "db-export", "doclib-transfer", "archiver", "restorer"), 0
     )
     down = lc2_process("dev", "down", env=env)
     assert down.returncode == 0, down.stdout + down.stderr

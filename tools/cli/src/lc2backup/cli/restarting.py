@@ -1,7 +1,7 @@
 """When the ``dev up`` supervisor restarts a crashed service, and what ``dev status`` says about it.
 
 A service that exits is restarted after a delay that doubles with each crash (1 s, 2 s, 4 s, … capped at
-``BACKOFF_CAP``), so a service that cannot start does not spin, yet one that crashed once is back at once.
+``BACKOFF_CAP``; the first delay is ``LC2_DEV_RESTART_DELAY_SECONDS``, 1 s by default), so a service that cannot start does not spin, yet one that crashed once is back at once.
 A service that then runs for ``HEALTHY_AFTER`` seconds is healthy again: its next crash starts from the
 first delay. There is no last restart: a long-running stack never leaves a service down for good.
 
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 BACKOFF_FIRST = 1.0
+RESTART_DELAY = "LC2_DEV_RESTART_DELAY_SECONDS"  # the first delay, in the environment of ``dev up``
 BACKOFF_CAP = 60.0
 HEALTHY_AFTER = 300.0
 
@@ -49,6 +50,7 @@ class ServiceHealth:
     last_exit_at: datetime | None = None
     last_error: str | None = None  # why the last restart attempt failed, if it did
     due: float | None = None  # monotonic: when to try again; None while it runs
+    first_delay: float = BACKOFF_FIRST  # the delay after a first crash; it doubles with each crash in a row
 
     @property
     def down(self) -> bool:
@@ -61,7 +63,7 @@ class ServiceHealth:
         self.crashes += 1
         self.last_exit = describe_exit(code)
         self.last_exit_at = wall or datetime.now(UTC)
-        delay = backoff(self.crashes)
+        delay = backoff(self.crashes, self.first_delay)
         self.due = now + delay
         return delay
 
@@ -76,7 +78,7 @@ class ServiceHealth:
         self.last_error = reason
         self.crashes += 1
         self.restarts += 1
-        delay = backoff(self.crashes)
+        delay = backoff(self.crashes, self.first_delay)
         self.due = now + delay
         return delay
 

@@ -41,7 +41,7 @@ from lc2backup.cli.devstate import (
     write_state,
 )
 from lc2backup.cli.errors import StackFailure
-from lc2backup.cli.restarting import ServiceHealth
+from lc2backup.cli.restarting import BACKOFF_FIRST, RESTART_DELAY, ServiceHealth
 from lc2backup.cli.signals import Stop, stop_on_signals
 from lc2backup.cli.stackview import stack_view
 from lc2backup.devstack import LocalStack, ServiceSet, StackError
@@ -105,7 +105,8 @@ def _supervise(
 ) -> None:
     """Until a signal: restart crashed services (with backoff, for ever), end the stack if a server dies."""
     started = time.monotonic()
-    health = {name: ServiceHealth(started_at=started) for name in services.services}
+    first = float(os.environ.get(RESTART_DELAY, BACKOFF_FIRST))
+    health = {name: ServiceHealth(started_at=started, first_delay=first) for name in services.services}
     tick = threading.Event()  # never set: its timed wait is the supervision period, interrupted by signals
     while True:
         tick.wait(SUPERVISE_INTERVAL)

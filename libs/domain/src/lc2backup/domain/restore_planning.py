@@ -7,10 +7,16 @@ the stores (metadata.json as written, an empty target) is the worker's validatio
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from lc2backup.domain.layout import BackupLayout
-from lc2backup.domain.restoring import DatabasePlan, DocumentLibraryPlan, RestorePlan, RestoreRequestSpec
+from lc2backup.domain.restoring import (
+    ArtefactKind,
+    DatabasePlan,
+    DocumentLibraryPlan,
+    RestorePlan,
+    RestoreRequestSpec,
+)
 from lc2backup.domain.spec import Problem
 from lc2backup.domain.state import BackupState
 
@@ -29,9 +35,11 @@ def default_database_name(source: str, restore_id: str, purpose: str) -> str:
 
 
 def plan_restore(
-    restore_id: str, spec: RestoreRequestSpec, backup: BackupState, restorable_providers: Collection[str]
+    restore_id: str, spec: RestoreRequestSpec, backup: BackupState, restorers: Mapping[str, Collection[str]]
 ) -> RestorePlan | list[Problem]:
-    """The plan of ``spec`` for the backup ``backup`` (its fold), or why it cannot be restored."""
+    """The plan of ``spec`` for the backup ``backup`` (its fold), or why it cannot be restored. ``restorers``:
+    for each provider that can restore here, the artefacts it restores (``export``, ``snapshot``)."""
+    restorable_providers = tuple(restorers)
     problems: list[Problem] = []
     field = "spec.backupId"
     if not backup.exists or backup.spec is None:
@@ -78,7 +86,7 @@ def plan_restore(
         metadata_location=backup.metadata_location,
     )
     if spec.wants_database:
-        database = _database_plan(restore_id, spec, backup, layout, problems)
+        database = _database_plan(restore_id, spec, backup, layout, restorers[bspec.provider], problems)
         plan = plan.model_copy(update={"database": database})
     if spec.wants_document_library:
         library = _document_library_plan(restore_id, spec, backup, layout, problems)
@@ -86,32 +94,63 @@ def plan_restore(
     return problems or plan
 
 
+def _artefact(backup: BackupState, kinds: Collection[str]) -> tuple[ArtefactKind, str, str] | None:
+    """(kind, location, format) of the artefact to restore: the portable export where it restores, else the
+    managed snapshot; None when the backup holds nothing this provider restores."""
+    export, snapshot = backup.database.export, backup.database.snapshot
+    if "export" in kinds and export is not None and export.restorable and export.status == "succeeded":
+        return "export", export.location, export.format
+    if "snapshot" in kinds and snapshot is not None and snapshot.status == "available":
+        return "snapshot", snapshot.location or snapshot.snapshot_id, "snapshot"
+    return None
+
+
 def _database_plan(
-    restore_id: str, spec: RestoreRequestSpec, backup: BackupState, layout: BackupLayout, problems: list[Problem]
+    restore_id: str,
+    spec: RestoreRequestSpec,
+    backup: BackupState,
+    layout: BackupLayout,
+    kinds: Collection[str],
+    problems: list[Problem],
 ) -> DatabasePlan | None:
     assert backup.spec is not None
-    export = backup.database.export
-    if export is None or not export.restorable or export.status != "succeeded":
+    artefact = _artefact(backup, kinds)
+    if artefact is None:
+        export, snapshot = backup.database.export, backup.database.snapshot
         what = f"its export is {export.format}, which does not restore into a database" if export else "no export"
-        snapshot = backup.database.snapshot
         hint = f"; its snapshot {snapshot.snapshot_id} restores with the cloud's own tools" if snapshot else ""
         problems.append(
             Problem(
                 field="spec.include",
-                message=f"backup {backup.backup_id} has no restorable database artefact ({what}{hint}): restore"
-                " only the documentLibrary, or a backup with a restorable export",
+                message=f"backup {backup.backup_id} has no database artefact this installation restores ({what}{hint}):"
+                " restore only the documentLibrary",
                 type="not_restorable",
             )
         )
         return None
+    kind, location, fmt = artefact
     source_instance = backup.spec.database.instance_id
     source_database = backup.spec.database.database_name
     wanted = spec.database
-    target_instance = wanted.instance_id or source_instance
-    name = wanted.database_name or default_database_name(source_database or "db", restore_id, spec.purpose)
+    suffix = restore_id.replace("-", "")[:8]
+    if kind == "snapshot":  # a managed restore makes a new instance holding every database of the snapshot
+        target_instance = wanted.instance_id or f"{source_instance.rsplit('/', 1)[-1][:40]}-r{suffix}"
+        name = wanted.database_name or source_database or "postgres"
+        if wanted.overwrite is not None or target_instance == source_instance:
+            problems.append(
+                Problem(
+                    field="spec.database.instanceId",
+                    message=f"a snapshot restores into a new instance, never over {source_instance}: name a new"
+                    " instance (or none), then switch the environment over to it",
+                    type="confirmation",
+                )
+            )
+    else:
+        target_instance = wanted.instance_id or source_instance
+        name = wanted.database_name or default_database_name(source_database or "db", restore_id, spec.purpose)
     target = f"{target_instance}/{name}"
-    is_source = target_instance == source_instance and name == source_database
-    if wanted.overwrite is not None and wanted.overwrite.confirm != target:
+    is_source = kind == "export" and target_instance == source_instance and name == source_database
+    if kind == "export" and wanted.overwrite is not None and wanted.overwrite.confirm != target:
         problems.append(
             Problem(
                 field="spec.database.overwrite.confirm",
@@ -128,18 +167,24 @@ def _database_plan(
                 type="confirmation",
             )
         )
+    export, snapshot = backup.database.export, backup.database.snapshot
+    if kind == "export":
+        size, sha256 = (export.size_bytes, export.sha256) if export else (None, None)
+    else:
+        size, sha256 = (snapshot.size_bytes if snapshot else None), None
     figures = layout.uri(layout.database_key(source_database, FIGURES_EXTENSION)) if source_database else None
     return DatabasePlan(
-        artefact=export.location,
-        format=export.format,
-        sha256=export.sha256,
-        size_bytes=export.size_bytes,
+        kind=kind,
+        artefact=location,
+        format=fmt,
+        sha256=sha256,
+        size_bytes=size,
         source_instance=source_instance,
         source_database=source_database,
         target_instance=target_instance,
         target_database=name,
         overwrite=wanted.overwrite is not None,
-        figures=figures if backup.spec.provider == "local" else None,
+        figures=figures if kind == "export" else None,  # where a dump records them (the local provider's)
     )
 
 

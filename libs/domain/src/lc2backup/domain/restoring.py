@@ -39,6 +39,7 @@ RESTORE_NAMESPACE = uuid.UUID("5d0f3a8e-2b71-4c49-8e2a-6a9b1c7d4e52")
 MAX_RESTORE_COMMAND_BYTES = 16 * 1024
 Include = Literal["all", "database", "documentLibrary"]
 Purpose = Literal["restore", "verification"]
+ArtefactKind = Literal["export", "snapshot"]
 
 
 class RestoreTarget(SpecModel):
@@ -102,13 +103,16 @@ class RestoreRequestSpec(SpecModel):
 class DatabasePlan(WireModel):
     """The database branch: which artefact goes where."""
 
+    kind: ArtefactKind = Field(
+        default="export", description="export: a portable dump into a new database; snapshot: a managed restore"
+    )
     artefact: str = Field(description="The restorable artefact's location (a dump, an export, a snapshot)")
     format: str
     sha256: str | None = None
     size_bytes: int | None = None
     source_instance: str
     source_database: str | None = None
-    target_instance: str
+    target_instance: str = Field(description="export: the instance to create the database on; snapshot: the new one")
     target_database: str
     overwrite: bool = False
     figures: str | None = Field(default=None, description="Per-table figures taken at backup time, if any")

@@ -37,6 +37,7 @@ class Verdict:
 
 class RestoreProvider(Protocol):
     name: str
+    restores: frozenset[str]  # the artefacts it restores: ``export`` (a portable dump), ``snapshot`` (managed)
 
     async def validate(self, restore_id: str, plan: RestorePlan) -> tuple[list[str], list[str]]:
         """(problems, checks passed): metadata.json against the plan, artefacts present, targets new or ours."""

@@ -83,7 +83,8 @@ class RestoreIntake:
             outcome: RestorePlan | list[Problem] = intake.problems
             if intake.spec is not None:
                 backup, _ = await self._backups.load(intake.spec.backup_id)
-                outcome = plan_restore(intake.restore_id, intake.spec, backup, tuple(self._providers))
+                restorers = {name: provider.restores for name, provider in self._providers.items()}
+                outcome = plan_restore(intake.restore_id, intake.spec, backup, restorers)
                 if isinstance(outcome, RestorePlan):
                     holder = await self._take_lane(lane_key(outcome), intake.restore_id)
                     if holder is not None:

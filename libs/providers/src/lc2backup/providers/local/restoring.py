@@ -81,6 +81,7 @@ def staging_name(database: str, restore_id: str) -> str:
 
 class LocalRestorer:
     name = "local"
+    restores = frozenset({"export"})
 
     def __init__(
         self,

@@ -92,8 +92,8 @@ async def artifact_stores(settings: ProviderSettings, stack: contextlib.AsyncExi
 
 
 async def restore_providers(settings: ProviderSettings, stack: contextlib.AsyncExitStack) -> dict[str, RestoreProvider]:
-    """The providers that can restore here. Only ``local`` restores so far: a backup of another provider is
-    rejected at intake, naming the ones that can."""
+    """The providers that can restore here; a backup of another provider is rejected at intake, naming the ones
+    that can."""
     local = settings.local
     providers: dict[str, RestoreProvider] = {}
     if "local" in settings.providers and local.mode == "real":
@@ -105,4 +105,7 @@ async def restore_providers(settings: ProviderSettings, stack: contextlib.AsyncE
             copy_workers=min(local.copy_workers, 32),
             progress_interval=local.progress_interval_seconds,
         )
+    # restore providers: aws
+    # restore providers: gcp
+    # restore providers: azure
     return providers

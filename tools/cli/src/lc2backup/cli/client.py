@@ -104,6 +104,41 @@ class ProjectionApi:
         accepted: dict[str, Any] = self._json(resp, "the backups endpoint")
         return accepted
 
+    def request_restore(self, spec: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+        """POST a RestoreRequest spec; ``{"restoreId", "status", "location"}``. A 404 names the backup."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        resp = self._send("POST", f"{API_PREFIX}/restores", json=spec, headers=headers)
+        accepted: dict[str, Any] = self._json(resp, f"backup {spec.get('backupId')}")
+        return accepted
+
+    def verify(self, backup_id: str, idempotency_key: str | None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        resp = self._send("POST", f"{API_PREFIX}/backups/{backup_id}/verify", headers=headers)
+        accepted: dict[str, Any] = self._json(resp, f"backup {backup_id}")
+        return accepted
+
+    def restores(self, *, backup_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"limit": limit} | ({"backupId": backup_id} if backup_id else {})
+        body = self._json(self._send("GET", f"{API_PREFIX}/restores", params=query), "restores")
+        items: list[dict[str, Any]] = body["items"]
+        return items
+
+    def get_restore(self, restore_id: str) -> dict[str, Any]:
+        resp = self._send("GET", f"{API_PREFIX}/restores/{restore_id}")
+        doc: dict[str, Any] = self._json(resp, f"restore {restore_id}")
+        return doc
+
+    def find_restore(self, restore_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get_restore(restore_id)
+        except NotFound:
+            return None
+
+    def restorable(self, project_id: str, environment: str) -> dict[str, Any]:
+        query = {"projectId": project_id, "environment": environment}
+        doc: dict[str, Any] = self._json(self._send("GET", f"{API_PREFIX}/restorable", params=query), "restorable")
+        return doc
+
     def ready(self) -> bool:
         try:
             return self._http.get("/readyz", timeout=2.0).status_code == 200

@@ -32,3 +32,5 @@ StateDirOption = Annotated[
         show_default=False,
     ),
 ]
+TimeoutOption = Annotated[float, typer.Option(help="With --watch: give up (exit 3) after this many seconds")]
+IntervalOption = Annotated[float, typer.Option(help="With --watch: seconds between polls of the API", min=0.1)]

@@ -26,6 +26,8 @@ STATE_STYLES = {
     "Rejected": "bold red",
     "Cancelled": "magenta",
     "Pending": "dim",
+    "Skipped": "dim",
+    "Passed": "bold green",  # a verification's verdict
 }
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 PIPE_WIDTH = 160
@@ -73,6 +75,12 @@ def local_time(value: Any) -> str:
     return parsed.astimezone().strftime("%Y-%m-%d %H:%M:%S") if parsed else "-"
 
 
+def short_time(value: Any) -> str:
+    """The local time without the year, for table cells."""
+    parsed = parse_time(value)
+    return parsed.astimezone().strftime("%m-%d %H:%M:%S") if parsed else "-"
+
+
 def duration_of(doc: dict[str, Any], now: datetime | None = None) -> float | None:
     """Seconds from start (or request) to completion, or to ``now`` while the backup runs."""
     start = parse_time(doc.get("startTime")) or parse_time(doc.get("requestedAt"))
@@ -106,7 +114,6 @@ def backups_table(items: list[dict[str, Any]], width: int = PIPE_WIDTH) -> Table
     for item in items:
         running = item.get("state") not in ("Succeeded", "Failed", "Rejected")
         duration = human_duration(duration_of(item, now))
-        started = parse_time(item.get("startTime") or item.get("requestedAt"))
         cells: dict[str, str | Text] = {
             "ID": item["backupId"],
             "PROJECT": item.get("projectId") or "-",
@@ -115,7 +122,7 @@ def backups_table(items: list[dict[str, Any]], width: int = PIPE_WIDTH) -> Table
             "STATE": styled_state(item.get("state")),
             "DB": styled_state(item.get("databaseState")),
             "DOCLIB": styled_state(item.get("documentLibraryState")),
-            "STARTED": started.astimezone().strftime("%m-%d %H:%M:%S") if started else "-",
+            "STARTED": short_time(item.get("startTime") or item.get("requestedAt")),
             "DURATION": f"{duration}…" if running and duration != "-" else duration,
             "MESSAGE": escape(item.get("message") or ""),
         }
@@ -192,7 +199,7 @@ def counters_summary(c: dict[str, Any]) -> str:
     return text
 
 
-def _section(title: str, state: str | None, rows: list[tuple[str, str]]) -> RenderableType:
+def section(title: str, state: str | None, rows: list[tuple[str, str]]) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -214,7 +221,7 @@ def backup_view(doc: dict[str, Any]) -> RenderableType:
         metadata += f"  sha256 {status['metadataSha256'][:12]}…"
     spec = status.get("spec") or {}
     tags = ", ".join(f"{k}={v}" for k, v in (spec.get("tags") or {}).items())
-    overview = _section(
+    overview = section(
         f"Backup {doc['backupId']}",
         doc.get("state"),
         [
@@ -235,13 +242,18 @@ def backup_view(doc: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [overview, _database_section(status), _document_library_section(status)]
     problems = status.get("problems") or []
     if problems:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="cyan", no_wrap=True)
-        grid.add_column(overflow="fold")
-        for p in problems:
-            grid.add_row(escape(p.get("field", "")), escape(p.get("message", "")))
-        parts.append(Group(Text("Problems", style="bold red"), grid))
+        parts.append(problems_section(problems))
     return Group(*parts)
+
+
+def problems_section(problems: list[dict[str, Any]]) -> RenderableType:
+    """Every problem of a rejected request, with the field it concerns."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="cyan", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for p in problems:
+        grid.add_row(escape(p.get("field", "")), escape(p.get("message", "")))
+    return Group(Text("Problems", style="bold red"), grid)
 
 
 def _database_section(status: dict[str, Any]) -> RenderableType:
@@ -250,7 +262,7 @@ def _database_section(status: dict[str, Any]) -> RenderableType:
     snapshot = db.get("snapshot") or {}
     engine = " ".join(x for x in (db.get("engine"), db.get("engineVersion")) if x)
     kind = f"{export.get('format')}, {'restorable' if export.get('restorable') else 'not restorable'}"
-    return _section(
+    return section(
         "Database",
         db.get("state"),
         [
@@ -269,7 +281,7 @@ def _document_library_section(status: dict[str, Any]) -> RenderableType:
     transfer = dl.get("transfer") or {}
     route = f"{transfer['source']} -> {transfer['destination']}" if transfer else ""
     excluded = ", ".join(transfer.get("excludedPrefixes") or [])
-    return _section(
+    return section(
         "Document library",
         dl.get("state"),
         [

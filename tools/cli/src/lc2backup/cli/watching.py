@@ -2,12 +2,14 @@
 
 The projection API is polled (every 0.5 s by default); on a terminal a live view is redrawn in place,
 otherwise (CI logs, pipes) one line is printed each time the progress changes. The exit code is the
-outcome: 0 Succeeded, 1 Failed or Rejected, 3 when the timeout passes first.
+outcome: 0 Succeeded, 1 Failed or Rejected, 3 when the timeout passes first. The polling (``poll``) and the
+branch rows (``branch_view``, ``progress_bar``) serve restores too (``restoring``, ``restoreview``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -74,7 +76,7 @@ BAR_WIDTH = 20
 INDENT = LABEL_WIDTH + 2
 
 
-def _bar(completed: float | None, total: float | None, done: bool) -> tuple[ProgressBar, str]:
+def progress_bar(completed: float | None, total: float | None, done: bool) -> tuple[ProgressBar, str]:
     """A bar and its percentage when the total is known; a pulsing bar without a number when it is not."""
     if done:
         return ProgressBar(total=1, completed=1, width=BAR_WIDTH), "100%"
@@ -84,14 +86,14 @@ def _bar(completed: float | None, total: float | None, done: bool) -> tuple[Prog
     return ProgressBar(total=total, completed=min(completed, total), width=BAR_WIDTH), f"{int(share * 100)}%"
 
 
-def _branch(label: str, state: str | None, bar: tuple[ProgressBar, str], line: str) -> RenderableType:
+def branch_view(label: str, state: str | None, progress: tuple[ProgressBar, str], line: str) -> RenderableType:
     """Two lines per branch, so the labels never shrink: name, state and bar; then what it did, wrapped."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True, min_width=LABEL_WIDTH, style="bold")
     grid.add_column(no_wrap=True, min_width=STATE_WIDTH)
     grid.add_column(no_wrap=True, width=BAR_WIDTH)
     grid.add_column(no_wrap=True, justify="right", min_width=4)
-    grid.add_row(label, styled_state(state), bar[0], bar[1])
+    grid.add_row(label, styled_state(state), progress[0], progress[1])
     detail = Text(line, overflow="fold")
     return Group(grid, Padding(detail, (0, 0, 0, INDENT)))
 
@@ -116,21 +118,21 @@ def progress_view(
     return Group(
         header,
         summary,
-        _branch(
+        branch_view(
             "database",
             db.get("state"),
-            _bar(
+            progress_bar(
                 export.get("percent"),
                 100 if export.get("percent") is not None else None,
                 db.get("state") == "Completed",
             ),
             database_line(status, db_rate),
         ),
-        _branch(
+        branch_view(
             "document library",
             dl.get("state"),
             # the total is known only once the listing is complete; before, a bar would run ahead of itself
-            _bar(
+            progress_bar(
                 counters.get("objectsCopied"),
                 to_copy if counters.get("listingComplete") else None,
                 dl.get("state") == "Completed",
@@ -151,38 +153,45 @@ def progress_line(doc: dict[str, Any] | None, db_rate: float | None = None) -> s
     )
 
 
-def follow(api: ProjectionApi, backup_id: str, console: Console, *, timeout: float, interval: float = 0.5) -> Watched:
-    """Poll until the backup is terminal or ``timeout`` passes; show progress on ``console`` meanwhile."""
+def poll(
+    find: Callable[[], dict[str, Any] | None],
+    console: Console,
+    *,
+    view: Callable[[dict[str, Any] | None, float], RenderableType],
+    line: Callable[[dict[str, Any] | None], str],
+    terminal: Collection[str],
+    timeout: float,
+    interval: float = 0.5,
+) -> Watched:
+    """Poll ``find`` until its document's state is in ``terminal`` or ``timeout`` passes. On a terminal
+    ``view(doc, elapsed)`` is redrawn in place; elsewhere ``line(doc)`` is printed each time it changes."""
     started = time.monotonic()
     doc: dict[str, Any] | None = None
     missed = 0
     last_line = ""
-    meter = RateMeter()
     live = Live(console=console, auto_refresh=False, transient=False) if console.is_terminal else None
     if live is not None:
         live.start()
     try:
         while True:
             try:
-                doc = api.find(backup_id)
+                doc = find()
                 missed = 0
             except Unreachable:
                 missed += 1
                 if missed > MAX_MISSED_POLLS:
                     raise
             elapsed = time.monotonic() - started
-            export = (((doc or {}).get("status") or {}).get("database") or {}).get("export") or {}
-            rate = meter.observe(export.get("bytesWritten"), time.monotonic())
             if live is not None:
-                live.update(progress_view(backup_id, doc, elapsed, db_rate=rate), refresh=True)
+                live.update(view(doc, elapsed), refresh=True)
             else:
-                line = progress_line(doc, rate)
-                if line != last_line:
+                text = line(doc)
+                if text != last_line:
                     console.print(
-                        f"[{human_duration(elapsed):>6}] {line}", markup=False, highlight=False, soft_wrap=True
+                        f"[{human_duration(elapsed):>6}] {text}", markup=False, highlight=False, soft_wrap=True
                     )
-                    last_line = line
-            if doc is not None and doc.get("state") in TERMINAL:
+                    last_line = text
+            if doc is not None and doc.get("state") in terminal:
                 return Watched(doc, True, elapsed)
             if elapsed >= timeout:
                 return Watched(doc, False, elapsed)
@@ -190,6 +199,25 @@ def follow(api: ProjectionApi, backup_id: str, console: Console, *, timeout: flo
     finally:
         if live is not None:
             live.stop()
+
+
+def follow(api: ProjectionApi, backup_id: str, console: Console, *, timeout: float, interval: float = 0.5) -> Watched:
+    """Poll until the backup is terminal or ``timeout`` passes; show progress on ``console`` meanwhile."""
+    meter = RateMeter()
+
+    def rate(doc: dict[str, Any] | None) -> float | None:
+        export = (((doc or {}).get("status") or {}).get("database") or {}).get("export") or {}
+        return meter.observe(export.get("bytesWritten"), time.monotonic())
+
+    return poll(
+        lambda: api.find(backup_id),
+        console,
+        view=lambda doc, elapsed: progress_view(backup_id, doc, elapsed, db_rate=rate(doc)),
+        line=lambda doc: progress_line(doc, rate(doc)),
+        terminal=TERMINAL,
+        timeout=timeout,
+        interval=interval,
+    )
 
 
 def report(console: Console, err: Console, backup_id: str, watched: Watched, timeout: float) -> int:

@@ -1,4 +1,5 @@
-"""``make demo``: ``lc2backup demo`` as a real process, from nothing to a Succeeded backup and back to nothing."""
+"""``make demo``: ``lc2backup demo`` as a real process, from nothing to a Succeeded backup, restored and verified,
+and back to nothing."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ def test_demo_backs_up_the_sample_environment_and_stops_everything(state_dir: Pa
     excluded = doc["status"]["documentLibrary"]["counters"]["objectsExcluded"]
     assert excluded > 0
     assert f"generated files  {excluded} skipped of {excluded} in the store" in out
+
+    # then restored into a new database and prefix, and verified: the verdict says what was compared
+    assert "5/6 restoring backup" in out and "database restored as liferay-local/lportal_r" in out
+    assert "Verification  Passed" in out
+    copied = doc["status"]["documentLibrary"]["counters"]["objectsCopied"]
+    assert re.search(rf"compared\s+8 tables, \d+ rows; {copied} objects", out), out
+    assert "counts and row checksums equal the backup's figures" in out
     assert re.search(r"elapsed \d", out)
 
     assert processes_under(state_dir / "demo") == []

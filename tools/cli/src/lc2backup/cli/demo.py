@@ -1,10 +1,14 @@
-"""``lc2backup demo`` (``make demo``): one whole backup of a Liferay-like environment, from nothing, in seconds.
+"""``lc2backup demo`` (``make demo``): one whole backup of a Liferay-like environment, from nothing, in seconds,
+then restored and proven.
 
-A fresh stack under ``<state dir>/demo``, a seeded ``lportal`` database and ``liferay-dl`` store, the five
+A fresh stack under ``<state dir>/demo``, a seeded ``lportal`` database and ``liferay-dl`` store, the six
 services as real processes, then ``deploy/samples/backuprequest-local.yaml`` applied through the API and
 watched to the end (``--provider gcp`` or ``azure``: through that provider, against local stand-ins of the
 cloud, a ``CloudDemo``). It shows what a user would check afterwards (the API's view, where the artefacts are,
-what was skipped) and always stops everything it started, Ctrl-C included.
+what was skipped), restores the backup into a new database and a new prefix of the backup bucket (environment
+``<env>-restored``), verifies it (a scratch restore compared with what the backup recorded: the verdict's
+tables, rows and objects) and always stops everything it started, Ctrl-C included. A provider that cannot
+restore in this build is said so, and the demo still ends with its backup.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from lc2backup.cli.demodata import DemoData, DemoSize, prepare, s3_client, servi
 from lc2backup.cli.demogcp import GcpDemo
 from lc2backup.cli.devstate import default_state_dir
 from lc2backup.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InvalidInput, StackFailure, handle_errors
-from lc2backup.cli.manifests import load_manifest
+from lc2backup.cli.manifests import Manifest, load_manifest
 from lc2backup.cli.options import StateDirOption
 from lc2backup.cli.rendering import human_bytes, human_duration, make_console
+from lc2backup.cli.restoring import follow_restore, report_restore
 from lc2backup.cli.signals import Stop, stop_on_signals
 from lc2backup.cli.stackview import SAMPLE
 from lc2backup.cli.watching import follow, report
@@ -114,6 +119,42 @@ def _summary(console: Console, where: str, doc: dict[str, Any], data: DemoData, 
     )
 
 
+def _restore_and_verify(
+    api: ProjectionApi, console: Console, err: Console, backup_id: str, sample: Manifest, timeout: float
+) -> int:
+    """Steps 5 and 6: the backup restored into new targets, then verified; the exit code."""
+    spec, bucket = sample.spec, sample.spec.document_library.destination_bucket
+    target, prefix = f"{spec.environment}-restored", f"restored/{spec.environment}/"
+    request = {
+        "backupId": backup_id,
+        "target": {"projectId": spec.project_id, "environment": target},
+        "documentLibrary": {"bucket": bucket, "prefix": prefix},
+    }
+    console.print(
+        f"[bold]5/6[/] restoring backup {backup_id} into {spec.project_id}/{target}: a new database, and the"
+        f" prefix {prefix} of bucket {bucket}",
+        highlight=False,
+    )
+    restore_id = api.request_restore(request, None)["restoreId"]
+    watched = follow_restore(api, restore_id, console, timeout=timeout)
+    problems = ((watched.doc or {}).get("status") or {}).get("problems") or []
+    if any(p.get("type") == "provider_capability" for p in problems):
+        console.print(f"      [yellow]not restored[/]: {problems[0]['message']}", highlight=False)
+        return EXIT_OK
+    code = report_restore(console, err, restore_id, watched, timeout, {})
+    if code != EXIT_OK:
+        return code
+    plan = (watched.doc or {}).get("status", {}).get("plan") or {}
+    database = plan.get("database") or {}
+    if database:
+        where = f"{database.get('targetInstance')}/{database.get('targetDatabase')}"
+        console.print(f"      database restored as {where}", highlight=False)
+    console.print(f"[bold]6/6[/] verifying backup {backup_id}: a scratch restore compared with what it recorded")
+    verification = api.verify(backup_id, None)["restoreId"]
+    watched = follow_restore(api, verification, console, timeout=timeout)
+    return report_restore(console, err, verification, watched, timeout, {})
+
+
 @handle_errors
 def demo(
     manifest: Annotated[Path | None, typer.Option(help=f"BackupRequest to apply (default: {SAMPLE})")] = None,
@@ -142,14 +183,14 @@ def demo(
         try:
             mark = time.monotonic()
             extra = f" and {cloud.stand_ins}" if cloud is not None else ""
-            console.print(f"[bold]1/4[/] starting NATS, PostgreSQL and SeaweedFS{extra} in {where}")
+            console.print(f"[bold]1/6[/] starting NATS, PostgreSQL and SeaweedFS{extra} in {where}")
             stack.start()
             if cloud is not None:
                 cloud.start()
             timings["servers"] = time.monotonic() - mark
 
             mark = time.monotonic()
-            console.print("[bold]2/4[/] seeding a Liferay-like environment")
+            console.print("[bold]2/6[/] seeding a Liferay-like environment")
             size = DemoSize(scale=scale, files=files)
             data = cloud.prepare(stack, size) if cloud is not None else prepare(stack, size)
             console.print(
@@ -160,29 +201,35 @@ def demo(
             timings["seeding"] = time.monotonic() - mark
 
             mark = time.monotonic()
-            console.print("[bold]3/4[/] starting crd-gateway, db-export, doclib-transfer, metadata and archiver")
+            console.print("[bold]3/6[/] starting crd-gateway, db-export, doclib-transfer, metadata, archiver, restorer")
             env = {**services_env(stack, data), **(cloud.env() if cloud is not None else {})}
             services = ServiceSet(env, where / "logs", nats_users=stack.nats.users, nats_url=stack.nats.service_url)
             services.start()
             timings["services"] = time.monotonic() - mark
 
             mark = time.monotonic()
-            console.print(f"[bold]4/4[/] applying {sample.origin} through the API ({services.api_url})")
+            console.print(f"[bold]4/6[/] applying {sample.origin} through the API ({services.api_url})")
             with ProjectionApi(services.api_url, token=services.api_token) as api:
                 backup_id = submit_via_api(api, sample)
                 console.print(f"      backup {backup_id}", highlight=False)
                 watched = follow(api, backup_id, console, timeout=timeout)
                 code = report(console, err, backup_id, watched, timeout)
                 doc = api.get(backup_id) if watched.doc is not None else None
-            timings["backup"] = time.monotonic() - mark
+                timings["backup"] = time.monotonic() - mark
 
-            if doc is not None:
-                if cloud is not None:
-                    place, artefacts = cloud.where(), cloud.artefacts(_wanted(doc))
-                else:
-                    place = f"S3 endpoint      {stack.s3.endpoint}  (SeaweedFS; access key lc2-dev / lc2-dev-secret)"
-                    artefacts = asyncio.run(_artefacts(stack.s3.endpoint, _wanted(doc)))
-                _summary(console, place, doc, data, artefacts)
+                if doc is not None:
+                    if cloud is not None:
+                        place, artefacts = cloud.where(), cloud.artefacts(_wanted(doc))
+                    else:
+                        place = (
+                            f"S3 endpoint      {stack.s3.endpoint}  (SeaweedFS; access key lc2-dev / lc2-dev-secret)"
+                        )
+                        artefacts = asyncio.run(_artefacts(stack.s3.endpoint, _wanted(doc)))
+                    _summary(console, place, doc, data, artefacts)
+                if code == EXIT_OK:
+                    mark = time.monotonic()
+                    code = _restore_and_verify(api, console, err, backup_id, sample, timeout)
+                    timings["restore and verification"] = time.monotonic() - mark
             if code != EXIT_OK:
                 for name, svc in services.services.items():
                     tail = svc.process.log_tail(25) if svc.process else ""

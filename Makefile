@@ -14,6 +14,9 @@ export UV_LINK_MODE := copy
 # process compiles FastAPI, pydantic and nats-py again at start (a fifth of a short run's CPU; benchmark B7).
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
+# Test files run in this many processes at once (pytest-xdist; a file stays in one process, with its module-wide
+# servers): most cases wait on servers and designed timeouts, so two processes share two cores well.
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 AWSCLI_VERSION := 1.46.3
 AWSCLI := $(TOOLS)/awscli/bin/aws
@@ -38,8 +41,8 @@ $(AZURITE): $(VENV)/.installed
 
 install: $(VENV)/.installed $(AZURITE) ## Create .venv with every package of the workspace (uv, from PyPI) and Azurite (npm)
 
-test: install ## Run every test (unit, integration, e2e) against real local servers
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: install ## Run every test (unit, integration, e2e) against real local servers (TEST_WORKERS=2 processes)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install ## Only the tests that need no service processes (-m "not e2e")
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)

@@ -18,7 +18,48 @@ from nats.aio.client import Client as NatsClient
 from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.domain import registry
 from lc2backup.eventing import EventStore, Topology, ensure_streams
+from tests.faults.figures import FIGURES
 from tests.support import BACKUP_SERVICES, System, stack_s3
+
+FAULT_FIGURES = "lc2_fault_figures"
+
+
+def _worker(config: pytest.Config) -> bool:
+    """This process is a pytest-xdist worker (its reports and figures go to the controller)."""
+    return hasattr(config, "workerinput")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Fault cases passed and failed, counted where the reports arrive: a worker's own count is not sent (under
+    xdist the controller counts the reports the workers forward)."""
+    if not report.nodeid.startswith("tests/faults/"):
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        if report.passed:
+            FIGURES.cases_passed += 1
+        elif report.failed:
+            FIGURES.cases_failed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _worker(session.config):
+        session.config.workeroutput[FAULT_FIGURES] = FIGURES.to_wire()  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """A pytest-xdist worker ended: add its fault figures to the controller's."""
+    wire = getattr(node, "workeroutput", {}).get(FAULT_FIGURES)
+    if wire is not None:
+        FIGURES.merge(wire)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _worker(terminalreporter.config) or FIGURES.cases_passed + FIGURES.cases_failed == 0:
+        return
+    terminalreporter.section("fault injection figures (tests/faults)")
+    for line in FIGURES.lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -32,6 +33,31 @@ class Figures:
 
     def outage(self, server: str, seconds: float, during: str) -> None:
         self.outages.append((server, seconds, during))
+
+    def to_wire(self) -> dict[str, Any]:
+        """What a pytest-xdist worker sends the controller at its end (JSON: tuple keys become lists)."""
+        return {
+            "counts": {name: getattr(self, name) for name in _COUNTS},
+            "crashes": list(self.crashes.items()),
+            "points": sorted(self.points),
+            "outages": self.outages,
+            "poison": list(self.poison.items()),
+            "refused": [[list(key), count] for key, count in self.refused.items()],
+            "backups": list(self.backups.items()),
+            "durability": self.durability,
+        }
+
+    def merge(self, wire: dict[str, Any]) -> None:
+        """Add a worker's figures (``to_wire``) to these."""
+        for name, value in wire["counts"].items():
+            setattr(self, name, getattr(self, name) + value)
+        self.crashes.update(dict(wire["crashes"]))
+        self.points.update(tuple(point) for point in wire["points"])
+        self.outages += [tuple(outage) for outage in wire["outages"]]  # type: ignore[misc]
+        self.poison.update(dict(wire["poison"]))
+        self.refused.update({tuple(key): count for key, count in wire["refused"]})  # type: ignore[misc]
+        self.backups.update(dict(wire["backups"]))
+        self.durability += wire["durability"]
 
     def lines(self) -> list[str]:
         services = ", ".join(f"{name} {count}" for name, count in sorted(self.crashes.items()))
@@ -77,4 +103,13 @@ class Figures:
         )
 
 
+_COUNTS = (
+    "restarts",
+    "dead_lettered",
+    "dead_letters",
+    "rejected",
+    "flood_requests",
+    "flood_environments",
+    "flood_queued",
+)  # cases_passed/cases_failed are counted where the reports arrive (the controller under xdist)
 FIGURES = Figures()

@@ -8,11 +8,15 @@ nats-server started, or restarted on its old port after an outage. Below the ran
 compete, and each candidate is checked free before it is handed out.
 
 A port is handed out once per process: a server stopped for an outage restarts on its old port, and while it
-is down (or before a new server has bound its port) the port looks free to anyone else who asks.
+is down (or before a new server has bound its port) the port looks free to anyone else who asks. Processes that
+run side by side (pytest-xdist's workers) each take their own slice of the range, so one never hands out a port
+another's server is down on: the slice is the worker's (``PYTEST_XDIST_WORKER``, ``gw<n>`` of
+``PYTEST_XDIST_WORKER_COUNT``).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -40,14 +44,25 @@ def _is_free(port: int) -> bool:
         return True
 
 
+def _slice(low: int, high: int) -> tuple[int, int]:
+    """This process's part of [low, high]: all of it, or a pytest-xdist worker's own share."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 1):
+        return low, high
+    size = (high - low + 1) // int(count)
+    start = low + int(worker[2:]) % int(count) * size
+    return start, start + size - 1
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 at the time of the call, below the kernel's ephemeral range."""
     high = _ephemeral_start() - 1
     if high <= _LOWEST:
         raise RuntimeError(f"the ephemeral port range starts at {high + 1}: no room below it for servers")
+    low, high = _slice(_LOWEST, high)
     for _ in range(1000):
-        port = random.randint(_LOWEST, high)
+        port = random.randint(low, high)
         if port not in _handed_out and _is_free(port):
             _handed_out.add(port)
             return port
-    raise RuntimeError(f"no free port found on {LOOPBACK} between {_LOWEST} and {high}")
+    raise RuntimeError(f"no free port found on {LOOPBACK} between {low} and {high}")

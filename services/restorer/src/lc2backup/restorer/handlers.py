@@ -2,7 +2,8 @@
 
 Intake (``lc2.backup.cmd.restore``): read the command once, fold the backup it names, plan the restore from the
 backup's log (``lc2backup.domain.restore_planning``), take the target's lane (one restore per target project +
-environment at a time, in the lanes KV bucket), and append ``RestoreRequested`` with ``RestoreAdmitted`` or
+environment at a time, in the lanes KV bucket; a verification's scratch targets are its own and take none), and
+append ``RestoreRequested`` with ``RestoreAdmitted`` or
 ``RestoreRejected`` on the restore's own subject, with expected sequence 0: a re-sent command decides nothing.
 
 Work: a restore moves bytes here (the local provider's dump, read from the bucket into ``pg_restore``) and runs
@@ -75,7 +76,7 @@ class RestoreIntake:
             intake = read_restore_command(msg.data, command)
         except ValueError as exc:
             raise PoisonMessage(f"unreadable restore command: {exc}") from exc
-        source = RequestSource(kind="nats", command_id=command)
+        source = intake.source or RequestSource(kind="nats", command_id=command)
         with consuming_span("restore-intake", None, backup_id=intake.restore_id):
             restore, _ = await self._restores.load(intake.restore_id)
             if restore.exists:
@@ -85,7 +86,7 @@ class RestoreIntake:
                 backup, _ = await self._backups.load(intake.spec.backup_id)
                 restorers = {name: provider.restores for name, provider in self._providers.items()}
                 outcome = plan_restore(intake.restore_id, intake.spec, backup, restorers)
-                if isinstance(outcome, RestorePlan):
+                if isinstance(outcome, RestorePlan) and outcome.purpose == "restore":  # scratch targets need none
                     holder = await self._take_lane(lane_key(outcome), intake.restore_id)
                     if holder is not None:
                         outcome = [

@@ -117,7 +117,7 @@ async def _restore_events(system: System, restore_id: str) -> list[dict[str, Any
         return items
 
 
-async def test_restore_onto_the_live_database_without_confirmation_is_rejected(
+async def test_a_live_target_without_confirmation_and_a_busy_target_are_rejected(
     system: System, s3: Any, buckets: tuple[str, str]
 ) -> None:
     backup_id, _ = await backed_up(system, s3, buckets, files=10)
@@ -127,6 +127,18 @@ async def test_restore_onto_the_live_database_without_confirmation_is_rejected(
     problems = doc["status"]["problems"]
     assert any("overwrite.confirm" in p["message"] and p["field"] == "spec.database.databaseName" for p in problems)
     assert not any(e["type"].startswith("DatabaseRestore") for e in await _restore_events(system, restore_id))
+
+    # one restore per target environment at a time: a second one while the first runs is Rejected naming it,
+    # and once the first has ended the target is free again
+    into_qa = {"backupId": backup_id, "target": {"projectId": "retail", "environment": "qa"}}
+    first = await system.restore(into_qa)
+    second = await system.restore(into_qa)
+    doc = await system.wait_for_restore(second)
+    assert doc["state"] == "Rejected", json.dumps(doc, indent=1)
+    assert f"restore {first} into retail/qa is still running" in doc["status"]["problems"][0]["message"]
+    assert (await system.wait_for_restore(first))["state"] == "Succeeded"
+    third = await system.restore(into_qa)
+    assert (await system.wait_for_restore(third))["state"] == "Succeeded"
 
 
 async def test_verification_passes_and_is_the_last_proven_restorable_point(

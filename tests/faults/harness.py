@@ -213,6 +213,7 @@ async def tables(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
         return {
             "backups": [tuple(r) for r in await conn.fetch("SELECT * FROM backups ORDER BY backup_id")],
             "backup_events": [tuple(r) for r in await conn.fetch("SELECT * FROM backup_events ORDER BY seq")],
+            "restores": [tuple(r) for r in await conn.fetch("SELECT * FROM restores ORDER BY restore_id")],
         }
     finally:
         await conn.close()

@@ -5,7 +5,8 @@ One backup is made when the module starts; each case restores it into its own ne
 of a versioned bucket. After each case: each decision is in the log once; the target database equals the source
 (psql, per table: count and an md5 of the ordered rows) and no other database of the case exists (a restore
 redone after a crash drops only its own incomplete database); the target prefix holds exactly the backup's
-objects, each written once (twice when the crash interrupted the copy), counted by the bucket's versions.
+objects, each written once (twice when the crash interrupted the copy), counted by the bucket's versions. At
+the end of the module, the projection rebuilt from the stream equals the live one, restores included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from lc2backup.domain.restoring import restore_id_for_request
 from tests.faults import checks
 from tests.faults.crashing import Case, CrashPoints
 from tests.faults.figures import FIGURES
-from tests.faults.harness import TOPOLOGY, EventLog, connect, eventually, settled, supervising, wait_terminal
+from tests.faults.harness import (
+    TOPOLOGY,
+    EventLog,
+    connect,
+    eventually,
+    rebuild_equals_live,
+    settled,
+    supervising,
+    wait_terminal,
+)
 from tests.restore.test_local_restore import databases_named, table_digests
 from tests.support import ALL_SERVICES, System, local_spec, stack_s3
 from tests.versions import rewritten, writes
@@ -207,3 +217,10 @@ async def test_control_the_write_count_sees_an_object_restored_twice(bed: Bed, s
             CopySource={"Bucket": bed.destination, "Key": f"backups/{bed.backup_id}/documentlibrary/{key}"},
         )
     assert rewritten(await writes(s3, bed.target, prefix), at_most=1) == {f"{prefix}{key}": 2}
+
+
+@pytest.mark.timeout(240)
+async def test_the_projection_rebuilt_from_the_stream_equals_the_live_one(bed: Bed) -> None:
+    """After the cases above (restores and verifications, crashes of the archiver mid-batch among them): the
+    ``restores`` table, like ``backups`` and the events, rebuilt from the stream equals the live one."""
+    assert await rebuild_equals_live(bed.system, f"rebuild_{uuid.uuid4().hex[:8]}") == 1

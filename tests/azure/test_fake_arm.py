@@ -4,6 +4,7 @@ Azurite, MySQL backupsV2 and backupAndExport, SAS checks, throttling, authentica
 
 from __future__ import annotations
 
+import io
 import json
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from azure.core.credentials import AccessToken
@@ -460,3 +461,133 @@ async def test_unknown_mysql_server_is_resource_not_found(mysql: MySQLManagement
     with pytest.raises(HttpResponseError) as refused:
         await mysql.long_running_backups.get(RG, f"nope-{uuid.uuid4().hex[:6]}", "m")
     assert refused.value.status_code == 404 and "nope-" in str(refused.value)
+
+
+# --- servers: point-in-time restore into a new server, delete --------------------------------------------------
+
+
+def pitr(source_id: str, when: datetime, **tags: str) -> pg_models.Server:
+    """A point-in-time restore as the PostgreSQL SDK models it."""
+    properties = pg_models.ServerProperties(
+        create_mode="PointInTimeRestore", source_server_resource_id=source_id, point_in_time_utc=when
+    )
+    return pg_models.Server(location="eastus", tags=tags, properties=properties)
+
+
+def raw(source_id: str, when: str, **properties: Any) -> IO[bytes]:
+    """The same request as bytes on the wire, with values the models would not let through."""
+    body = {"createMode": "PointInTimeRestore", "sourceServerResourceId": source_id, "pointInTimeUTC": when}
+    return io.BytesIO(json.dumps({"location": "eastus", "properties": {**body, **properties}}).encode())
+
+
+def server_id(name: str, namespace: str = "Microsoft.DBforPostgreSQL") -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{namespace}/flexibleServers/{name}"
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_point_in_time_restore_makes_a_real_copy_counted_per_server_and_deletes_it(
+    fake: FakeResourceManager, pg: PostgreSQLManagementClient, liferay_server: tuple[str, str], stack: LocalStack
+) -> None:
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+    server, database = liferay_server
+    backup = await (await pg.backups_automatic_and_on_demand.begin_create(RG, server, "pitr-1")).result()
+    assert backup.properties is not None and backup.properties.completed_time is not None
+    when = backup.properties.completed_time
+    target = f"{server}-r1"
+    fake.throttle(1, retry_after=0)  # the create is retried by azure-core and still counted once
+    poller = await pg.servers.begin_create_or_update(RG, target, pitr(server_id(server), when, owner="t"))
+    restored = await poller.result()
+    assert restored.properties is not None and restored.properties.state == "Ready"
+    assert restored.tags == {"owner": "t"}
+    assert restored.properties.source_server_resource_id == server_id(server)
+
+    held = fake.server(server_id(target))
+    assert held is not None and held["restoredFrom"]["sourceServerResourceId"] == server_id(server)
+    assert instant(held["restoredFrom"]["pointInTime"]) == when
+    copy = held["databaseCopies"][database]
+    for table in ("company", "user_", "dlfileentry"):
+        count = f"SELECT count(*) FROM {table}"
+        assert stack.postgres.psql(count, database=copy) == stack.postgres.psql(count, database=database)
+    assert fake.create_requests(server_id(target)) == 1 and fake.state()["counts"]["throttled"] == 1
+
+    # positive control: a second create of the name is counted (and refused: nothing is created twice)
+    with pytest.raises(ResourceExistsError) as again:
+        await pg.servers.begin_create_or_update(RG, target, pitr(server_id(server), when))
+    assert again.value.error is not None and again.value.error.code == "ServerAlreadyExists"
+    assert fake.create_requests(server_id(target)) == 2 and fake.state()["counts"]["servers_created"] == 1
+
+    await (await pg.servers.begin_delete(RG, target)).result()
+    with pytest.raises(ResourceNotFoundError):
+        await pg.servers.get(RG, target)
+    assert stack.postgres.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{copy}'").strip() == "0"
+    assert fake.state()["counts"]["servers_deleted"] == 1
+    await (await pg.servers.begin_delete(RG, target)).result()  # a second delete: nothing there (204)
+
+
+async def test_a_held_restore_shows_a_provisioning_server_until_released(
+    fake: FakeResourceManager, pg: PostgreSQLManagementClient, liferay_server: tuple[str, str]
+) -> None:
+    fake.hold(True)
+    body = pitr(server_id(liferay_server[0]), datetime.now(UTC))
+    poller = await pg.servers.begin_create_or_update(RG, "held-r1", body)
+    [operation] = [o for o in fake.state()["operations"] if o["kind"] == "restore"]
+    assert operation["status"] == "InProgress" and operation["resourceId"] == server_id("held-r1")
+    got = await pg.servers.get(RG, "held-r1")
+    assert got.properties is not None and got.properties.state == "Provisioning"
+    fake.hold(False)
+    done = await poller.result()
+    assert done.properties is not None and done.properties.state == "Ready"
+
+
+async def test_restore_refusals_and_a_failed_restore_leave_no_server(
+    fake: FakeResourceManager, pg: PostgreSQLManagementClient, pg_server: str
+) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    now = datetime.now(UTC)
+    source = server_id(pg_server)
+    refused = [
+        (raw(source, now.isoformat(), createMode="Default"), 400, "PointInTimeRestore"),
+        (raw(server_id("no-such-server"), now.isoformat()), 404, "no-such-server"),
+        (raw(source, (now + timedelta(hours=1)).isoformat()), 400, "future"),
+        (raw(source, "yesterday"), 400, "pointInTimeUTC"),
+    ]
+    for body, status, words in refused:
+        with pytest.raises(HttpResponseError) as error:
+            await pg.servers.begin_create_or_update(RG, "refused-r1", body)
+        assert error.value.status_code == status and words in str(error.value), str(error.value)
+    assert fake.create_requests(server_id("refused-r1")) == len(refused)
+    assert fake.state()["counts"]["servers_created"] == 0
+
+    fake.fail_next("restore", "PointInTimeRestoreFailed", "the backup could not be restored (test)")
+    poller = await pg.servers.begin_create_or_update(RG, "failed-r1", pitr(source, now))
+    with pytest.raises(HttpResponseError) as failed:
+        await poller.result()
+    assert "the backup could not be restored (test)" in str(failed.value)
+    with pytest.raises(ResourceNotFoundError):
+        await pg.servers.get(RG, "failed-r1")
+
+
+async def test_mysql_point_in_time_restore_is_recorded(
+    fake: FakeResourceManager, mysql: MySQLManagementClient, mysql_server: str
+) -> None:
+    source = server_id(mysql_server, "Microsoft.DBforMySQL")
+    when = datetime.now(UTC)
+    body = mysql_models.Server(
+        location="eastus",
+        tags={"owner": "t"},
+        create_mode="PointInTimeRestore",
+        source_server_resource_id=source,
+        restore_point_in_time=when,
+    )
+    restored = await (await mysql.servers.begin_create(RG, f"{mysql_server}-r1", body)).result()
+    assert restored.state == "Ready" and restored.tags == {"owner": "t"}
+    held = fake.server(server_id(f"{mysql_server}-r1", "Microsoft.DBforMySQL"))
+    assert held is not None and held["restoredFrom"]["sourceServerResourceId"] == source
+    assert instant(held["restoredFrom"]["pointInTime"]) == when
+    assert held["databaseCopies"] == {}  # no MySQL behind the fake: nothing to copy
+    assert fake.create_requests(server_id(f"{mysql_server}-r1", "Microsoft.DBforMySQL")) == 1

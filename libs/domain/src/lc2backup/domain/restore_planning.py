@@ -228,4 +228,5 @@ def _document_library_plan(
         target_bucket=bucket,
         target_prefix=prefix,
         merge=wanted.merge,
+        account=layout.account,
     )

@@ -127,6 +127,7 @@ class DocumentLibraryPlan(WireModel):
     target_bucket: str
     target_prefix: str
     merge: bool = False
+    account: str | None = Field(default=None, description="Azure: the storage account holding both containers")
 
 
 class RestorePlan(WireModel):

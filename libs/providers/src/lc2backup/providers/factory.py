@@ -107,5 +107,6 @@ async def restore_providers(settings: ProviderSettings, stack: contextlib.AsyncE
         )
     # restore providers: aws
     # restore providers: gcp
-    # restore providers: azure
+    if "azure" in settings.providers:
+        providers["azure"] = await stack.enter_async_context(azure.open_restore_provider(settings.azure))
     return providers

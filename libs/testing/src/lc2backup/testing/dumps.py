@@ -1,4 +1,5 @@
-"""``pg_dump`` for the stand-ins whose managed exports write a real dump (Cloud SQL's export, Azure's LTR backup)."""
+"""``pg_dump`` for the stand-ins whose managed exports write a real dump (Cloud SQL's export, Azure's LTR backup),
+and a real copy of a database for those whose managed restores make a new server (Azure's point-in-time restore)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 from lc2backup.devstack.postgres import pg_bindir
@@ -15,14 +17,18 @@ class DumpFailed(Exception):
     """pg_dump is missing or exited non-zero; the message says why (the stand-in reports it as its API does)."""
 
 
-def pg_dump_binary() -> str:
-    candidate = pg_bindir() / "pg_dump"
+def pg_binary(name: str) -> str:
+    candidate = pg_bindir() / name
     if candidate.exists():
         return str(candidate)
-    found = shutil.which("pg_dump")
+    found = shutil.which(name)
     if found is None:
-        raise DumpFailed("pg_dump not found (apt-get install postgresql-client)")
+        raise DumpFailed(f"{name} not found (apt-get install postgresql-client)")
     return found
+
+
+def pg_dump_binary() -> str:
+    return pg_binary("pg_dump")
 
 
 async def pg_dump_bytes(dsn: str, fmt: str, workdir: Path) -> bytes:
@@ -45,3 +51,56 @@ async def pg_dump_bytes(dsn: str, fmt: str, workdir: Path) -> bytes:
             raise DumpFailed(f"pg_dump: {stderr.decode(errors='replace').strip()}")
         out.seek(0)
         return out.read()
+
+
+def with_database(dsn: str, database: str) -> str:
+    """``dsn`` naming ``database`` instead (same server, user and options)."""
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + urllib.parse.quote(database), parts.query, ""))
+
+
+async def _run(argv: list[str], stdin: bytes | None = None) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await proc.communicate(stdin)
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise DumpFailed(f"{Path(argv[0]).name}: {stderr.decode(errors='replace').strip()}")
+
+
+async def _psql(dsn: str, *statements: str) -> None:
+    argv = [pg_binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", dsn]
+    for statement in statements:  # each its own transaction: CREATE/DROP DATABASE cannot run inside one
+        argv += ["-c", statement]
+    await _run(argv)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def copy_database(source_dsn: str, name: str, workdir: Path) -> str:
+    """A new database ``name`` on the source's server holding what ``source_dsn`` holds now (``pg_dump`` piped
+    into ``pg_restore``), replacing one of that name; its DSN."""
+    dump = await pg_dump_bytes(source_dsn, "custom", workdir)
+    admin = with_database(source_dsn, "postgres")
+    await _psql(admin, f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)", f"CREATE DATABASE {_quoted(name)}")
+    target = with_database(source_dsn, name)
+    argv = [pg_binary("pg_restore"), "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", target]
+    await _run(argv, stdin=dump)
+    return target
+
+
+async def drop_database(dsn: str) -> None:
+    """Drop the database ``dsn`` names, if it exists (connections to it are ended)."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(dsn).path.lstrip("/"))
+    await _psql(with_database(dsn, "postgres"), f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")

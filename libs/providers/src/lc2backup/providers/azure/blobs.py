@@ -6,7 +6,7 @@ polled until Azure reports it done, and a copy still pending ``LC2_AZURE__COPY_D
 saw it is aborted and fails the branch. No object byte passes through our process.
 
 A resumable job on the seam, like our S3 copier: blobs are listed in name order (Azure's listing order) and
-copied a batch of ``copy_workers`` at a time; after each batch every blob up to its last name is done, which is
+copied a batch of ``copy_workers`` at a time (``lc2backup.providers.azure.copying``); after each batch every blob up to its last name is done, which is
 the position (``TransferPosition.after_key``). Every ``progress_interval_seconds`` the manifest lines of the
 blobs done since the last record are written as the next manifest part and then the position is recorded; a
 slice ends after ``slice_seconds``. A resumed copy lists after the mark and starts each copy only if its
@@ -40,6 +40,7 @@ from lc2backup.domain.layout import source_uri
 from lc2backup.domain.liferay import STORE_AREAS
 from lc2backup.domain.state import TransferInfo
 from lc2backup.providers.azure.clients import AzureClients
+from lc2backup.providers.azure.copying import BlobCopier
 from lc2backup.providers.azure.errors import AzureCall
 from lc2backup.providers.azure.settings import AzureSettings
 from lc2backup.providers.base import (
@@ -222,6 +223,7 @@ class _Slice:
         self._source = service.get_container_client(dl.source_bucket)
         self._backup = service.get_container_client(job.layout.bucket)
         self._source_url = f"{self._source.url.rstrip('/')}/"
+        self._copier = BlobCopier(self._settings, WRITER, still_running)
 
     async def run(self, until: float) -> tuple[TransferCounters, TransferPosition]:
         dl = self._job.spec.document_library
@@ -295,62 +297,9 @@ class _Slice:
         return _Done(name, int(props.size), "copied", line.encode())
 
     async def _copy(self, name: str, destination: Any) -> Any | None:
-        """Start the copy unless the destination exists (an earlier delivery's copy: adopted), wait for Azure to
-        finish it; the destination's properties, or None when the source vanished."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-        url = self._source_url + urllib.parse.quote(name, safe="/~")
-        call = self._p._call(WRITER, f"copy of {name} to {destination.url}")
-        try:
-            await destination.start_copy_from_url(url, match_condition=MatchConditions.IfMissing)
-        except ResourceExistsError:
-            pass  # copied, or being copied, by an earlier delivery: its status is read below
-        except ResourceNotFoundError as exc:
-            if getattr(exc, "error_code", None) in ("CannotVerifyCopySource", "BlobNotFound"):
-                return None
-            raise call.translate(exc) from exc
-        except Exception as exc:
-            raise call.translate(exc) from exc
-        return await self._finish(name, destination, url, call)
-
-    async def _finish(self, name: str, destination: Any, url: str, call: AzureCall) -> Any:
-        deadline = time.monotonic() + self._settings.copy_deadline_seconds
-        while True:
-            try:
-                props = await destination.get_blob_properties()
-            except Exception as exc:
-                raise call.translate(exc) from exc
-            copy = props.copy
-            if copy.source is not None and urllib.parse.urlsplit(copy.source).path != urllib.parse.urlsplit(url).path:
-                raise PermanentProviderError(
-                    f"{destination.url} already holds a copy of {copy.source}, not of {name}: the backup folder was"
-                    " written by someone else"
-                )
-            status = str(copy.status or "success").lower()
-            if status == "success":
-                return props
-            if status != "pending":
-                raise PermanentProviderError(f"Azure reports the copy of {name} {status}: {copy.status_description}")
-            if time.monotonic() >= deadline:
-                await self._abort(destination, copy.id, call)
-                raise PermanentProviderError(
-                    f"the copy of {name} to {destination.url} was still pending ({copy.progress or 'no progress'})"
-                    f" after {self._settings.copy_deadline_seconds:g} s (LC2_AZURE__COPY_DEADLINE_SECONDS): aborted"
-                )
-            if self._still_running is not None:
-                await self._still_running()
-            await asyncio.sleep(self._settings.copy_poll_seconds)
-
-    @staticmethod
-    async def _abort(destination: Any, copy_id: str, call: AzureCall) -> None:
-        from azure.core.exceptions import HttpResponseError
-
-        try:
-            await destination.abort_copy(copy_id)
-        except HttpResponseError as exc:
-            if getattr(exc, "error_code", None) != "NoPendingCopyOperation":  # it ended meanwhile
-                raise call.translate(exc) from exc
+        """Copy the source blob ``name`` into ``destination`` unless an earlier delivery did (adopted); its
+        properties once Azure finished, or None when the source vanished."""
+        return await self._copier.copy(self._source_url + urllib.parse.quote(name, safe="/~"), name, destination)
 
     async def _checkpoint(self) -> None:
         """The lines since the last record as the next manifest part, then the position after it."""

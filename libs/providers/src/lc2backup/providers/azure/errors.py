@@ -7,7 +7,9 @@ the like fail the branch with Azure's own code and message.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from lc2backup.providers.errors import (
     ObjectNotFound,
@@ -18,6 +20,8 @@ from lc2backup.providers.errors import (
 )
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+ENDED = frozenset({"succeeded", "failed", "canceled", "cancelled"})  # a long-running operation's last statuses
+T = TypeVar("T")
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -92,3 +96,42 @@ class AzureCall:
         if isinstance(exc, HttpResponseError):
             return PermanentProviderError(f"{self.resource}: Azure refused the request, {status} {said}")
         return PermanentProviderError(f"{self.resource}: {type(exc).__name__}: {exc}")
+
+    async def run(self, action: Callable[[], Awaitable[T]]) -> T:
+        """``action``'s answer, its failure translated."""
+        try:
+            return await action()
+        except Exception as exc:
+            raise self.translate(exc) from exc
+
+    async def find(self, action: Callable[[], Awaitable[T]]) -> T | None:
+        """``action``'s answer, or None when Azure says it does not exist (404)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return await action()
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise self.translate(exc) from exc
+
+    async def look(self, poller_of: Callable[[], Awaitable[Any]]) -> tuple[str, Any]:
+        """One look at a long-running operation (the poller ``poller_of`` gives, new or rebuilt from its continuation
+        token): ("running", None), ("failed", Azure's reason) or ("succeeded", the operation's result)."""
+        from azure.core.exceptions import HttpResponseError
+
+        poller = await self.run(poller_of)
+        method = poller.polling_method()
+        await self.run(method.update_status)
+        status = str(method.status()).lower()
+        if status not in ENDED:
+            return "running", None
+        try:
+            result = await poller.result()
+        except HttpResponseError as exc:
+            error = getattr(exc, "error", None)
+            code, message = getattr(error, "code", None), getattr(error, "message", None) or str(exc).splitlines()[0]
+            return "failed", f"{code}: {message}" if code else str(message)
+        if status == "succeeded":
+            return "succeeded", result
+        return "failed", f"the operation ended {method.status()}"

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted
 from lc2backup.domain.state import ExportInfo, SnapshotInfo
 from lc2backup.providers.azure.clients import AzureClients
-from lc2backup.providers.azure.errors import AzureCall
+from lc2backup.providers.azure.errors import ENDED, AzureCall
 from lc2backup.providers.azure.names import ServerRef, backup_name
 from lc2backup.providers.azure.settings import AzureSettings
 from lc2backup.providers.base import BackupJob, Capabilities, ExportProgress, ExportStatus, SnapshotStatus
@@ -40,8 +40,6 @@ ROLE = "the built-in role 'Contributor' on the server (or a custom role with its
 _FIX = "check spec.database.instanceId"
 _BACKUPS = {"postgres": "backups", "mysql": "backupsV2"}  # where the on-demand backup is, under the server
 _EXPORTS = {"postgres": "ltrBackupOperations", "mysql": "backupAndExport"}
-_ENDED = {"succeeded", "failed", "canceled", "cancelled"}
-T = TypeVar("T")
 
 
 class FlexibleServerProvider:
@@ -61,48 +59,10 @@ class FlexibleServerProvider:
     def _call(self, resource: str, grant: str = ROLE, fix: str = _FIX) -> AzureCall:
         return AzureCall(grant, resource, fix, self._settings.transient_retry_seconds)
 
-    async def _run(self, call: AzureCall, action: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await action()
-        except Exception as exc:
-            raise call.translate(exc) from exc
-
-    async def _find(self, call: AzureCall, action: Callable[[], Awaitable[T]]) -> T | None:
-        """``action``'s answer, or None when Azure says it does not exist (404)."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return await action()
-        except ResourceNotFoundError:
-            return None
-        except Exception as exc:
-            raise call.translate(exc) from exc
-
-    async def _look(self, call: AzureCall, resume: Callable[[], Awaitable[Any]]) -> tuple[str, Any]:
-        """One look at the long-running operation ``resume`` rebuilds from its continuation token:
-        ("running", None), ("failed", Azure's reason) or ("succeeded", the operation's result)."""
-        from azure.core.exceptions import HttpResponseError
-
-        poller = await self._run(call, resume)
-        method = poller.polling_method()
-        await self._run(call, method.update_status)
-        status = str(method.status()).lower()
-        if status not in _ENDED:
-            return "running", None
-        try:
-            result = await poller.result()
-        except HttpResponseError as exc:
-            error = getattr(exc, "error", None)
-            code, message = getattr(error, "code", None), getattr(error, "message", None) or str(exc).splitlines()[0]
-            return "failed", f"{code}: {message}" if code else str(message)
-        if status == "succeeded":
-            return "succeeded", result
-        return "failed", f"the operation ended {method.status()}"
-
     async def _describe(self, ref: ServerRef) -> Any:
         client = await self._client(ref)
         call = self._call(f"flexible server {ref.id}", "the built-in role 'Reader' on the server")
-        return await self._run(call, lambda: client.servers.get(ref.resource_group, ref.server))
+        return await call.run(lambda: client.servers.get(ref.resource_group, ref.server))
 
     async def _engine(self, ref: ServerRef) -> tuple[str, str | None]:
         server = await self._describe(ref)
@@ -122,13 +82,13 @@ class FlexibleServerProvider:
         instance_id = job.spec.database.instance_id
         group, server = ref.resource_group, ref.server
         if ref.engine == "mysql":  # readable from its PUT on: a check reads it, a redelivery finds it
-            if await self._find(call, lambda: client.long_running_backups.get(group, server, name)) is None:
-                await self._run(call, lambda: client.long_running_backup.begin_create(group, server, name))
+            if await call.find(lambda: client.long_running_backups.get(group, server, name)) is None:
+                await call.run(lambda: client.long_running_backup.begin_create(group, server, name))
             return DatabaseSnapshotStarted(snapshot_id=snapshot_id, instance_id=instance_id)
         ops = client.backups_automatic_and_on_demand
-        if await self._find(call, lambda: ops.get(group, server, name)) is not None:
+        if await call.find(lambda: ops.get(group, server, name)) is not None:
             return DatabaseSnapshotStarted(snapshot_id=snapshot_id, instance_id=instance_id)
-        poller = await self._run(call, lambda: ops.begin_create(group, server, name))
+        poller = await call.run(lambda: ops.begin_create(group, server, name))
         return DatabaseSnapshotStarted(
             snapshot_id=snapshot_id, instance_id=instance_id, operation=poller.continuation_token()
         )
@@ -141,17 +101,17 @@ class FlexibleServerProvider:
         group, server = ref.resource_group, ref.server
         failed = f"Azure could not take the on-demand backup {snapshot.snapshot_id}"
         if ref.engine == "mysql":
-            backup = await self._find(call, lambda: client.long_running_backups.get(group, server, name))
+            backup = await call.find(lambda: client.long_running_backups.get(group, server, name))
             state = str(getattr(backup, "provisioning_state", None) or "").lower()
-            if state in _ENDED - {"succeeded"}:
+            if state in ENDED - {"succeeded"}:
                 return SnapshotStatus(done=False, error=f"{failed}: its provisioningState is {state}")
             return await self._snapshot_done(ref, snapshot, backup if state == "succeeded" else None)
         ops = client.backups_automatic_and_on_demand
-        backup = await self._find(call, lambda: ops.get(group, server, name))
+        backup = await call.find(lambda: ops.get(group, server, name))
         if backup is not None or snapshot.operation is None:  # readable once it exists; adopted ones show up then
             return await self._snapshot_done(ref, snapshot, backup)
         token = snapshot.operation
-        status, detail = await self._look(call, lambda: ops.begin_create(group, server, name, continuation_token=token))
+        status, detail = await call.look(lambda: ops.begin_create(group, server, name, continuation_token=token))
         if status == "failed":
             return SnapshotStatus(done=False, error=f"{failed}: {detail}")
         return SnapshotStatus(done=False)  # a succeeded one is read by the next check
@@ -183,17 +143,17 @@ class FlexibleServerProvider:
         group, server = ref.resource_group, ref.server
         settings = {"backupSettings": {"backupName": name}}
         if ref.engine == "mysql":
-            await self._run(call, lambda: client.backup_and_export.validate_backup(group, server))
+            await call.run(lambda: client.backup_and_export.validate_backup(group, server))
             target = {"objectType": "FullBackupStoreDetails", "sasUriList": [await self._container_sas(job)]}
             body = {**settings, "targetDetails": target}
-            poller = await self._run(call, lambda: client.backup_and_export.begin_create(group, server, body))
+            poller = await call.run(lambda: client.backup_and_export.begin_create(group, server, body))
             return started.model_copy(update={"operation": poller.continuation_token()})
         ltr = client.backups_long_term_retention
-        if await self._find(call, lambda: ltr.get(group, server, name)) is not None:
+        if await call.find(lambda: ltr.get(group, server, name)) is not None:
             return started  # an earlier delivery started it
-        await self._run(call, lambda: ltr.check_prerequisites(group, server, settings))
+        await call.run(lambda: ltr.check_prerequisites(group, server, settings))
         body = {**settings, "targetDetails": {"sasUriList": [await self._container_sas(job)]}}
-        await self._run(call, lambda: ltr.begin_start(group, server, body))
+        await call.run(lambda: ltr.begin_start(group, server, body))
         return started
 
     async def _container_sas(self, job: BackupJob) -> str:
@@ -211,7 +171,7 @@ class FlexibleServerProvider:
             "check spec.documentLibrary.storageAccount",
             self._settings.transient_retry_seconds,
         )
-        key = await self._run(call, lambda: blobs.get_user_delegation_key(now - datetime.timedelta(minutes=5), expiry))
+        key = await call.run(lambda: blobs.get_user_delegation_key(now - datetime.timedelta(minutes=5), expiry))
         sas = generate_container_sas(
             account,
             container,
@@ -231,12 +191,12 @@ class FlexibleServerProvider:
         if server.engine == "mysql":
             return await self._check_mysql_export(server, client, ref)
         call = self._call(f"long-term-retention backup {ref.operation_id}")
-        operation = await self._run(call, lambda: client.backups_long_term_retention.get(group, srv, name))
+        operation = await call.run(lambda: client.backups_long_term_retention.get(group, srv, name))
         p = operation.properties
         status = str(getattr(p.status, "value", p.status) or "").lower()  # an ExecutionStatus, or a newer string
         percent = int(p.percent_complete) if p.percent_complete is not None else None
         written, total = p.data_transferred_in_bytes, p.datasource_size_in_bytes
-        if status in _ENDED - {"succeeded"}:
+        if status in ENDED - {"succeeded"}:
             why = ": ".join(str(x) for x in (p.error_code, p.error_message) if x) or "no reason given"
             return ExportStatus(done=False, error=f"Azure's long-term-retention backup {name} ended {status}: {why}")
         if status != "succeeded":
@@ -251,7 +211,7 @@ class FlexibleServerProvider:
         if token is None:
             return ExportStatus(done=False, error=f"no operation of the backup-and-export {ref.operation_id} recorded")
         exports, group, srv = client.backup_and_export, server.resource_group, server.server
-        status, detail = await self._look(call, lambda: exports.begin_create(group, srv, {}, continuation_token=token))
+        status, detail = await call.look(lambda: exports.begin_create(group, srv, {}, continuation_token=token))
         if status == "failed":
             return ExportStatus(done=False, error=f"Azure's backup-and-export {ref.operation_id} failed: {detail}")
         if status == "running":

@@ -1,4 +1,5 @@
-"""Names on Azure: which flexible server a BackupRequest means, and the deterministic backup name of a backup.
+"""Names on Azure: which flexible server a BackupRequest means, the deterministic backup name of a backup, the
+on-demand backup a restore starts from and the new server it makes.
 
 ``spec.database.instanceId`` is the server's resource id
 (``/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.DBforPostgreSQL/flexibleServers/<name>``, or
@@ -8,6 +9,7 @@ with ``LC2_AZURE__SUBSCRIPTION_ID``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ _FORMS = (
     "/flexibleServers/<name>, or Microsoft.DBforMySQL) or <resourceGroup>/<server> with LC2_AZURE__SUBSCRIPTION_ID"
 )
 _BACKUP_NAME = 60  # on-demand and long-term-retention backup names: letters, digits, '-' and '_'
+_SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")  # a flexible server's name (its DNS label)
+_BACKUP_KINDS = {"postgres": "backups", "mysql": "backupsv2"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,51 @@ class ServerRef:
             f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{namespace}"
             f"/flexibleServers/{self.server}"
         )
+
+    def sibling(self, target: str) -> ServerRef:
+        """The server ``target`` names, beside this one: a bare name is in this server's resource group; a resource
+        id or ``<resourceGroup>/<server>`` names its own (in this subscription, of this engine)."""
+        if "/" not in target:
+            if not _SERVER_NAME.match(target):
+                raise PermanentProviderError(
+                    f"spec.database.instanceId {target!r} is not a flexible server name (3-63 lower-case letters,"
+                    " digits and '-', neither first nor last)"
+                )
+            return ServerRef(self.subscription, self.resource_group, target, self.engine)
+        ref = ServerRef.parse(target, self.subscription)
+        if len(target.strip("/").split("/")) == 2:  # <resourceGroup>/<server>: of this engine
+            ref = dataclasses.replace(ref, engine=self.engine)
+        if ref.engine != self.engine or ref.subscription.lower() != self.subscription.lower():
+            raise PermanentProviderError(
+                f"spec.database.instanceId {target!r} is not a {self.engine} flexible server of subscription"
+                f" {self.subscription}: a backup of {self.id} restores into a new server of the same engine there"
+            )
+        return ref
+
+
+@dataclass(frozen=True)
+class BackupRef:
+    """An on-demand backup of a flexible server, by its resource id (``<server id>/backups/<name>``, MySQL
+    ``backupsV2``): what a restore starts from."""
+
+    server: ServerRef
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> BackupRef:
+        parts = resource_id.strip("/").split("/")
+        if len(parts) == 10:
+            server = ServerRef.parse("/".join(parts[:8]), None)
+            if parts[8].lower() == _BACKUP_KINDS[server.engine]:
+                return cls(server, parts[9])
+        raise PermanentProviderError(
+            f"{resource_id!r} is not the resource id of a flexible server's on-demand backup"
+            " (<server id>/backups/<name>, or backupsV2 on MySQL)"
+        )
+
+    @property
+    def id(self) -> str:
+        return f"{self.server.id}/{'backups' if self.server.engine == 'postgres' else 'backupsV2'}/{self.name}"
 
 
 def backup_name(backup_id: str) -> str:

@@ -36,6 +36,9 @@ class AzureSettings(BaseModel):
         default=3600.0, gt=0, description="A copy still pending this long after it started is aborted: the branch fails"
     )
     progress_interval_seconds: float = Field(default=2.0, gt=0, description="How often a copy records its position")
+    restore_poll_seconds: float = Field(
+        default=10.0, gt=0, description="Interval between two looks at a server a restore is creating or deleting"
+    )
     http_retries: int = Field(
         default=5, ge=0, le=20, description="azure-core retries of a call (429, 503, resets), honouring Retry-After"
     )

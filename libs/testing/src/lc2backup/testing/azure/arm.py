@@ -1,4 +1,5 @@
-"""A local Azure Resource Manager for the backup calls of Azure Database for PostgreSQL and MySQL flexible server.
+"""A local Azure Resource Manager for the backup and restore calls of Azure Database for PostgreSQL and MySQL
+flexible server.
 
 The real management clients talk to it unchanged: ``azure.mgmt.postgresqlflexibleservers.aio`` (3.0.0,
 api-version 2026-10-01) and ``azure.mgmt.mysqlflexibleservers.aio`` (1.0.0, api-version 2024-12-30), built with
@@ -38,8 +39,28 @@ PostgreSQL (``Microsoft.DBforPostgreSQL/flexibleServers``):
   ``POST backupAndExport`` (SAS checked the same way; a known ``backupName`` answers its operation). There
   is no MySQL server here: the export writes ``<backupName>/STAND-IN-NO-MYSQL.txt`` saying so, nothing else.
 
+Servers (``PUT``/``GET``/``DELETE flexibleServers/{name}``, both engines):
+- ``PUT`` creates a server by ``properties.createMode: PointInTimeRestore`` only (others: 400
+  ``InvalidParameterValue``), with ``location``, ``properties.sourceServerResourceId`` (a server of the same engine
+  registered here, else 404 ``ResourceNotFound`` naming it) and the point in time (PostgreSQL
+  ``properties.pointInTimeUTC``, MySQL ``properties.restorePointInTime``; RFC 3339, not in the future, else 400
+  ``InvalidParameterValue``); ``tags`` are kept. It answers 202 with the operation's URLs (as above) and the server
+  exists from then on with ``properties.state`` ``Provisioning``, ``Ready`` once the operation succeeded; a failed
+  create (``fail_next("restore", ...)``) leaves no server. Every PUT naming a server is counted per server id
+  (``createRequests``), also the refused ones; a PUT naming an existing server is refused 409
+  ``ServerAlreadyExists`` and creates nothing (this fake updates no server).
+- While it runs, a PostgreSQL restore makes a **real copy** of each database of the source server on the same
+  PostgreSQL (``pg_dump`` into ``pg_restore``, as the source is now, not as it was at the point in time: the fake
+  keeps no history), named ``<database>_<server>`` (``databaseCopies`` in the state); a MySQL restore copies
+  nothing (there is no MySQL server here).
+- ``GET`` answers the resource with ``tags``, ``properties.state`` and, for a restored server,
+  ``properties.sourceServerResourceId``; never the point in time (create-only in the API, as in the SDKs' models).
+- ``DELETE`` answers 202 with an operation (204 when there is no such server); the server is ``Dropping`` until it
+  ends, then gone, with the copies the fake made dropped.
+
 Test control under ``/_fake/`` (no token): register servers, seconds per operation, hold (no operation finishes),
-failure injection, throttling, state with counts and every SAS received, reset. ``FakeResourceManager`` runs it.
+failure injection, throttling, state with counts, create requests per server and every SAS received, reset.
+``FakeResourceManager`` runs it.
 """
 
 from __future__ import annotations
@@ -48,6 +69,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import ssl
 import sys
@@ -70,7 +92,7 @@ from lc2backup.devstack.probes import tcp_open
 from lc2backup.devstack.servers import LoopbackServer, call_json
 from lc2backup.testing.azure.certs import TlsFiles
 from lc2backup.testing.azure.tokens import ISSUER, MANAGEMENT, mint_token, token_claims
-from lc2backup.testing.dumps import DumpFailed, pg_dump_bytes
+from lc2backup.testing.dumps import DumpFailed, copy_database, drop_database, pg_dump_bytes
 
 log = logging.getLogger("lc2backup.testing.azure.arm")
 
@@ -128,6 +150,14 @@ class Server:
     engine: str  # postgres | mysql
     dsns: list[str] = field(default_factory=list)
     location: str = "eastus"
+    tags: dict[str, str] = field(default_factory=dict)
+    state: str = "Ready"
+    restored_from: Obj | None = None  # a restored server's source id and point in time, as the create asked
+    copies: dict[str, str] = field(default_factory=dict)  # source database -> the fake's copy (restored servers)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.namespace.lower(), self.subscription.lower(), self.resource_group.lower(), self.name.lower())
 
     @property
     def namespace(self) -> str:
@@ -148,19 +178,44 @@ class Server:
             "engine": self.engine,
             "location": self.location,
             "databases": databases,
+            "tags": self.tags,
+            "state": self.state,
+            "restoredFrom": self.restored_from,
+            "databaseCopies": self.copies,
+        }
+
+    def resource(self) -> Obj:
+        """The flexible server resource (Servers - Get); the point in time of a restore is never returned."""
+        properties: Obj = {
+            "version": "16" if self.engine == "postgres" else "8.0.21",
+            "state": self.state,
+            "fullyQualifiedDomainName": f"{self.name}.local",
+        }
+        if self.restored_from is not None:
+            properties["sourceServerResourceId"] = self.restored_from["sourceServerResourceId"]
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": f"{self.namespace}/flexibleServers",
+            "location": self.location,
+            "tags": self.tags,
+            "sku": {"name": "Standard_D2ds_v5", "tier": "GeneralPurpose"},
+            "properties": properties,
         }
 
 
 @dataclass
 class Operation:
-    """One long-running operation; ``kind``: backup (on-demand PUT) or ltr (startLtrBackup / backupAndExport)."""
+    """One long-running operation; ``kind``: backup (on-demand PUT), ltr (startLtrBackup / backupAndExport),
+    restore (a server's PUT) or delete (a server's DELETE)."""
 
     id: str
     kind: str
     server: Server
-    name: str  # the backup name
+    name: str  # the backup name; the server's for restore and delete
     api_version: str
     container_url: str | None = None
+    source: Server | None = None  # restore: the server restored from
     status: str = "InProgress"
     percent: float = 0.0
     start_time: str = field(default_factory=_now)
@@ -190,9 +245,10 @@ class Operation:
             if self.kind == "backup"
             else ("backupAndExport" if mysql else "ltrBackupOperations")
         )
+        resource = self.server.id if self.kind in ("restore", "delete") else f"{self.server.id}/{kind}/{self.name}"
         body: Obj = {
             "id": self.async_path(),
-            "resourceId": f"{self.server.id}/{kind}/{self.name}",
+            "resourceId": resource,
             "name": self.id,
             "status": self.status,
             "startTime": self.start_time,
@@ -230,6 +286,8 @@ class Operation:
 
     def result_body(self) -> Obj:
         """What the Location URL answers once the operation is over."""
+        if self.kind == "restore" and self.status == "Succeeded":
+            return self.server.resource()  # what MySQL's create reads from the Location URL
         body = self.status_body()
         if self.kind == "ltr":
             body["properties"] = self.ltr_properties()
@@ -290,6 +348,11 @@ class ResourceManager:
         "throttled",
         "unauthenticated",
         "refused_sas",
+        "server_create_requests",
+        "servers_created",
+        "server_delete_requests",
+        "servers_deleted",
+        "databases_copied",
     )
 
     def __init__(self, settings: Settings) -> None:
@@ -305,7 +368,8 @@ class ResourceManager:
         self.counts = dict.fromkeys(self.COUNTS, 0)
         self.sas_received: list[str] = []
         self.api_versions: dict[str, int] = {}
-        self.failures: dict[str, list[tuple[str, str]]] = {"backup": [], "ltr": []}
+        self.create_requests: dict[str, int] = {}  # server id (lower case) -> PUTs naming it
+        self.failures: dict[str, list[tuple[str, str]]] = {"backup": [], "ltr": [], "restore": []}
         self.throttle_remaining = 0
         self.throttle_retry_after = 0
         self.released = asyncio.Event()
@@ -384,7 +448,13 @@ class ResourceManager:
         return web.json_response(operation.status_body(), status=202, headers=headers)
 
     def _start(
-        self, kind: str, server: Server, name: str, request: web.Request, container_url: str | None
+        self,
+        kind: str,
+        server: Server,
+        name: str,
+        request: web.Request,
+        container_url: str | None,
+        source: Server | None = None,
     ) -> Operation:
         operation = Operation(
             id=str(uuid.uuid4()),
@@ -393,10 +463,12 @@ class ResourceManager:
             name=name,
             api_version=request.query["api-version"],
             container_url=container_url,
+            source=source,
         )
         self.operations[operation.id] = operation
         self.by_name[(kind, server.id.lower(), name)] = operation
-        failure = self.failures[kind].pop(0) if self.failures[kind] else None
+        queue = self.failures.get(kind)
+        failure = queue.pop(0) if queue else None
         self._spawn(self._drive(operation, failure))
         return operation
 
@@ -426,16 +498,98 @@ class ResourceManager:
         server = self._server(request, namespace)
         if server is None:
             return self._no_server(request, namespace)
-        version = "16" if server.engine == "postgres" else "8.0.21"
-        body = {
-            "id": server.id,
-            "name": server.name,
-            "type": f"{server.namespace}/flexibleServers",
-            "location": server.location,
-            "sku": {"name": "Standard_D2ds_v5", "tier": "GeneralPurpose"},
-            "properties": {"version": version, "state": "Ready", "fullyQualifiedDomainName": f"{server.name}.local"},
-        }
-        return web.json_response(body)
+        return web.json_response(server.resource())
+
+    # -- servers: point-in-time restore into a new server, delete -------------------------------------------
+
+    async def put_server(self, request: web.Request) -> web.Response:
+        namespace = _namespace(request)
+        info = request.match_info
+        scope = f"/subscriptions/{info['sub']}/resourceGroups/{info['rg']}/providers/{namespace}"
+        server_id = f"{scope}/flexibleServers/{info['srv']}"
+        self.counts["server_create_requests"] += 1
+        self.create_requests[server_id.lower()] = self.create_requests.get(server_id.lower(), 0) + 1
+        if self._server(request, namespace) is not None:
+            message = f"The server '{info['srv']}' already exists; this Resource Manager updates no server."
+            return arm_error(409, "ServerAlreadyExists", message)
+        body = await _json_body(request)
+        properties = body.get("properties") if body is not None else None
+        if body is None or not isinstance(properties, dict) or not body.get("location"):
+            return arm_error(400, "InvalidRequestContent", "location and properties are required.")
+        mode = properties.get("createMode")
+        if str(mode).lower() != "pointintimerestore":
+            message = f"createMode {mode!r} is not served: this Resource Manager creates by PointInTimeRestore only."
+            return arm_error(400, "InvalidParameterValue", message)
+        source_id = str(properties.get("sourceServerResourceId") or "")
+        source = self._server_by_id(source_id)
+        if source is None or source.namespace != namespace:
+            message = f"The source server '{source_id}' of the restore was not found (a {namespace} flexible server)."
+            return arm_error(404, "ResourceNotFound", message)
+        time_key = "pointInTimeUTC" if namespace == PG else "restorePointInTime"
+        when = _timestamp(properties.get(time_key))
+        if when is None or when > datetime.now(UTC) + CLOCK_SKEW:
+            given = properties.get(time_key)
+            message = f"properties.{time_key} must be an RFC 3339 time not in the future, not {given!r}."
+            return arm_error(400, "InvalidParameterValue", message)
+        tags = body.get("tags")
+        tags = tags if isinstance(tags, dict) else {}
+        server = Server(
+            subscription=info["sub"],
+            resource_group=info["rg"],
+            name=info["srv"],
+            engine=source.engine,
+            location=str(body["location"]),
+            tags={str(k): str(v) for k, v in tags.items()},
+            state="Provisioning",
+            restored_from={"sourceServerResourceId": source.id, "pointInTime": properties[time_key]},
+        )
+        self.servers[server.key] = server
+        self.counts["servers_created"] += 1
+        return self._accepted(self._start("restore", server, server.name, request, None, source))
+
+    async def delete_server(self, request: web.Request) -> web.Response:
+        namespace = _namespace(request)
+        server = self._server(request, namespace)
+        self.counts["server_delete_requests"] += 1
+        if server is None:
+            return web.Response(status=204)
+        running = self.by_name.get(("delete", server.id.lower(), server.name))
+        if running is not None and running.status == "InProgress":
+            running.requests += 1
+            return self._accepted(running)
+        server.state = "Dropping"
+        return self._accepted(self._start("delete", server, server.name, request, None))
+
+    def _server_by_id(self, resource_id: str) -> Server | None:
+        parts = resource_id.strip("/").split("/")
+        if len(parts) != 8:
+            return None
+        return self.servers.get((parts[5].lower(), parts[1].lower(), parts[3].lower(), parts[7].lower()))
+
+    async def _copy_databases(self, operation: Operation) -> None:
+        """A PostgreSQL restore's real copy of each database of the source, on the same PostgreSQL."""
+        assert operation.source is not None
+        server = operation.server
+        for dsn in operation.source.dsns:
+            database = _database_of(dsn)
+            name = re.sub(r"[^a-z0-9_]", "_", f"{database}_{server.name}".lower())[:63]
+            try:
+                copied = await copy_database(dsn, name, self.settings.workdir)
+            except DumpFailed as exc:
+                raise Failed("InternalServerError", f"restoring database {database}: {exc}") from None
+            server.dsns.append(copied)
+            server.copies[database] = name
+            self.counts["databases_copied"] += 1
+
+    async def _drop(self, server: Server) -> None:
+        """Forget ``server``, dropping the copies the fake made for it (a registered server's databases stay)."""
+        if self.servers.get(server.key) is server:
+            del self.servers[server.key]
+        for dsn in server.dsns if server.copies else []:
+            try:
+                await drop_database(dsn)
+            except DumpFailed:
+                log.exception("dropping %s of server %s", _database_of(dsn), server.id)
 
     async def get_backup(self, request: web.Request) -> web.Response:
         namespace = _namespace(request)
@@ -573,6 +727,8 @@ class ResourceManager:
                 raise Failed(*failure)
             if operation.kind == "ltr":
                 await self._write_backup(operation)
+            if operation.kind == "restore" and operation.server.engine == "postgres":
+                await self._copy_databases(operation)
         except Failed as failed:
             error = {"code": failed.code, "message": failed.message}
         except Exception as exc:  # the fake reports its own failures as the operation's, never as a lost task
@@ -583,6 +739,7 @@ class ResourceManager:
             operation.percent = 50.0
         await asyncio.sleep(max(0.0, started + seconds - time.monotonic()))
         await self.released.wait()
+        await self._ending(operation, error is None)
         operation.end_time = _now()
         if error is None:
             operation.percent = 100.0
@@ -590,6 +747,17 @@ class ResourceManager:
         else:
             operation.error = error
             operation.status = "Failed"
+
+    async def _ending(self, operation: Operation, succeeded: bool) -> None:
+        """A server operation's effect on its server, before its end is visible: Ready once created; gone (with
+        the fake's copies) once deleted or when its create failed."""
+        server = operation.server
+        if operation.kind == "restore" and succeeded:
+            server.state = "Ready"
+        elif operation.kind == "restore" or (operation.kind == "delete" and succeeded):
+            await self._drop(server)
+            if operation.kind == "delete":
+                self.counts["servers_deleted"] += 1
 
     async def _write_backup(self, operation: Operation) -> None:
         assert operation.container_url is not None
@@ -651,13 +819,7 @@ class ResourceManager:
             )
         except KeyError as missing:
             return web.json_response({"error": f"missing {missing}"}, status=400)
-        key = (
-            server.namespace.lower(),
-            server.subscription.lower(),
-            server.resource_group.lower(),
-            server.name.lower(),
-        )
-        self.servers[key] = server
+        self.servers[server.key] = server
         return web.json_response(server.describe())
 
     async def configure(self, request: web.Request) -> web.Response:
@@ -696,6 +858,7 @@ class ResourceManager:
                 "servers": [server.describe() for server in self.servers.values()],
                 "operations": [operation.describe() for operation in self.operations.values()],
                 "counts": self.counts,
+                "createRequests": self.create_requests,
                 "sas": self.sas_received,
                 "apiVersions": self.api_versions,
                 "hold": not self.released.is_set(),
@@ -715,8 +878,10 @@ class ResourceManager:
     def add_routes(self, app: web.Application) -> None:
         scope = "/subscriptions/{sub}/resourceGroups/{rg}/providers"
         pg, mysql = f"{scope}/{PG}/flexibleServers/{{srv}}", f"{scope}/{MYSQL}/flexibleServers/{{srv}}"
-        app.router.add_get(pg, self.get_server)
-        app.router.add_get(mysql, self.get_server)
+        for server in (pg, mysql):
+            app.router.add_get(server, self.get_server)
+            app.router.add_put(server, self.put_server)
+            app.router.add_delete(server, self.delete_server)
         app.router.add_put(pg + "/backups/{name}", self.put_backup)
         app.router.add_get(pg + "/backups/{name}", self.get_backup)
         app.router.add_get(f"{pg}/backups", self.list_backups)
@@ -811,6 +976,14 @@ def check_sas(url: str, account_url: str) -> tuple[str, str | None]:
     if expiry > now + MAX_SAS_LIFETIME + CLOCK_SKEW:
         return container, "the SAS expires more than 24 hours from now."
     return container, None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _backup_name(body: Obj) -> str | None:
@@ -973,15 +1146,25 @@ class FakeResourceManager(LoopbackServer):
 
     def fail_next(self, target: str, code: str, message: str) -> None:
         """The next operation of ``target`` (``backup``: PUT backups / backupsV2; ``ltr``: startLtrBackup /
-        backupAndExport) ends Failed with this error and writes nothing. Queued: call twice to fail two."""
+        backupAndExport; ``restore``: a server's PUT) ends Failed with this error and writes nothing. Queued: call
+        twice to fail two."""
         self._call("POST", "fail", {"target": target, "code": code, "message": message})
 
     def throttle(self, count: int, retry_after: int = 0) -> None:
         """The next ``count`` authenticated ARM requests answer 429 TooManyRequests with ``Retry-After``."""
         self._call("POST", "throttle", {"count": count, "retry_after": retry_after})
 
+    def create_requests(self, server_id: str) -> int:
+        """How many PUTs named the server ``server_id`` (a resource id; any case), refused ones too."""
+        return int(self.state()["createRequests"].get(server_id.lower(), 0))
+
+    def server(self, server_id: str) -> Obj | None:
+        """The server ``server_id`` as the fake holds it (``tags``, ``state``, ``restoredFrom``, ``databaseCopies``)."""
+        return next((s for s in self.state()["servers"] if s["id"].lower() == server_id.lower()), None)
+
     def state(self) -> Obj:
-        """``counts``, ``operations`` (oldest first), ``sas`` (every SAS URI received, refused ones too),
+        """``counts``, ``createRequests`` (per server id, lower case), ``operations`` (oldest first), ``sas`` (every
+        SAS URI received, refused ones too),
         ``servers``, ``apiVersions``, ``hold``, ``operationSeconds``, ``pendingFailures``, ``throttleRemaining``."""
         return self._call("GET", "state")
 

@@ -53,9 +53,9 @@ class Figures:
             setattr(self, name, getattr(self, name) + value)
         self.crashes.update(dict(wire["crashes"]))
         self.points.update(tuple(point) for point in wire["points"])
-        self.outages += [tuple(outage) for outage in wire["outages"]]  # type: ignore[misc]
+        self.outages += [tuple(outage) for outage in wire["outages"]]
         self.poison.update(dict(wire["poison"]))
-        self.refused.update({tuple(key): count for key, count in wire["refused"]})  # type: ignore[misc]
+        self.refused.update({tuple(key): count for key, count in wire["refused"]})
         self.backups.update(dict(wire["backups"]))
         self.durability += wire["durability"]
 

@@ -69,7 +69,7 @@ DURABLES = {
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[KubeEmulator]:
     """A Kubernetes API, so that crd-gateway also runs its status consumer (it receives every event)."""
-    emulator = KubeEmulator(tmp_path / "kube", crds=[ROOT / crd.CONTRACT_PATH])
+    emulator = KubeEmulator(tmp_path / "kube", crds=[ROOT / crd.DEPLOY_PATH])  # every CRD: it watches each kind
     emulator.start()
     yield emulator
     emulator.stop()

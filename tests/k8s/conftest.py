@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[KubeEmulator]:
-    emulator = KubeEmulator(tmp_path / "kube", crds=[ROOT / crd.CONTRACT_PATH])
+    emulator = KubeEmulator(tmp_path / "kube", crds=[ROOT / resource.contract_path for resource in crd.RESOURCES])
     emulator.start()
     yield emulator
     emulator.stop()
@@ -61,32 +61,40 @@ class Objects:
     async def create(self, name: str, spec: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         body = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "metadata": {"name": name}, "spec": spec}
         doc: dict[str, Any] = await self._custom.create_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace or self.namespace, crd.PLURAL, body
+            API_GROUP, API_VERSION, namespace or self.namespace, crd.BACKUP_REQUESTS.plural, body
         )
         return doc
 
     async def get(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         doc: dict[str, Any] = await self._custom.get_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace or self.namespace, crd.PLURAL, name
+            API_GROUP, API_VERSION, namespace or self.namespace, crd.BACKUP_REQUESTS.plural, name
         )
         return doc
 
     async def patch_spec(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         options: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
         doc: dict[str, Any] = await self._custom.patch_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, crd.PLURAL, name, {"spec": spec}, **options
+            API_GROUP, API_VERSION, self.namespace, crd.BACKUP_REQUESTS.plural, name, {"spec": spec}, **options
         )
         return doc
 
     async def patch_labels(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
         options: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
         doc: dict[str, Any] = await self._custom.patch_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, crd.PLURAL, name, {"metadata": {"labels": labels}}, **options
+            API_GROUP,
+            API_VERSION,
+            self.namespace,
+            crd.BACKUP_REQUESTS.plural,
+            name,
+            {"metadata": {"labels": labels}},
+            **options,
         )
         return doc
 
     async def delete(self, name: str) -> None:
-        await self._custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, self.namespace, crd.PLURAL, name)
+        await self._custom.delete_namespaced_custom_object(
+            API_GROUP, API_VERSION, self.namespace, crd.BACKUP_REQUESTS.plural, name
+        )
 
     async def events(self, name: str, namespace: str | None = None) -> list[dict[str, Any]]:
         raw: Any = await self._core.list_namespaced_event(namespace or self.namespace, _preload_content=False)
@@ -137,8 +145,8 @@ class Kubectl:
         assert code != 0, f"kubectl {' '.join(args)} was accepted: {out}"
         return err
 
-    async def get(self, name: str, namespace: str = "default") -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads(await self("get", "br", name, "-n", namespace, "-o", "json"))
+    async def get(self, name: str, namespace: str = "default", kind: str = "br") -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(await self("get", kind, name, "-n", namespace, "-o", "json"))
         return doc
 
 
@@ -154,9 +162,15 @@ async def eventually(probe: Callable[[], Any], timeout: float = 30.0, what: str 
 
 @pytest.fixture
 def k8s_system(
-    stack: LocalStack, nats_server: NatsServer, kube: KubeEmulator, tmp_path: Path, unique: str
+    stack: LocalStack,
+    nats_server: NatsServer,
+    kube: KubeEmulator,
+    tmp_path: Path,
+    unique: str,
+    system_services: tuple[str, ...],
 ) -> Iterator[System]:
-    """The five services as real processes; crd-gateway watches the emulator."""
+    """The services as real processes (``system_services``: a backup's five, unless a module asks more);
+    crd-gateway watches the emulator."""
     kubernetes = {
         "LC2_KUBERNETES__ENABLED": "true",
         "LC2_KUBERNETES__KUBECONFIG": str(kube.kubeconfig),
@@ -164,7 +178,7 @@ def k8s_system(
         "LC2_KUBERNETES__BACKOFF_MAX_SECONDS": "1",
         "LC2_KUBERNETES__STATUS_RETRY_SECONDS": "0.5",
     }
-    system = System.local(stack, nats_server, tmp_path / "logs", unique, kubernetes)
+    system = System.local(stack, nats_server, tmp_path / "logs", unique, kubernetes, names=system_services)
     system.start()
     yield system
     system.stop()

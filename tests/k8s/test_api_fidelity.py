@@ -34,7 +34,10 @@ SPEC: dict[str, Any] = {
     "database": {"type": "snapshot", "instanceId": "retail-prd-db"},
     "documentLibrary": {"sourceBucket": "retail-prd-dl", "destinationBucket": "lc2-backups"},
 }
-LOCAL_RULE, OVERLAP_RULE, ACCOUNT_RULE = (rule["message"] for rule in crd.spec_schema()["x-kubernetes-validations"][:3])
+LOCAL_RULE, OVERLAP_RULE, ACCOUNT_RULE = (
+    rule["message"] for rule in crd.BACKUP_REQUESTS.spec_schema()["x-kubernetes-validations"][:3]
+)
+IMMUTABLE = crd.BACKUP_REQUESTS.immutable_message
 AZURE_DL = {"sourceBucket": "liferay", "destinationBucket": "backups", "storageAccount": "lc2store"}
 
 
@@ -88,8 +91,8 @@ async def exists(kubectl: Kubectl, name: str) -> bool:
 
 
 def test_every_cel_rule_of_the_crd_has_cases() -> None:
-    rules = crd.spec_schema()["x-kubernetes-validations"]
-    assert {r["message"] for r in rules} == {*RULE_CASES, crd.IMMUTABLE_MESSAGE}
+    rules = crd.BACKUP_REQUESTS.spec_schema()["x-kubernetes-validations"]
+    assert {r["message"] for r in rules} == {*RULE_CASES, IMMUTABLE}
 
 
 @pytest.mark.parametrize("message", sorted(RULE_CASES))
@@ -113,14 +116,14 @@ async def test_spec_is_immutable_from_creation(kubectl: Kubectl, objects: Object
     changed = copy.deepcopy(doc)
     changed["spec"]["retentionDays"] = 90
     err = await kubectl.refused("apply", "-f", "-", manifest=changed)
-    assert f'The BackupRequest "nightly" is invalid: spec: Invalid value: "object": {crd.IMMUTABLE_MESSAGE}' in err
+    assert f'The BackupRequest "nightly" is invalid: spec: Invalid value: "object": {IMMUTABLE}' in err
     err = await kubectl.refused("patch", "br", "nightly", "--type=merge", "-p", '{"spec":{"environment":"uat"}}')
-    assert crd.IMMUTABLE_MESSAGE in err
+    assert IMMUTABLE in err
     ops = '[{"op":"replace","path":"/spec/provider","value":"gcp"}]'
-    assert crd.IMMUTABLE_MESSAGE in await kubectl.refused("patch", "br", "nightly", "--type=json", "-p", ops)
+    assert IMMUTABLE in await kubectl.refused("patch", "br", "nightly", "--type=json", "-p", ops)
     with pytest.raises(ApiException) as refused:
         await objects.patch_spec("nightly", {"retentionDays": 5})
-    assert refused.value.status == 422 and crd.IMMUTABLE_MESSAGE in str(refused.value.body)
+    assert refused.value.status == 422 and IMMUTABLE in str(refused.value.body)
 
     # accepted side of the rule: a change that leaves the spec as it was
     await kubectl.apply(doc)  # the same manifest again: unchanged
@@ -204,7 +207,7 @@ def _post(kube: KubeEmulator, path: str, body: dict[str, Any], method: str = "PO
         return exc.code, json.loads(exc.read())
 
 
-COLLECTION = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/default/{crd.PLURAL}"
+COLLECTION = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/default/{crd.BACKUP_REQUESTS.plural}"
 
 
 async def test_refusal_is_a_422_status_with_causes(kube: KubeEmulator) -> None:
@@ -236,9 +239,11 @@ async def test_openapi_v3_publishes_the_crd_schema(kube: KubeEmulator) -> None:
         doc = json.loads(resp.read())
     name = ".".join(reversed(API_GROUP.split("."))) + f".{API_VERSION}.{KIND}"
     published = doc["components"]["schemas"][name]
-    assert published["properties"]["spec"] == crd.spec_schema()
+    assert published["properties"]["spec"] == crd.BACKUP_REQUESTS.spec_schema()
     assert published["x-kubernetes-group-version-kind"] == [{"group": API_GROUP, "version": API_VERSION, "kind": KIND}]
-    patch = doc["paths"][f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{crd.PLURAL}/{{name}}"]["patch"]
+    patch = doc["paths"][
+        f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{crd.BACKUP_REQUESTS.plural}/{{name}}"
+    ]["patch"]
     assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
     assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
 
@@ -255,7 +260,7 @@ async def _watch_lines(kube: KubeEmulator, query: str, seconds: int) -> list[dic
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[KubeEmulator]:
     """This module's emulator sends a BOOKMARK after one quiet second (kube-apiserver: about a minute)."""
-    emulator = KubeEmulator(tmp_path / "kube", crds=[ROOT / crd.CONTRACT_PATH], bookmark_seconds=1)
+    emulator = KubeEmulator(tmp_path / "kube", crds=[ROOT / crd.BACKUP_REQUESTS.contract_path], bookmark_seconds=1)
     emulator.start()
     yield emulator
     emulator.stop()

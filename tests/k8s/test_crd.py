@@ -24,6 +24,7 @@ import yaml
 
 from lc2backup.crd_gateway import crd
 from lc2backup.domain import SpecInvalid, parse_spec
+from lc2backup.domain.restoring import parse_restore_spec
 from lc2backup.domain.spec import CEL_RULES
 from lc2backup.testing.kubeschema import CrdSchema
 
@@ -134,7 +135,7 @@ API_SERVER_REFUSES = {name for name in PYDANTIC_ONLY if "CEL rule" in name}
 
 def api_server_refuses(raw: Any) -> bool:
     """The test API server's answer to a create of this spec: pruned, defaulted, then schema and CEL rules."""
-    schema = CrdSchema(crd.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    schema = CrdSchema(crd.BACKUP_REQUESTS.manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     obj = {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "BackupRequest", "metadata": {"name": "x"}}
     obj["spec"] = copy.deepcopy(raw)
     schema.prune(obj)
@@ -143,7 +144,7 @@ def api_server_refuses(raw: Any) -> bool:
 
 
 def schema_validator() -> jsonschema.Draft4Validator:
-    openapi = crd.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    openapi = crd.BACKUP_REQUESTS.manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     schema = copy.deepcopy(openapi["properties"]["spec"])
     # nullable is OpenAPI, not JSON Schema: widen the type the way the API server reads it
     stack = [schema]
@@ -191,9 +192,9 @@ def test_rules_a_json_schema_validator_cannot_evaluate_are_enforced_by_pydantic(
 
 
 def test_cel_rules_mirror_the_cross_field_rules() -> None:
-    rules = crd.spec_schema()["x-kubernetes-validations"]
+    rules = crd.BACKUP_REQUESTS.spec_schema()["x-kubernetes-validations"]
     assert [(r["rule"], r["message"]) for r in rules[: len(CEL_RULES)]] == CEL_RULES
-    assert rules[-1] == {"rule": "self == oldSelf", "message": crd.IMMUTABLE_MESSAGE}
+    assert rules[-1] == {"rule": "self == oldSelf", "message": crd.BACKUP_REQUESTS.immutable_message}
 
 
 FORBIDDEN = {"$ref", "$defs", "definitions", "title", "patternProperties", "propertyNames", "const", "examples"}
@@ -211,9 +212,9 @@ def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def test_schema_is_structural() -> None:
-    schema = crd.crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    for path, node in _walk(schema):
+@pytest.mark.parametrize("resource", crd.RESOURCES, ids=lambda r: r.kind)
+def test_schema_is_structural(resource: crd.CustomResource) -> None:
+    for path, node in _walk(resource.openapi_schema()):
         assert not FORBIDDEN & set(node), f"{path} has {FORBIDDEN & set(node)}"
         assert node.get("additionalProperties") is not False, path
         assert "anyOf" not in node or all("type" not in o for o in node["anyOf"]), path
@@ -221,23 +222,109 @@ def test_schema_is_structural() -> None:
             assert "type" in node, f"{path} has no type"
 
 
-def test_names_columns_and_subresource() -> None:
-    manifest = crd.crd_manifest()
+NAMES = {
+    "BackupRequest": ("backuprequests", ["br"], ["State", "Provider", "Project", "Environment", "Age", "Message"]),
+    "RestoreRequest": ("restorerequests", ["rr"], ["Backup", "Target", "State", "Age", "Message"]),
+}
+
+
+@pytest.mark.parametrize("resource", crd.RESOURCES, ids=lambda r: r.kind)
+def test_names_columns_and_subresource(resource: crd.CustomResource) -> None:
+    manifest = resource.manifest()
     names = manifest["spec"]["names"]
-    assert manifest["metadata"]["name"] == "backuprequests.backup.liferay.cloud"
-    assert (names["kind"], names["plural"], names["shortNames"]) == ("BackupRequest", "backuprequests", ["br"])
+    plural, short_names, columns = NAMES[resource.kind]
+    assert manifest["metadata"]["name"] == f"{plural}.backup.liferay.cloud"
+    assert (names["kind"], names["plural"], names["shortNames"]) == (resource.kind, plural, short_names)
     assert manifest["spec"]["scope"] == "Namespaced"
     (version,) = manifest["spec"]["versions"]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
-    columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["State", "Provider", "Project", "Environment", "Age", "Message"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == columns
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     for field in ("state", "message", "observedGeneration", "conditions", "startTime", "completionTime"):
         assert "type" in status[field], field
 
 
-@pytest.mark.parametrize("path", [crd.CONTRACT_PATH, crd.DEPLOY_PATH])
-def test_checked_in_crd_matches_the_code(path: str) -> None:
-    checked_in = (ROOT / path).read_text()
-    assert checked_in == crd.crd_yaml(), f"{path} drifted: run `python -m lc2backup.crd_gateway.crd`"
-    assert yaml.safe_load(checked_in) == crd.crd_manifest()
+@pytest.mark.parametrize("resource", crd.RESOURCES, ids=lambda r: r.kind)
+def test_checked_in_crd_matches_the_code(resource: crd.CustomResource) -> None:
+    checked_in = (ROOT / resource.contract_path).read_text()
+    assert checked_in == resource.yaml(), f"{resource.contract_path} drifted: run `python -m lc2backup.crd_gateway.crd`"
+    assert yaml.safe_load(checked_in) == resource.manifest()
+
+
+def test_the_deployment_installs_every_crd() -> None:
+    checked_in = (ROOT / crd.DEPLOY_PATH).read_text()
+    assert checked_in == crd.deploy_yaml(), f"{crd.DEPLOY_PATH} drifted: run `python -m lc2backup.crd_gateway.crd`"
+    assert list(yaml.safe_load_all(checked_in)) == [resource.manifest() for resource in crd.RESOURCES]
+
+
+# The RestoreRequest: its schema (the API server) and RestoreRequestSpec (the restorer's intake) take and refuse
+# the same specs. What a restore needs beyond its spec (the backup Succeeded, a live target confirmed) only the
+# restorer can tell: such a CR is taken, then Rejected with the reasons (tests/k8s/test_kubectl_restore.py).
+RESTORE_BASE: dict[str, Any] = {"backupId": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}
+RESTORE_ACCEPTED: dict[str, dict[str, Any]] = {
+    "the backup only": dict(RESTORE_BASE),
+    "every field": {
+        **RESTORE_BASE,
+        "target": {"projectId": "retail", "environment": "qa"},
+        "include": "database",
+        "database": {"instanceId": "liferay-qa", "databaseName": "lportal_qa", "overwrite": {"confirm": "x/y"}},
+        "documentLibrary": {"bucket": "liferay-qa", "prefix": "dl/", "merge": True},
+        "purpose": "restore",
+        "keepFailedHours": 720,
+    },
+    "a verification": {**RESTORE_BASE, "purpose": "verification", "keepFailedHours": 0},
+    "null target": {**RESTORE_BASE, "target": None},
+}
+RESTORE_REJECTED: dict[str, Any] = {
+    "missing backupId": {"include": "all"},
+    "backupId not a uuid": {"backupId": "latest"},
+    "uppercase backupId": {"backupId": RESTORE_BASE["backupId"].upper()},
+    "target without environment": {**RESTORE_BASE, "target": {"projectId": "retail"}},
+    "uppercase target project": {**RESTORE_BASE, "target": {"projectId": "Retail", "environment": "qa"}},
+    "unknown include": {**RESTORE_BASE, "include": "everything"},
+    "unknown purpose": {**RESTORE_BASE, "purpose": "drill"},
+    "keepFailedHours above a month": {**RESTORE_BASE, "keepFailedHours": 721},
+    "keepFailedHours negative": {**RESTORE_BASE, "keepFailedHours": -1},
+    "bad database name": {**RESTORE_BASE, "database": {"databaseName": "1db"}},
+    "empty overwrite confirmation": {**RESTORE_BASE, "database": {"overwrite": {"confirm": ""}}},
+    "bucket with underscore": {**RESTORE_BASE, "documentLibrary": {"bucket": "bad_bucket"}},
+    "prefix with ..": {**RESTORE_BASE, "documentLibrary": {"prefix": "a/../b"}},
+    "merge as a string": {**RESTORE_BASE, "documentLibrary": {"merge": "yes"}},
+    "spec not an object": ["latest"],
+}
+
+
+def restore_api_server_refuses(raw: Any) -> bool:
+    schema = CrdSchema(crd.RESTORE_REQUESTS.openapi_schema())
+    obj = {"apiVersion": "backup.liferay.cloud/v1alpha1", "kind": "RestoreRequest", "metadata": {"name": "x"}}
+    obj["spec"] = copy.deepcopy(raw)
+    schema.prune(obj)
+    schema.default(obj)
+    return bool(schema.validate(obj))
+
+
+def restore_pydantic_accepts(raw: Any) -> bool:
+    try:
+        parse_restore_spec(raw)
+    except SpecInvalid:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(RESTORE_ACCEPTED))
+def test_restore_both_accept(name: str) -> None:
+    raw = RESTORE_ACCEPTED[name]
+    assert restore_pydantic_accepts(raw)
+    assert not restore_api_server_refuses(raw)
+
+
+@pytest.mark.parametrize("name", sorted(RESTORE_REJECTED))
+def test_restore_both_reject(name: str) -> None:
+    raw = RESTORE_REJECTED[name]
+    assert not restore_pydantic_accepts(raw)
+    assert restore_api_server_refuses(raw), f"the API server accepts {name}"
+
+
+def test_a_restore_request_has_no_rule_but_immutability() -> None:
+    rules = crd.RESTORE_REQUESTS.spec_schema()["x-kubernetes-validations"]
+    assert rules == [{"rule": "self == oldSelf", "message": crd.RESTORE_REQUESTS.immutable_message}]

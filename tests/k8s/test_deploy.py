@@ -3,7 +3,7 @@
 Every service has a Deployment with probes on its health port, requests and limits, and a non-root,
 read-only securityContext; only crd-gateway can reach the Kubernetes API, with the verbs it uses and no
 more; NATS is a 3-node JetStream cluster that fsyncs every write. The samples are valid BackupRequests and
-docker-compose.yml has the shape Docker expects (Docker itself is not needed).
+RestoreRequests, and docker-compose.yml has the shape Docker expects (Docker itself is not needed).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from lc2backup.crd_gateway import crd
 from lc2backup.crd_gateway.settings import Settings as GatewaySettings
 from lc2backup.db_export.settings import Settings as DbExportSettings
 from lc2backup.doclib_transfer.settings import Settings as DoclibSettings
-from lc2backup.domain import manifest_problems, parse_spec
+from lc2backup.domain import API_GROUP, API_VERSION, manifest_problems, parse_spec
+from lc2backup.domain.restoring import RESTORE_KIND, parse_restore_spec
 from lc2backup.metadata.settings import Settings as MetadataSettings
 from lc2backup.restorer.settings import Settings as RestorerSettings
 from lc2backup.runtime import ServiceSettings
@@ -102,8 +103,8 @@ def test_only_crd_gateway_reaches_the_kubernetes_api_with_minimal_verbs(rendered
     (role,) = by_kind(rendered, "ClusterRole").values()
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): sorted(r["verbs"]) for r in role["rules"]}
     assert rules == {
-        (("backup.liferay.cloud",), ("backuprequests",)): ["get", "list", "watch"],
-        (("backup.liferay.cloud",), ("backuprequests/status",)): ["patch"],
+        (("backup.liferay.cloud",), ("backuprequests", "restorerequests")): ["get", "list", "watch"],
+        (("backup.liferay.cloud",), ("backuprequests/status", "restorerequests/status")): ["patch"],
         (("",), ("events",)): ["create"],
     }
     (binding,) = by_kind(rendered, "ClusterRoleBinding").values()
@@ -128,9 +129,9 @@ def test_nats_is_jetstream_with_fsync_on_every_write(rendered: list[Doc]) -> Non
     assert settings["LC2_HEALTH__HOST"] == settings["LC2_API__HOST"] == "0.0.0.0"
 
 
-def test_the_rendered_crd_is_the_generated_one(rendered: list[Doc]) -> None:
-    (rendered_crd,) = by_kind(rendered, "CustomResourceDefinition").values()
-    assert rendered_crd == crd.crd_manifest()
+def test_the_rendered_crds_are_the_generated_ones(rendered: list[Doc]) -> None:
+    rendered_crds = by_kind(rendered, "CustomResourceDefinition")
+    assert rendered_crds == {resource.name: resource.manifest() for resource in crd.RESOURCES}
 
 
 def test_prod_takes_its_secret_from_outside_git() -> None:
@@ -139,7 +140,7 @@ def test_prod_takes_its_secret_from_outside_git() -> None:
 
 
 def _spec_validator() -> jsonschema.Draft4Validator:
-    schema = copy.deepcopy(crd.spec_schema())
+    schema = copy.deepcopy(crd.BACKUP_REQUESTS.spec_schema())
     schema["properties"]["database"]["properties"]["databaseName"]["type"] = ["string", "null"]
     return jsonschema.Draft4Validator(schema)
 
@@ -150,6 +151,14 @@ def test_samples_are_valid_backup_requests(provider: str) -> None:
     assert manifest_problems(doc) == []
     assert parse_spec(doc["spec"]).provider == provider
     assert not list(_spec_validator().iter_errors(doc["spec"]))
+
+
+def test_the_restore_sample_is_a_valid_restore_request() -> None:
+    doc = yaml.safe_load((ROOT / "deploy/samples/restorerequest-local.yaml").read_text())
+    assert (doc["apiVersion"], doc["kind"]) == (f"{API_GROUP}/{API_VERSION}", RESTORE_KIND)
+    assert doc["metadata"]["name"] and doc["metadata"]["namespace"]
+    assert parse_restore_spec(doc["spec"]).target is not None
+    assert not list(jsonschema.Draft4Validator(crd.RESTORE_REQUESTS.spec_schema()).iter_errors(doc["spec"]))
 
 
 def test_docker_compose_runs_the_stack_with_healthchecks() -> None:

@@ -106,7 +106,10 @@ async def test_kubectl_apply_backs_up_to_succeeded(
     # and nothing reaches the gateway (generation unchanged, no second backup).
     sample["spec"]["retentionDays"] = 90
     err = await kubectl.refused("apply", "-f", "-", manifest=sample)
-    assert f'The BackupRequest "{name}" is invalid: spec: Invalid value: "object": {crd.IMMUTABLE_MESSAGE}' in err
+    assert (
+        f'The BackupRequest "{name}" is invalid: spec: Invalid value: "object": {crd.BACKUP_REQUESTS.immutable_message}'
+        in err
+    )
     cr = await kubectl.get(name, ns)
     assert cr["metadata"]["generation"] == 1 and cr["spec"]["retentionDays"] != 90
     assert cr["status"]["observedGeneration"] == 1 and cr["status"]["state"] == "Succeeded"

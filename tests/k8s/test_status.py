@@ -17,10 +17,10 @@ from nats.aio.client import Client as NatsClient
 
 from lc2backup.crd_gateway.handlers import IntakeHandler
 from lc2backup.crd_gateway.kube import KubeApi, WatchEvent
-from lc2backup.crd_gateway.reconciling import Reconciler
+from lc2backup.crd_gateway.reconciling import BackupRequests, Reconciler
 from lc2backup.crd_gateway.recording import EventRecorder
-from lc2backup.crd_gateway.status import StatusProjector
-from lc2backup.domain import backup_id_for_resource
+from lc2backup.crd_gateway.status import BACKUPS, RESTORES, StatusProjector, StatusRouter
+from lc2backup.domain import BackupState, backup_id_for_resource
 from lc2backup.domain import events as ev
 from lc2backup.eventing import Causation, ConsumerRunner, ConsumerSpec, DeadLetters, EventStore
 from tests.k8s.conftest import Objects, eventually
@@ -38,16 +38,18 @@ SPEC: dict[str, Any] = {
 
 @dataclass
 class Projecting:
-    status: StatusProjector
+    status: StatusProjector[BackupState]
     runner: ConsumerRunner
 
 
 @pytest.fixture
 async def projecting(nc: NatsClient, store: EventStore, api: KubeApi) -> AsyncIterator[Projecting]:
-    status = StatusProjector(store, api, EventRecorder(api), retry_delay=0.2)
+    recorder = EventRecorder(api)
+    status = StatusProjector(store, api, recorder, BACKUPS, retry_delay=0.2)
+    router = StatusRouter(store, status, StatusProjector(store, api, recorder, RESTORES), retry_delay=0.2)
     topology = store.topology
     spec = ConsumerSpec(topology.events_stream, "crd-gateway-status", (topology.all_events,), ack_wait=5)
-    runner = ConsumerRunner(nc, spec, status.on_event, dead_letters=DeadLetters(nc.jetstream(), topology, "test"))
+    runner = ConsumerRunner(nc, spec, router.on_event, dead_letters=DeadLetters(nc.jetstream(), topology, "test"))
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     yield Projecting(status, runner)
@@ -59,7 +61,7 @@ async def projecting(nc: NatsClient, store: EventStore, api: KubeApi) -> AsyncIt
 async def test_only_the_cr_the_backup_came_from_is_written(
     projecting: Projecting, store: EventStore, objects: Objects
 ) -> None:
-    reconciler = Reconciler(IntakeHandler(store), projecting.status)
+    reconciler = Reconciler(BackupRequests(IntakeHandler(store), projecting.status))
     old = await objects.create("nightly", SPEC)
     await reconciler.on_watch_event(WatchEvent("ADDED", old))
     old_backup = backup_id_for_resource(old["metadata"]["uid"])

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from lc2backup.crd_gateway.crd import BACKUP_REQUESTS
 from lc2backup.crd_gateway.errors import KubernetesUnavailable, ResourceConflict
 from lc2backup.crd_gateway.kube import KubeApi, WatchEvent
 from lc2backup.crd_gateway.watching import Watcher
@@ -56,7 +57,7 @@ class Running:
 @pytest.fixture
 async def running(api: KubeApi) -> AsyncIterator[Running]:
     recorder = Recorder()
-    watcher = Watcher(api, None, recorder, backoff_initial=0.05, backoff_max=0.5)
+    watcher = Watcher(api, BACKUP_REQUESTS, None, recorder, backoff_initial=0.05, backoff_max=0.5)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     yield Running(watcher, recorder, stop, task)
@@ -79,7 +80,7 @@ async def test_existing_objects_are_listed_first(api: KubeApi, objects: Objects)
     for name in ("x", "y"):
         await objects.create(name, SPEC)
     recorder = Recorder()
-    watcher = Watcher(api, "default", recorder, backoff_initial=0.05, backoff_max=0.5)
+    watcher = Watcher(api, BACKUP_REQUESTS, "default", recorder, backoff_initial=0.05, backoff_max=0.5)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     await eventually(lambda: watcher.synced)
@@ -93,7 +94,7 @@ async def test_a_relist_hands_over_in_creation_order_not_by_name(api: KubeApi, o
     for name in ("zeta", "alpha", "mid"):
         await objects.create(name, SPEC)
     recorder = Recorder()
-    watcher = Watcher(api, "default", recorder, backoff_initial=0.05, backoff_max=0.5)
+    watcher = Watcher(api, BACKUP_REQUESTS, "default", recorder, backoff_initial=0.05, backoff_max=0.5)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     await eventually(lambda: watcher.synced)
@@ -153,12 +154,17 @@ async def test_status_subresource_and_conflicts(api: KubeApi, objects: Objects) 
     created = await objects.create("a", SPEC)
     meta = created["metadata"]
     assert meta["generation"] == 1 and meta["uid"] and meta["resourceVersion"]
-    patched = await api.patch_status("default", "a", {"status": {"state": "Pending"}, "spec": {"retentionDays": 5}})
+    patched = await api.patch_status(
+        BACKUP_REQUESTS, "default", "a", {"status": {"state": "Pending"}, "spec": {"retentionDays": 5}}
+    )
     assert patched["status"] == {"state": "Pending"} and patched["spec"]["retentionDays"] == 30  # the default
     assert patched["metadata"]["generation"] == 1  # a status write is not a spec change
     with pytest.raises(ResourceConflict):
         await api.patch_status(
-            "default", "a", {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": {"state": "Failed"}}
+            BACKUP_REQUESTS,
+            "default",
+            "a",
+            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": {"state": "Failed"}},
         )
     labelled = await objects.patch_labels("a", {"team": "web"})
     assert labelled["metadata"]["generation"] == 1 and labelled["status"] == {"state": "Pending"}

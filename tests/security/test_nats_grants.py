@@ -189,6 +189,18 @@ async def test_restorer_takes_restore_commands_only_and_appends_only_restore_eve
     assert await _count(admin, T.commands_stream) == 1  # the backup command, waiting for crd-gateway
 
 
+async def test_crd_gateway_sends_restore_commands_but_no_backup_commands(
+    admin: NatsClient, login: Callable[[str], Awaitable[Session]]
+) -> None:
+    """A RestoreRequest CR becomes a restore command; a BackupRequest never becomes a command (the gateway's own
+    intake records it), so the gateway may publish restore commands only."""
+    gateway = await login("crd-gateway")
+    ack = await gateway.nc.jetstream(timeout=2).publish(T.restore_subject, b'{"requestId": "r1", "spec": {}}')
+    assert ack.stream == T.commands_stream
+    await gateway.refused(lambda: gateway.nc.publish(T.request_subject, b"{}"), T.request_subject)
+    assert await _count(admin, T.commands_stream) == 1
+
+
 @pytest.mark.parametrize("user", sorted(SERVICES))
 async def test_no_service_can_delete_purge_or_rewrite_the_log(
     admin: NatsClient, login: Callable[[str], Awaitable[Session]], user: str

@@ -12,21 +12,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from lc2backup.domain.restoring import RestorePlan, RestoreRequestSpec
+from lc2backup.domain.sources import RequestSource as RequestSource
+from lc2backup.domain.sources import SourceKind as SourceKind
 from lc2backup.domain.spec import BackupRequestSpec, Problem
 from lc2backup.domain.wire import DomainEvent, EventRegistry, WireModel
-
-SourceKind = Literal["nats", "api", "kubernetes"]
-
-
-class RequestSource(WireModel):
-    """Where the request came from; for Kubernetes, the CR it belongs to."""
-
-    kind: SourceKind
-    command_id: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    uid: str | None = None
-    generation: int | None = None
 
 
 class BackupRequested(DomainEvent):

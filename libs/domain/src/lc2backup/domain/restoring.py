@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from lc2backup.domain.sources import RequestSource
 from lc2backup.domain.spec import (
     INSTANCE_ID,
     BucketName,
@@ -36,6 +37,8 @@ from lc2backup.domain.spec import (
 from lc2backup.domain.wire import WireModel
 
 RESTORE_NAMESPACE = uuid.UUID("5d0f3a8e-2b71-4c49-8e2a-6a9b1c7d4e52")
+RESTORE_RESOURCE_NAMESPACE = uuid.UUID("c3e8a1f4-7d25-4b9e-8f06-2a5d9b7e1c48")
+RESTORE_KIND = "RestoreRequest"
 MAX_RESTORE_COMMAND_BYTES = 16 * 1024
 Include = Literal["all", "database", "documentLibrary"]
 Purpose = Literal["restore", "verification"]
@@ -148,6 +151,9 @@ class RequestRestore(WireModel):
     restore_id: uuid.UUID | None = None
     request_id: str | None = Field(default=None, min_length=1, max_length=128)
     spec: Any = None
+    source: RequestSource | None = Field(
+        default=None, description="Who asked (crd-gateway names the RestoreRequest CR); default: this NATS command"
+    )
 
 
 @dataclass(frozen=True)
@@ -158,10 +164,16 @@ class RestoreIntake:
     spec: RestoreRequestSpec | None
     problems: list[Problem]
     backup_id: str | None  # as written, also when refused
+    source: RequestSource | None = None  # as the command gave it; None: the command itself is the source
 
 
 def restore_id_for_request(request_id: str) -> str:
     return str(uuid.uuid5(RESTORE_NAMESPACE, request_id))
+
+
+def restore_id_for_resource(uid: str) -> str:
+    """One RestoreRequest CR (by uid) is exactly one restore, across restarts and re-lists."""
+    return str(uuid.uuid5(RESTORE_RESOURCE_NAMESPACE, uid))
 
 
 def parse_restore_spec(raw: Any) -> RestoreRequestSpec:
@@ -180,7 +192,7 @@ def parse_restore_spec(raw: Any) -> RestoreRequestSpec:
 
 
 def read_restore_command(raw: bytes, message_id: str) -> RestoreIntake:
-    """Decode a restore command (``{"restoreId"?, "requestId"?, "spec": {...}}``). Unreadable bytes raise
+    """Decode a restore command (``{"restoreId"?, "requestId"?, "source"?, "spec": {...}}``). Unreadable bytes raise
     ``ValueError`` (dead-lettered); a readable command with problems is returned to be rejected."""
     if len(raw) > MAX_RESTORE_COMMAND_BYTES:
         raise ValueError(f"payload too large: {len(raw)} bytes > {MAX_RESTORE_COMMAND_BYTES}")
@@ -202,5 +214,5 @@ def read_restore_command(raw: bytes, message_id: str) -> RestoreIntake:
     try:
         spec = parse_restore_spec(cmd.spec)
     except SpecInvalid as invalid:
-        return RestoreIntake(restore_id, None, invalid.problems, backup_id)
-    return RestoreIntake(restore_id, spec, [], spec.backup_id)
+        return RestoreIntake(restore_id, None, invalid.problems, backup_id, cmd.source)
+    return RestoreIntake(restore_id, spec, [], spec.backup_id, cmd.source)

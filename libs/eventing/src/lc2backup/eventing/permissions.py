@@ -71,7 +71,8 @@ class ServiceAccess:
     dead_letters: bool = False
     manages_streams: bool = False
     buckets: tuple[str, ...] = ()  # KV buckets (attributes of Topology): admission lanes, work leases
-    sends_commands: bool = False
+    # the command subjects it publishes on, as attributes of Topology (request_subject, restore_subject)
+    sends_commands: tuple[str, ...] = ()
     reads_commands: bool = False  # DIRECT.GET on the command stream (crd-gateway keeps each lane in order)
     watches_events: bool = False  # a core subscription on every event (the archiver's wake-up)
 
@@ -99,6 +100,7 @@ SERVICES: Mapping[str, ServiceAccess] = {
         manages_streams=True,
         buckets=("lanes_bucket",),
         reads_commands=True,
+        sends_commands=("restore_subject",),  # a RestoreRequest CR becomes a restore command for the restorer
     ),
     "db-export": ServiceAccess(
         consumers=(("events_stream", "db-export"),),
@@ -153,7 +155,7 @@ SERVICES: Mapping[str, ServiceAccess] = {
         dead_letters=True,
         buckets=("lanes_bucket", "leases_bucket"),  # one restore per target; a restore runs under a lease
     ),
-    "archiver": ServiceAccess(sends_commands=True, watches_events=True),
+    "archiver": ServiceAccess(sends_commands=("request_subject", "restore_subject"), watches_events=True),
 }
 
 
@@ -203,8 +205,7 @@ def service_grant(user: str, access: ServiceAccess, topology: Topology) -> Grant
     publish += [topology.event_subject("*", event_type) for event_type in access.appended_types]
     if access.dead_letters:
         publish.append(topology.dlq_subject(user))
-    if access.sends_commands:
-        publish += [topology.request_subject, topology.restore_subject]
+    publish += [getattr(topology, attribute) for attribute in access.sends_commands]
     subscribe = [f"{inbox_prefix(user)}.>"]
     if access.watches_events:
         subscribe.append(topology.all_events)

@@ -2,10 +2,11 @@
 
 GatewayError
  ├── LaneContention           a project+environment lane kept changing under compare-and-set (retried later)
+ ├── CommandNotPublished      NATS did not take a RestoreRequest's restore command (retried with backoff)
  └── KubernetesError          the API server refused or failed a call (``status`` is the HTTP code, 0 if none)
       ├── KubernetesUnavailable  no answer, a timeout, 429 or 5xx: retry with backoff
       ├── ResourceGone           410: the watch's resourceVersion is too old: re-list
-      ├── ResourceNotFound       404: the BackupRequest is gone
+      ├── ResourceNotFound       404: the CR is gone
       └── ResourceConflict       409: a stale resourceVersion, or the object already exists
 
 Unreadable NATS commands are ``PoisonMessage`` from lc2backup.eventing; invalid requests are events.
@@ -20,6 +21,10 @@ class GatewayError(Exception):
 
 class LaneContention(GatewayError):
     """The lane's compare-and-set lost too many times in a row; the message is redelivered."""
+
+
+class CommandNotPublished(GatewayError):
+    """NATS did not take a command crd-gateway publishes (a RestoreRequest's restore command): retried."""
 
 
 class KubernetesError(GatewayError):

@@ -19,7 +19,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from lc2backup.crd_gateway.crd import PLURAL
+from lc2backup.crd_gateway.crd import CustomResource
 from lc2backup.crd_gateway.errors import (
     KubernetesError,
     KubernetesUnavailable,
@@ -91,7 +91,7 @@ async def _configuration(settings: KubernetesSettings) -> client.Configuration:
 
 
 class KubeApi:
-    """BackupRequests (list, watch, get, patch status) and core/v1 Events (create)."""
+    """Our custom resources (list, watch, get, patch status; each call names its kind) and core/v1 Events (create)."""
 
     def __init__(self, api_client: client.ApiClient, settings: KubernetesSettings) -> None:
         self._custom = client.CustomObjectsApi(api_client)
@@ -99,26 +99,30 @@ class KubeApi:
         self._settings = settings
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
 
-    def _list_call(self, namespace: str | None, **kwargs: Any) -> Any:
+    def _list_call(self, resource: CustomResource, namespace: str | None, **kwargs: Any) -> Any:
+        plural = resource.plural
         if namespace:
-            return self._custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, **kwargs)
-        return self._custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, **kwargs)
+            return self._custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, plural, **kwargs)
+        return self._custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural, **kwargs)
 
-    async def list(self, namespace: str | None) -> tuple[list[Json], str]:
-        """Every BackupRequest (of ``namespace``, or all), and the list's resourceVersion to watch from."""
+    async def list(self, resource: CustomResource, namespace: str | None) -> tuple[list[Json], str]:
+        """Every object of ``resource`` (of ``namespace``, or all), and the list's resourceVersion to watch from."""
         try:
-            doc = await self._list_call(namespace, _request_timeout=self._timeout)
+            doc = await self._list_call(resource, namespace, _request_timeout=self._timeout)
         except _FAILURES as exc:
             _raise(exc)
         return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion") or "")
 
-    async def watch(self, namespace: str | None, resource_version: str) -> AsyncGenerator[WatchEvent, None]:
+    async def watch(
+        self, resource: CustomResource, namespace: str | None, resource_version: str
+    ) -> AsyncGenerator[WatchEvent, None]:
         """Changes after ``resource_version`` until the server ends the stream (``watch_timeout_seconds``)."""
         seconds = self._settings.watch_timeout_seconds
         # No total timeout: the read timeout only notices a connection that went silent past the server's end.
         timeout = aiohttp.ClientTimeout(sock_connect=self._settings.request_timeout_seconds, sock_read=seconds + 30)
         try:
             resp = await self._list_call(
+                resource,
                 namespace,
                 watch=True,
                 resource_version=resource_version,
@@ -146,16 +150,16 @@ class KubeApi:
         finally:
             resp.release()
 
-    async def get(self, namespace: str, name: str) -> Json:
+    async def get(self, resource: CustomResource, namespace: str, name: str) -> Json:
         try:
             doc: Json = await self._custom.get_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, PLURAL, name, _request_timeout=self._timeout
+                API_GROUP, API_VERSION, namespace, resource.plural, name, _request_timeout=self._timeout
             )
         except _FAILURES as exc:
             _raise(exc)
         return doc
 
-    async def patch_status(self, namespace: str, name: str, patch: Json) -> Json:
+    async def patch_status(self, resource: CustomResource, namespace: str, name: str, patch: Json) -> Json:
         """A JSON merge patch on the status subresource (include ``metadata.resourceVersion`` to guard it)."""
         # The stubs omit ``_content_type``; without it a dict body would be sent as a JSON *patch* (a list).
         options: dict[str, Any] = {"_content_type": MERGE_PATCH, "_request_timeout": self._timeout}
@@ -164,7 +168,7 @@ class KubeApi:
                 API_GROUP,
                 API_VERSION,
                 namespace,
-                PLURAL,
+                resource.plural,
                 name,
                 patch,
                 **options,

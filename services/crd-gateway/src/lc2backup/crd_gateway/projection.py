@@ -137,25 +137,32 @@ def _transition_times(previous: Any) -> dict[str, tuple[str, datetime]]:
     return times
 
 
-def _conditions(state: BackupState, generation: int | None, previous: Any, now: datetime) -> list[Condition]:
-    message = state.message or state.state
-    since = state.requested_at or now
-    terminal_at = (state.completion_time or now) if state.terminal else since
-    failed = state.state in ("Failed", "Rejected")
-    if state.state == "Rejected":
-        failed_reason = "Rejected"
-    elif state.state == "Failed":
-        failed_reason = _BRANCH_REASONS.get(state.failed_branch or "", ev.BackupFailed.event_type)
-    else:
-        failed_reason = "NotFailed"
+@dataclass(frozen=True)
+class Outcome:
+    """Where a request stands, as the ``Ready`` and ``Failed`` conditions tell it (any kind of request)."""
+
+    phase: str
+    message: str | None
+    since: datetime | None  # when it was requested
+    completed: datetime | None
+    terminal: bool
+    failed_reason: str | None  # None: not failed
+
+
+def conditions(outcome: Outcome, generation: int | None, previous: Any, now: datetime) -> list[Condition]:
+    """``Ready`` (True once Succeeded) and ``Failed``, each keeping its transition time while it does not change."""
+    message = outcome.message or outcome.phase
+    since = outcome.since or now
+    terminal_at = (outcome.completed or now) if outcome.terminal else since
+    failed = outcome.failed_reason is not None
     desired: list[tuple[Literal["Ready", "Failed"], Literal["True", "False"], str, str, datetime]] = [
-        ("Ready", "True" if state.state == "Succeeded" else "False", state.state, message, terminal_at),
+        ("Ready", "True" if outcome.phase == "Succeeded" else "False", outcome.phase, message, terminal_at),
         (
             "Failed",
             "True" if failed else "False",
-            failed_reason,
+            outcome.failed_reason or "NotFailed",
             message if failed else "No failure",
-            (state.completion_time or now) if failed else since,
+            (outcome.completed or now) if failed else since,
         ),
     ]
     before = _transition_times(previous)
@@ -175,6 +182,16 @@ def _conditions(state: BackupState, generation: int | None, previous: Any, now: 
             )
         )
     return out
+
+
+def _outcome(state: BackupState) -> Outcome:
+    if state.state == "Rejected":
+        failed_reason: str | None = "Rejected"
+    elif state.state == "Failed":
+        failed_reason = _BRANCH_REASONS.get(state.failed_branch or "", ev.BackupFailed.event_type)
+    else:
+        failed_reason = None
+    return Outcome(state.state, state.message, state.requested_at, state.completion_time, state.terminal, failed_reason)
 
 
 def status_model(
@@ -197,7 +214,7 @@ def status_model(
         problems=state.problems or None,
         database=_database(state) if branches else None,
         document_library=_document_library(state) if branches else None,
-        conditions=_conditions(state, generation, previous.get("conditions"), now),
+        conditions=conditions(_outcome(state), generation, previous.get("conditions"), now),
     )
 
 

@@ -1,6 +1,6 @@
-"""Kubernetes Events on a BackupRequest's major transitions, so ``kubectl describe br`` tells the story.
+"""Kubernetes Events on a CR's major transitions, so ``kubectl describe br`` (or ``rr``) tells the story.
 
-Each Event's name is derived from what caused it (a backup event id, a spec generation), so a redelivered
+Each Event's name is derived from what caused it (the id of the event recorded), so a redelivered
 message creates nothing new: the API answers 409 and that is success. Events are best effort: a refusal
 other than the API being unavailable is logged, never retried.
 """
@@ -15,7 +15,7 @@ from datetime import datetime
 from lc2backup.crd_gateway.errors import KubernetesError, KubernetesUnavailable, ResourceConflict
 from lc2backup.crd_gateway.kube import Json, KubeApi
 from lc2backup.crd_gateway.projection import Transition, identity
-from lc2backup.domain import API_GROUP, API_VERSION, KIND
+from lc2backup.domain import API_GROUP, API_VERSION
 
 log = logging.getLogger(__name__)
 COMPONENT = "lc2backup-crd-gateway"
@@ -27,8 +27,9 @@ class EventRecorder:
         self._enabled = enabled
         self._instance = socket.gethostname()
 
-    async def record(self, resource: Json, transition: Transition, key: str, at: datetime) -> None:
-        """Create the Event once per ``key``; raises only KubernetesUnavailable (retry the whole step)."""
+    async def record(self, kind: str, resource: Json, transition: Transition, key: str, at: datetime) -> None:
+        """Create the Event on ``resource`` (of ``kind``) once per ``key``; raises only KubernetesUnavailable
+        (retry the whole step)."""
         if not self._enabled:
             return
         namespace, name, uid, _ = identity(resource)
@@ -40,7 +41,7 @@ class EventRecorder:
             "metadata": {"name": f"{name}.{digest}", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": f"{API_GROUP}/{API_VERSION}",
-                "kind": KIND,
+                "kind": kind,
                 "namespace": namespace,
                 "name": name,
                 "uid": uid,

@@ -1,8 +1,9 @@
 """crd-gateway's composition root: the NATS command intake, and (when enabled) the Kubernetes side.
 
-Kubernetes side: one list+watch loop per configured namespace (or one for all), feeding new BackupRequests
-into the same intake as NATS commands, and the durable ``crd-gateway-status`` consumer projecting every
-backup event onto its CR's status. Shutdown: ``stop`` ends the watches and the consumers' pulls, in-flight
+Kubernetes side: one list+watch loop per kind (BackupRequest, RestoreRequest) and configured namespace (or one
+per kind for all), feeding new BackupRequests into the same intake as NATS commands and turning new
+RestoreRequests into restore commands, and the durable ``crd-gateway-status`` consumer projecting every backup
+and restore event onto its CR's status. Shutdown: ``stop`` ends the watches and the consumers' pulls, in-flight
 handlers finish, then the Kubernetes client closes, and NATS drains last (in the scaffold).
 """
 
@@ -41,28 +42,33 @@ async def _start_kubernetes(
     # Imported here: the Kubernetes client takes ~1 s and ~50 MB to import, and NATS-only deployments (and the
     # local stack) never need it (benchmark B7).
     from lc2backup.crd_gateway.kube import open_api
-    from lc2backup.crd_gateway.reconciling import Reconciler
+    from lc2backup.crd_gateway.reconciling import BackupRequests, Reconciler, Requests
     from lc2backup.crd_gateway.recording import EventRecorder
-    from lc2backup.crd_gateway.status import StatusProjector
+    from lc2backup.crd_gateway.restoring import RestoreRequests
+    from lc2backup.crd_gateway.status import BACKUPS, RESTORES, StatusProjector, StatusRouter
     from lc2backup.crd_gateway.watching import Watcher
 
     k8s = settings.kubernetes
     api = await stack.enter_async_context(open_api(k8s))
-    status = StatusProjector(
-        parts.store, api, EventRecorder(api, enabled=k8s.events), retry_delay=k8s.status_retry_seconds
-    )
+    recorder = EventRecorder(api, enabled=k8s.events)
+    delay = k8s.status_retry_seconds
+    backups = StatusProjector(parts.store, api, recorder, BACKUPS, retry_delay=delay)
+    restores = StatusProjector(parts.store, api, recorder, RESTORES, retry_delay=delay)
+    router = StatusRouter(parts.store, backups, restores, retry_delay=delay)
     events = parts.consumer(parts.topology.events_stream, STATUS_CONSUMER, parts.topology.all_events)
-    group.start("status", parts.runner(events, status.on_event, concurrency=k8s.status_concurrency).run(parts.stop))
-    reconciler = Reconciler(intake, status)
+    group.start("status", parts.runner(events, router.on_event, concurrency=k8s.status_concurrency).run(parts.stop))
+    kinds: list[Requests] = [BackupRequests(intake, backups), RestoreRequests(parts.js, parts.topology, restores)]
     scopes: list[str | None] = [*k8s.namespaces] or [None]
     watchers = [
         Watcher(
             api,
+            requests.resource,
             namespace,
-            reconciler.on_watch_event,
+            Reconciler(requests).on_watch_event,
             backoff_initial=k8s.backoff_initial_seconds,
             backoff_max=k8s.backoff_max_seconds,
         )
+        for requests in kinds
         for namespace in scopes  # None: every namespace
     ]
     for watcher in watchers:

@@ -1,5 +1,5 @@
-"""The BackupRequest's ``.status``: one model that renders the status crd-gateway patches (``projection``) and
-generates the CRD's status schema (``crd``), so the two cannot drift.
+"""The ``.status`` of each custom resource: one model per kind renders the status crd-gateway patches
+(``projection``, ``restore_projection``) and generates its CRD's status schema (``crd``), so the two cannot drift.
 
 A status carries only what is known: rendered without ``None`` (``render``), so every field is optional in the
 schema; Kubernetes times are RFC 3339 to the second, in UTC (``2026-11-26T12:00:08Z``).
@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from pydantic.alias_generators import to_camel
 
 from lc2backup.domain import Phase, Problem, TransferCounters
+from lc2backup.domain.events import VerificationSummary
+from lc2backup.domain.restore_state import RestoreBranchPhase, RestorePhase
+from lc2backup.domain.restoring import Purpose
 from lc2backup.domain.state import DatabasePhase, TransferPhase
 
 
@@ -31,6 +34,10 @@ Generation = Annotated[int, Field(ge=0)]
 
 class StatusModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    def render(self) -> dict[str, Any]:
+        """The status as patched onto the CR: wire names, nothing unknown."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class SnapshotStatus(StatusModel):
@@ -104,6 +111,12 @@ class Condition(StatusModel):
     observed_generation: Generation | None = None
 
 
+Conditions = Annotated[
+    list[Condition],
+    Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+]
+
+
 class BackupRequestStatus(StatusModel):
     """A projection of the backup's event log, written by crd-gateway"""
 
@@ -129,11 +142,64 @@ class BackupRequestStatus(StatusModel):
     problems: list[Problem] | None = Field(default=None, description="Every reason the request was rejected")
     database: DatabaseStatus | None = None
     document_library: DocumentLibraryStatus | None = None
-    conditions: list[Condition] | None = Field(
-        default=None,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: Conditions | None = None
 
-    def render(self) -> dict[str, Any]:
-        """The status as patched onto the CR: wire names, nothing unknown."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+class RestoreBranchStatus(StatusModel):
+    """One branch of a restore (the database, or the document library) and how far it got."""
+
+    state: RestoreBranchPhase
+    target: str | None = Field(default=None, description="Where it restores: instance/database, or bucket/prefix")
+    operation_id: str | None = Field(default=None, description="The provider's operation, or our own work's name")
+    objects_done: int | None = Field(default=None, ge=0, description="Document library: objects restored so far")
+    objects_total: int | None = Field(default=None, ge=0)
+    bytes_done: int | None = Field(default=None, ge=0)
+    bytes_total: int | None = Field(default=None, ge=0)
+    percent: int | None = Field(default=None, ge=0, le=100)
+    start_time: KubeTime | None = None
+    completion_time: KubeTime | None = None
+    message: str | None = Field(default=None, description="Why the branch failed")
+
+
+class VerificationStatus(StatusModel):
+    """The verdict of a verification: the restored data compared with what the backup recorded."""
+
+    passed: bool
+    summary: VerificationSummary = Field(description="Tables, rows, objects and bytes compared")
+    findings: list[str] | None = Field(default=None, description="Every difference found (a failed verdict)")
+    checks: list[str] | None = Field(default=None, description="Every check that passed")
+    time: KubeTime
+
+
+class RestoreRequestStatus(StatusModel):
+    """A projection of the restore's event log, written by crd-gateway"""
+
+    restore_id: str | None = Field(
+        default=None, description="The restore this RestoreRequest became (uuid5 of its uid)"
+    )
+    backup_id: str | None = Field(default=None, description="The backup restored")
+    state: RestorePhase | None = Field(default=None, description="Overall state of the restore")
+    message: str | None = Field(
+        default=None, description="What is happening now, or every reason it was rejected or failed"
+    )
+    purpose: Purpose | None = Field(default=None, description="restore, or verification (scratch targets, compared)")
+    target: str | None = Field(default=None, description="The project/environment restored into")
+    observed_generation: Generation | None = None
+    spec_generation: Generation | None = Field(
+        default=None, description="The metadata.generation the restore was requested with"
+    )
+    last_event_sequence: Generation | None = Field(
+        default=None, description="Stream sequence of the last event this status reflects"
+    )
+    start_time: KubeTime | None = None
+    completion_time: KubeTime | None = None
+    database: RestoreBranchStatus | None = None
+    document_library: RestoreBranchStatus | None = None
+    verification: VerificationStatus | None = None
+    scratch_removed: list[str] | None = Field(default=None, description="A verification's scratch targets, removed")
+    problems: list[Problem] | None = Field(default=None, description="Every reason the request was rejected")
+    reasons: dict[str, str] | None = Field(default=None, description="Why it failed, per branch")
+    leftovers: list[str] | None = Field(
+        default=None, description="What the failed restore wrote, kept as is for inspection or a clean-up"
+    )
+    conditions: Conditions | None = None

@@ -1,4 +1,5 @@
-"""List, then watch BackupRequests: resume from the last resourceVersion, re-list on 410, back off on outages.
+"""List, then watch one kind of ours (BackupRequests, RestoreRequests): resume from the last resourceVersion,
+re-list on 410, back off on outages.
 
 The resourceVersion only moves past an object once its handler has succeeded, so nothing is skipped: a
 handler that fails (NATS down, API down) is retried with backoff and blocks the stream meanwhile, and a
@@ -15,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from lc2backup.crd_gateway.crd import CustomResource
 from lc2backup.crd_gateway.errors import GatewayError, KubernetesError, ResourceGone
 from lc2backup.crd_gateway.kube import Json, KubeApi, WatchEvent
 from lc2backup.eventing import EventingError
@@ -76,11 +78,12 @@ async def until_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
 
 
 class Watcher:
-    """One list+watch loop over BackupRequests of one namespace (``None``: all namespaces)."""
+    """One list+watch loop over one kind's objects of one namespace (``None``: all namespaces)."""
 
     def __init__(
         self,
         api: KubeApi,
+        resource: CustomResource,
         namespace: str | None,
         handler: Handler,
         *,
@@ -88,18 +91,19 @@ class Watcher:
         backoff_max: float = 30.0,
     ) -> None:
         self._api = api
+        self.resource = resource
         self.namespace = namespace
         self._handler = handler
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._handler_backoff = Backoff(backoff_initial, backoff_max)
-        self.synced = False  # listed at least once: every existing BackupRequest has been through intake
+        self.synced = False  # listed at least once: every existing object has been handled
         self.resource_version: str | None = None
         self.lists = 0
         self.watches = 0
 
     @property
     def scope(self) -> str:
-        return self.namespace or "all namespaces"
+        return f"{self.resource.plural} in {self.namespace or 'all namespaces'}"
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -125,9 +129,9 @@ class Watcher:
         log.info("watch of %s stopped", self.scope)
 
     async def _relist(self, stop: asyncio.Event) -> None:
-        items, resource_version = await until_stopped(stop, self._api.list(self.namespace))
+        items, resource_version = await until_stopped(stop, self._api.list(self.resource, self.namespace))
         self.lists += 1
-        log.info("listed %d BackupRequests in %s at resourceVersion %s", len(items), self.scope, resource_version)
+        log.info("listed %d %s at resourceVersion %s", len(items), self.scope, resource_version)
         # In creation order, not the API server's (by name): a lane's BackupRequests created while nobody
         # watched enter it in the order they were applied (creationTimestamp, then the resourceVersion they were
         # created at, which is still theirs while no status was written; handled ones decide nothing anyway).
@@ -140,7 +144,7 @@ class Watcher:
         """One watch request, until the server ends it; every handled change moves the resourceVersion."""
         assert self.resource_version is not None
         self.watches += 1
-        stream: AsyncGenerator[WatchEvent, None] = self._api.watch(self.namespace, self.resource_version)
+        stream: AsyncGenerator[WatchEvent, None] = self._api.watch(self.resource, self.namespace, self.resource_version)
         try:
             while True:
                 try:

@@ -58,10 +58,11 @@ def crd_artifacts() -> list[Artifact]:
     """contracts/crds/: Kubernetes CustomResourceDefinitions, rendered by the service that serves them."""
     return [
         Artifact(
-            crd.CONTRACT_PATH.removeprefix("contracts/"),
-            crd.crd_yaml,
-            f"the {crd.CRD_NAME} CustomResourceDefinition (from BackupRequestSpec)",
-        ),
+            resource.contract_path.removeprefix("contracts/"),
+            resource.yaml,
+            f"the {resource.name} CustomResourceDefinition (from {resource.spec_model.__name__})",
+        )
+        for resource in crd.RESOURCES
     ]
 
 

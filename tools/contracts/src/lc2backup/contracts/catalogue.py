@@ -113,6 +113,15 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "crd-gateway",
+        "send",
+        "restoreCommands",
+        (RESTORE_COMMAND,),
+        "crd-gateway requests the restore of each RestoreRequest CR (when Kubernetes is enabled)",
+        "Once per CR, while its restore has no event yet: `restoreId` is derived from the CR's uid, `source` names "
+        "the CR (`kind: kubernetes`, namespace, name, uid, generation), `Nats-Msg-Id: k8s:restore:<uid>`.",
+    ),
+    Operation(
+        "crd-gateway",
         "receive",
         "commands",
         (COMMAND,),
@@ -151,7 +160,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "receive",
         "events",
         _receives("crd-gateway", "crd-gateway-status"),
-        "crd-gateway projects every event onto its BackupRequest's status (when Kubernetes is enabled)",
+        "crd-gateway projects every event onto its BackupRequest's or RestoreRequest's status (when Kubernetes is"
+        " enabled)",
         _events_consumer("crd-gateway", "crd-gateway-status"),
         purpose="ForStatus",
     ),

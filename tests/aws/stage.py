@@ -10,7 +10,8 @@ The stage can (per operation, identified from the wire request as AWS would rout
 - ``stall``: forward the request (moto acts on it) but hold the answer, as if the caller crashed
   between the cloud call and recording it.
 
-It counts every request per operation, so a test can assert what reached "AWS". A plain threaded
+It counts every request per operation, so a test can assert what reached "AWS", and keeps the parameters of
+each RDS request (``calls``: which snapshot a restore named, which identifier). A plain threaded
 ``http.server``: it serves while the test's event loop is blocked (e.g. restarting a service).
 """
 
@@ -107,6 +108,7 @@ class Stage:
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _stalls: dict[str, int] = field(default_factory=dict)
     _stalled: Counter[str] = field(default_factory=Counter)
+    _calls: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     _unstall: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -160,10 +162,19 @@ class Stage:
         with self._lock:
             return self._stalled[operation]
 
+    def calls(self, operation: str) -> list[dict[str, str]]:
+        """The parameters of every RDS request of ``operation`` that reached the stage, in order."""
+        with self._lock:
+            return [dict(params) for params in self._calls.get(operation, [])]
+
     # -- the proxy ------------------------------------------------------------------------------------
-    def decide(self, operation: str) -> tuple[_Failure | None, bool, dict[str, str] | None]:
+    def decide(
+        self, operation: str, params: dict[str, str] | None = None
+    ) -> tuple[_Failure | None, bool, dict[str, str] | None]:
         with self._lock:
             self.seen[operation] += 1
+            if params is not None:
+                self._calls.setdefault(operation, []).append(params)
             failure = self._failures.get(operation)
             if failure is not None and failure.remaining > 0:
                 failure.remaining -= 1
@@ -217,9 +228,12 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Length"] = str(len(body))
         lowered = {k.lower(): v for k, v in headers.items()}
         operation = operation_of(self.command, self.path, lowered, body)
-        failure, stall, fields = self.stage.decide(operation)
+        rds = self.command == "POST" and self.path == "/"
+        query = rds and b"Action=" in body  # an RDS request (query protocol): its parameters are kept
+        params = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)) if query else None
+        failure, stall, fields = self.stage.decide(operation, params)
         if failure is not None:
-            render = _rds_error if self.command == "POST" and self.path == "/" else _s3_error
+            render = _rds_error if rds else _s3_error
             self._reply(failure.status, {"Content-Type": "text/xml"}, render(failure.code, failure.message))
             return
         status, out_headers, data = self.stage.forward(self.command, self.path, headers, body)

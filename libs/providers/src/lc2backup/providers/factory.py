@@ -105,7 +105,8 @@ async def restore_providers(settings: ProviderSettings, stack: contextlib.AsyncE
             copy_workers=min(local.copy_workers, 32),
             progress_interval=local.progress_interval_seconds,
         )
-    # restore providers: aws
+    if "aws" in settings.providers:
+        providers["aws"] = await stack.enter_async_context(aws.open_restore_provider(settings.aws))
     # restore providers: gcp
     if "azure" in settings.providers:
         providers["azure"] = await stack.enter_async_context(azure.open_restore_provider(settings.azure))

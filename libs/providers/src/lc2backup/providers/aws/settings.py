@@ -34,6 +34,20 @@ class AwsSettings(BaseModel):
     )
     export_iam_role_arn: str | None = Field(default=None, description="Role RDS assumes to write the export")
     export_kms_key_id: str | None = Field(default=None, description="KMS key RDS encrypts the export with")
+    restore_poll_interval_seconds: float = Field(
+        default=30.0, gt=0, description="how often the restorer describes an instance or cluster being restored"
+    )
+    restore_instance_class: str | None = Field(
+        default=None,
+        description="DB instance class of a restored instance (default: the snapshot's source class; for an Aurora"
+        " cluster's instance, db.r6g.large)",
+    )
+    restore_db_subnet_group_name: str | None = Field(
+        default=None, description="DB subnet group of a restored instance or cluster (default: RDS's, the default VPC)"
+    )
+    restore_vpc_security_group_ids: list[str] = Field(
+        default_factory=list, description="VPC security groups of a restored instance or cluster (default: RDS's)"
+    )
     copy_workers: int = Field(default=64, ge=1, le=512)
     progress_interval_seconds: float = Field(default=5.0, gt=0)
     cancel_check_interval_seconds: float = Field(

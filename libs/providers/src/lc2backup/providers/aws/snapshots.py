@@ -104,12 +104,10 @@ class RdsSnapshots:
             raise call.translate(exc) from exc
         return snapshot_id
 
-    async def describe_raw(self, snapshot_id: str) -> dict[str, Any]:
+    async def describe_raw(self, snapshot_id: str, fix: str = "it was deleted while the backup ran") -> dict[str, Any]:
         cluster = snapshot_kind(snapshot_id) == "cluster"
         call = self._call(
-            "DescribeDBClusterSnapshots" if cluster else "DescribeDBSnapshots",
-            f"snapshot {snapshot_id}",
-            "it was deleted while the backup ran",
+            "DescribeDBClusterSnapshots" if cluster else "DescribeDBSnapshots", f"snapshot {snapshot_id}", fix
         )
         try:
             if cluster:
@@ -121,7 +119,7 @@ class RdsSnapshots:
         except Exception as exc:
             raise call.translate(exc) from exc
         if not items:
-            raise PermanentProviderError(f"snapshot {snapshot_id} not found in region {self._settings.region}")
+            raise PermanentProviderError(f"snapshot {snapshot_id} not found in region {self._settings.region}: {fix}")
         found: dict[str, Any] = items[0]
         return found
 

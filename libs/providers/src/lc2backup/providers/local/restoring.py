@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -39,8 +37,10 @@ from lc2backup.domain.restoring import DatabasePlan, DocumentLibraryPlan, Restor
 from lc2backup.providers.errors import ObjectNotFound, PermanentProviderError, TransientProviderError
 from lc2backup.providers.local.dumping import DIES_WITH_US, READ_CHUNK, DumpTarget
 from lc2backup.providers.local.figures import figures_of
+from lc2backup.providers.restore_checks import ArtefactCheck
 from lc2backup.providers.restoring import LibraryRestored, Progress, Verdict
-from lc2backup.providers.s3 import S3Client, copy_server_side, error_code, translate
+from lc2backup.providers.s3 import S3Client, error_code, translate
+from lc2backup.providers.s3restore import S3Library, split_location
 from lc2backup.runtime.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,6 @@ log = logging.getLogger(__name__)
 MARKER = "lc2-restore {restore_id}"
 COMPLETE = "lc2-restore {restore_id} complete"
 SMOKE_TABLES = ("company", "user_", "dlfileentry")  # Liferay's own: a restored portal has rows in each
-SAMPLED_ETAGS = 64
-
-
-def split_location(location: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key)."""
-    parts = urlsplit(location)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise PermanentProviderError(f"{location} is not an s3:// location the local provider can read")
-    return parts.netloc, parts.path.lstrip("/")
-
-
-@dataclass(frozen=True)
-class ManifestLine:
-    key: str
-    size: int
-    etag: str
 
 
 def _quote(name: str) -> str:
@@ -93,9 +77,9 @@ class LocalRestorer:
         progress_interval: float = 2.0,
     ) -> None:
         self._client = client
+        self._library = S3Library(client, copy_workers=copy_workers, progress_interval=progress_interval)
         self._databases = databases
         self._pg_restore = pg_restore
-        self._workers = copy_workers
         self._interval = progress_interval
 
     # targets
@@ -144,42 +128,25 @@ class LocalRestorer:
         problems: list[str] = []
         checks: list[str] = []
         if plan.metadata_location:
-            await self._check_metadata(plan, problems, checks)
+            await self._library.check_metadata(plan, self._lists_the_dump(plan), problems, checks)
         if plan.database is not None:
             await self._check_database(restore_id, plan.database, problems, checks)
         if plan.document_library is not None:
-            await self._check_library(plan.document_library, problems, checks)
+            await self._library.check_target(plan.document_library, problems, checks)
         return problems, checks
 
-    async def _check_metadata(self, plan: RestorePlan, problems: list[str], checks: list[str]) -> None:
-        assert plan.metadata_location is not None
-        bucket, key = split_location(plan.metadata_location)
-        try:
-            body = await self._read(bucket, key)
-        except ObjectNotFound:
-            problems.append(f"{plan.metadata_location} is missing: the backup's folder was changed")
-            return
-        try:
-            doc = MetadataDocument.model_validate_json(body)
-        except ValueError as exc:
-            problems.append(f"{plan.metadata_location} is not a metadata document: {str(exc)[:300]}")
-            return
-        where = plan.metadata_location
-        if doc.backup_id != plan.backup_id:
-            problems.append(f"{where} names backup {doc.backup_id}, not {plan.backup_id}")
-        export = doc.database.export
-        if plan.database is not None:
+    @staticmethod
+    def _lists_the_dump(plan: RestorePlan) -> ArtefactCheck:
+        def check(doc: MetadataDocument) -> str | None:
+            assert plan.database is not None
+            export = doc.database.export
             if export is None or export.location != plan.database.artefact:
-                problems.append(f"{where} does not list the dump {plan.database.artefact} the log recorded")
-            elif export.sha256 != plan.database.sha256:
-                problems.append(f"{where} records sha256 {export.sha256} for the dump, the log {plan.database.sha256}")
-        library = plan.document_library
-        if library is not None and doc.document_library.objects_copied != library.objects:
-            problems.append(
-                f"{where} counts {doc.document_library.objects_copied} copied objects, the log {library.objects}"
-            )
-        if not problems:
-            checks.append(f"{where} matches the backup's log")
+                return f"does not list the dump {plan.database.artefact} the log recorded"
+            if export.sha256 != plan.database.sha256:
+                return f"records sha256 {export.sha256} for the dump, the log {plan.database.sha256}"
+            return None
+
+        return check
 
     async def _check_database(
         self, restore_id: str, plan: DatabasePlan, problems: list[str], checks: list[str]
@@ -205,22 +172,6 @@ class LocalRestorer:
             )
         elif not problems:
             checks.append(f"database {target} is {'ours' if ours else 'confirmed' if exists else 'new'}")
-
-    async def _check_library(self, plan: DocumentLibraryPlan, problems: list[str], checks: list[str]) -> None:
-        where = f"s3://{plan.target_bucket}/{plan.target_prefix}"
-        try:
-            await self._client.head_bucket(Bucket=plan.target_bucket)
-            listed = await self._client.list_objects_v2(Bucket=plan.target_bucket, Prefix=plan.target_prefix, MaxKeys=1)
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
-                problems.append(f"bucket {plan.target_bucket} does not exist: create it first")
-                return
-            raise translate(exc, where, plan.target_bucket) from exc
-        first = listed.get("Contents") or []
-        if first and not plan.merge:
-            problems.append(f"{where} is not empty (holds {first[0]['Key']}): choose an empty prefix, or merge: true")
-        else:
-            checks.append(f"{where} is {'empty' if not first else 'merged into (merge: true)'}")
 
     # the database branch
 
@@ -330,80 +281,10 @@ class LocalRestorer:
 
     # the document-library branch
 
-    async def _manifest(self, plan: DocumentLibraryPlan) -> list[ManifestLine]:
-        if plan.manifest_key is None:
-            raise PermanentProviderError(f"the backup recorded no manifest under s3://{plan.source_bucket}")
-        body = await self._read(plan.source_bucket, plan.manifest_key)
-        lines = []
-        for number, raw in enumerate(body.splitlines(), start=1):
-            try:
-                doc = json.loads(raw)
-                lines.append(ManifestLine(str(doc["key"]), int(doc["size"]), str(doc["etag"]).strip('"')))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise PermanentProviderError(
-                    f"manifest s3://{plan.source_bucket}/{plan.manifest_key} line {number} is unreadable: {exc!r}"
-                ) from exc
-        return lines
-
-    async def _listing(self, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
-        found: dict[str, tuple[int, str]] = {}
-        try:
-            async for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    found[obj["Key"][len(prefix) :]] = (int(obj["Size"]), str(obj["ETag"]).strip('"'))
-        except Exception as exc:
-            raise translate(exc, f"s3://{bucket}/{prefix}", bucket) from exc
-        return found
-
     async def restore_document_library(
         self, restore_id: str, plan: DocumentLibraryPlan, progress: Progress
     ) -> LibraryRestored:
-        manifest = await self._manifest(plan)
-        present = await self._listing(plan.target_bucket, plan.target_prefix)
-        todo = [line for line in manifest if present.get(line.key) != (line.size, line.etag)]
-        done = len(manifest) - len(todo)
-        done_bytes = sum(line.size for line in manifest) - sum(line.size for line in todo)
-        queue: asyncio.Queue[ManifestLine] = asyncio.Queue()
-        for line in todo:
-            queue.put_nowait(line)
-        last = time.monotonic()
-
-        async def worker() -> None:
-            nonlocal done, done_bytes, last
-            while not queue.empty():
-                line = queue.get_nowait()
-                source = f"{plan.source_prefix}{line.key}"
-                try:
-                    copied = await copy_server_side(
-                        self._client,
-                        src_bucket=plan.source_bucket,
-                        src_key=source,
-                        dst_bucket=plan.target_bucket,
-                        dst_key=f"{plan.target_prefix}{line.key}",
-                        size=line.size,
-                        etag=line.etag,
-                    )
-                except ObjectNotFound as exc:
-                    raise PermanentProviderError(
-                        f"object {line.key} of the backup is missing: s3://{plan.source_bucket}/{source} is listed"
-                        " in the manifest but not in the bucket"
-                    ) from exc
-                if not copied.multipart and copied.etag.strip('"') != line.etag:
-                    raise PermanentProviderError(
-                        f"object {line.key} restored with ETag {copied.etag.strip(chr(34))}, the manifest says"
-                        f" {line.etag}"
-                    )
-                crash_point("restore:object")
-                done += 1
-                done_bytes += line.size
-                if time.monotonic() - last >= self._interval:
-                    last = time.monotonic()
-                    await progress(done, done_bytes)
-
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self._workers, len(todo))):
-                group.create_task(worker())
-        return LibraryRestored(objects=len(manifest), bytes=sum(line.size for line in manifest), copied=len(todo))
+        return await self._library.restore(plan, progress)
 
     # verification
 
@@ -414,7 +295,7 @@ class LocalRestorer:
         if plan.database is not None:
             summary = await self._verify_database(plan.database, summary, findings, checks)
         if plan.document_library is not None:
-            summary = await self._verify_library(plan.document_library, summary, findings, checks)
+            summary = await self._library.verify(plan.document_library, summary, findings, checks)
         return Verdict(summary, findings, checks)
 
     async def _verify_database(
@@ -430,7 +311,7 @@ class LocalRestorer:
         if plan.figures is not None:
             bucket, key = split_location(plan.figures)
             try:
-                expected = DatabaseFigures.model_validate_json(await self._read(bucket, key))
+                expected = DatabaseFigures.model_validate_json(await self._library.read(bucket, key))
             except ObjectNotFound:
                 checks.append(f"no figures at {plan.figures} (a backup made before they were recorded)")
         rows = sum(table.rows for table in actual.tables)
@@ -452,48 +333,8 @@ class LocalRestorer:
                 checks.append(f"Liferay table {table}: {figure.rows} rows")
         return summary.model_copy(update={"tables": len(actual.tables), "rows": rows})
 
-    async def _verify_library(
-        self, plan: DocumentLibraryPlan, summary: VerificationSummary, findings: list[str], checks: list[str]
-    ) -> VerificationSummary:
-        manifest = await self._manifest(plan)
-        present = await self._listing(plan.target_bucket, plan.target_prefix)
-        expected = {line.key: line for line in manifest}
-        missing = sorted(set(expected) - set(present))
-        extra = sorted(set(present) - set(expected))
-        where = f"s3://{plan.target_bucket}/{plan.target_prefix}"
-        for key in missing[:20]:
-            findings.append(f"object {key} is missing from {where}")
-        if len(missing) > 20:
-            findings.append(f"... and {len(missing) - 20} more objects missing from {where}")
-        if extra and not plan.merge:
-            findings.append(f"{len(extra)} objects in {where} are not in the manifest (first: {extra[0]})")
-        wrong_size = [k for k, line in expected.items() if k in present and present[k][0] != line.size]
-        findings += [
-            f"object {k} is {present[k][0]} bytes, {expected[k].size} in the manifest" for k in wrong_size[:20]
-        ]
-        step = max(1, len(manifest) // SAMPLED_ETAGS)
-        sampled = [line for line in manifest[::step] if line.key in present]
-        for line in sampled:
-            if present[line.key][1] != line.etag and "-" not in line.etag:
-                findings.append(f"object {line.key} has ETag {present[line.key][1]}, {line.etag} in the manifest")
-        restored_bytes = sum(present[k][0] for k in expected if k in present)
-        if not missing and not wrong_size:
-            checks.append(f"{len(manifest)} objects, {restored_bytes} bytes: every manifest object present, same size")
-            checks.append(f"{len(sampled)} sampled ETags equal the manifest's")
-        return summary.model_copy(
-            update={"objects": len(manifest) - len(missing), "bytes": restored_bytes, "objects_sampled": len(sampled)}
-        )
-
     async def write_verdict(self, restore_id: str, plan: RestorePlan, body: bytes) -> str:
-        assert plan.metadata_location is not None
-        bucket, key = split_location(plan.metadata_location)
-        folder = key.rsplit("/", 1)[0]
-        target = f"{folder}/verifications/{restore_id}.json"
-        try:
-            await self._client.put_object(Bucket=bucket, Key=target, Body=body, ContentType="application/json")
-        except Exception as exc:
-            raise translate(exc, f"s3://{bucket}/{target}", bucket) from exc
-        return f"s3://{bucket}/{target}"
+        return await self._library.write_verdict(restore_id, plan, body)
 
     async def remove_scratch(self, restore_id: str, plan: RestorePlan) -> list[str]:
         removed: list[str] = []
@@ -505,22 +346,6 @@ class LocalRestorer:
                     if exists and note is not None and note.startswith(MARKER.format(restore_id=restore_id)):
                         await conn.execute(f"DROP DATABASE {_quote(name)} WITH (FORCE)")
                         removed.append(f"database {database.target_instance}/{name}")
-        library = plan.document_library
-        if library is not None:
-            keys = list(await self._listing(library.target_bucket, library.target_prefix))
-            for start in range(0, len(keys), 1000):
-                batch = [{"Key": f"{library.target_prefix}{k}"} for k in keys[start : start + 1000]]
-                try:
-                    await self._client.delete_objects(Bucket=library.target_bucket, Delete={"Objects": batch})
-                except Exception as exc:
-                    raise translate(exc, f"s3://{library.target_bucket}/{library.target_prefix}") from exc
-            removed.append(f"{len(keys)} objects under s3://{library.target_bucket}/{library.target_prefix}")
+        if plan.document_library is not None:
+            removed.append(await self._library.remove(plan.document_library))
         return removed
-
-    async def _read(self, bucket: str, key: str) -> bytes:
-        try:
-            response = await self._client.get_object(Bucket=bucket, Key=key)
-            async with response["Body"] as stream:
-                return bytes(await stream.read())
-        except Exception as exc:
-            raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc

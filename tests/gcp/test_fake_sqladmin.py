@@ -27,6 +27,7 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from lc2backup.devstack import FakeGcsServer, LocalStack
+from lc2backup.devstack.errors import StackError
 from lc2backup.devstack.postgres import pg_bindir
 from lc2backup.testing.gcp.sqladmin import FakeSqlAdmin
 from lc2backup.testing.gcp.stack import GcpFakes
@@ -123,6 +124,24 @@ def _export(sqladmin: Any, instance: str, uri: str, databases: list[str]) -> dic
     return result
 
 
+def _import(sqladmin: Any, instance: str, uri: str, database: str) -> dict[str, Any]:
+    body = {"importContext": {"kind": "sql#importContext", "fileType": "SQL", "uri": uri, "database": database}}
+    result: dict[str, Any] = sqladmin.instances().import_(project=PROJECT, instance=instance, body=body).execute()
+    return result
+
+
+def _create_database(sqladmin: Any, instance: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = (
+        sqladmin.databases().insert(project=PROJECT, instance=instance, body={"name": name}).execute()
+    )
+    return result
+
+
+def _on_server(stack: LocalStack, name: str) -> bool:
+    """Read at the PostgreSQL server itself, not through the fake."""
+    return stack.postgres.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{name}'").strip() == "1"
+
+
 def _row_counts(stack: LocalStack, database: str) -> dict[str, int]:
     return {table: int(stack.postgres.psql(f"SELECT count(*) FROM {table}", database=database)) for table in TABLES}
 
@@ -212,9 +231,13 @@ async def test_export_of_a_real_database_loads_back(
     assert fake.state()["counts"] == {
         "backupRuns.insert": 0,
         "instances.export": 2,
+        "instances.import": 0,
+        "databases.insert": 0,
+        "databases.delete": 0,
         "conflicts": 0,
         "unauthenticated": 0,
         "exportsWritten": 1,
+        "imports": {},
     }
 
 
@@ -313,6 +336,116 @@ async def test_export_failures_end_done_with_an_error(
     mysql = sqladmin.instances().export(project=PROJECT, instance=f"my-{unique}", body=body).execute()
     assert mysql["exportContext"]["offload"] is True
     assert "MySQL" in (await _done(sqladmin, mysql["name"]))["error"]["errors"][0]["message"]
+
+
+async def test_databases_are_created_read_and_deleted_on_the_real_server(
+    sqladmin: Any, fake: FakeSqlAdmin, instance: str, stack: LocalStack, unique: str
+) -> None:
+    name = f"made_{unique}"
+    with pytest.raises(HttpError) as missing:
+        sqladmin.databases().get(project=PROJECT, instance=instance, database=name).execute()
+    assert missing.value.resp.status == 404
+
+    created = _create_database(sqladmin, instance, name)
+    assert (created["operationType"], created["status"]) == ("CREATE_DATABASE", "PENDING")
+    assert "error" not in await _done(sqladmin, created["name"])
+    assert _on_server(stack, name)
+    got = sqladmin.databases().get(project=PROJECT, instance=instance, database=name).execute()
+    assert (got["kind"], got["name"], got["instance"]) == ("sql#database", name, instance)
+    listed = sqladmin.databases().list(project=PROJECT, instance=instance).execute()
+    assert name in [d["name"] for d in listed["items"]]
+    with pytest.raises(HttpError) as exists:
+        _create_database(sqladmin, instance, name)
+    assert exists.value.resp.status == 400 and "already exists" in str(exists.value)
+
+    deleted = sqladmin.databases().delete(project=PROJECT, instance=instance, database=name).execute()
+    assert deleted["operationType"] == "DELETE_DATABASE"
+    assert "error" not in await _done(sqladmin, deleted["name"])
+    assert not _on_server(stack, name)
+    with pytest.raises(HttpError) as gone:
+        sqladmin.databases().delete(project=PROJECT, instance=instance, database=name).execute()
+    assert gone.value.resp.status == 404
+    counts = fake.state()["counts"]
+    assert (counts["databases.insert"], counts["databases.delete"]) == (1, 1)
+
+
+async def test_an_import_loads_the_sql_export_into_a_database_and_each_is_counted(
+    sqladmin: Any,
+    fake: FakeSqlAdmin,
+    instance: str,
+    bucket: storage.Bucket,
+    source_db: str,
+    stack: LocalStack,
+    unique: str,
+) -> None:
+    uri = f"gs://{bucket.name}/dumps/{source_db}.sql.gz"
+    assert "error" not in await _done(sqladmin, _export(sqladmin, instance, uri, [source_db])["name"])
+    target = f"imp_{unique}"
+    assert "error" not in await _done(sqladmin, _create_database(sqladmin, instance, target)["name"])
+
+    operation = _import(sqladmin, instance, uri, target)
+    assert (operation["operationType"], operation["status"]) == ("IMPORT", "PENDING")
+    assert (operation["importContext"]["uri"], operation["importContext"]["database"]) == (uri, target)
+    listed = sqladmin.operations().list(project=PROJECT, instance=instance).execute()["items"]
+    assert [op["name"] for op in listed if op.get("importContext", {}).get("uri") == uri] == [operation["name"]]
+    assert "error" not in await _done(sqladmin, operation["name"])
+    assert _row_counts(stack, target) == _row_counts(stack, source_db) == TABLES
+    assert fake.state()["counts"]["imports"] == {f"{instance}/{target}": 1}
+
+    # a second import into the same database is counted, and stops at its first failing statement
+    again = await _done(sqladmin, _import(sqladmin, instance, uri, target)["name"])
+    assert again["error"]["errors"][0]["code"] == "ERROR_RDBMS"
+    assert "already exists" in again["error"]["errors"][0]["message"]
+    counts = fake.state()["counts"]
+    assert (counts["imports"], counts["instances.import"]) == ({f"{instance}/{target}": 2}, 2)
+    assert _row_counts(stack, target) == TABLES
+
+
+async def test_import_failures_end_done_with_an_error_and_bad_requests_are_400(
+    sqladmin: Any, instance: str, bucket: storage.Bucket, source_db: str, unique: str
+) -> None:
+    no_file = await _done(sqladmin, _import(sqladmin, instance, f"gs://{bucket.name}/none.sql.gz", source_db)["name"])
+    assert "does not exist" in no_file["error"]["errors"][0]["message"]
+    uri = f"gs://{bucket.name}/plain.sql"
+    await _done(sqladmin, _export(sqladmin, instance, uri, [source_db])["name"])
+    no_db = await _done(sqladmin, _import(sqladmin, instance, uri, f"nope_{unique}")["name"])
+    assert no_db["error"]["errors"][0]["code"] == "ERROR_RDBMS"
+    assert f"nope_{unique}" in no_db["error"]["errors"][0]["message"]
+    for bad_uri, database in ((uri, ""), ("s3://b/x.sql", source_db)):
+        with pytest.raises(HttpError) as refused:
+            _import(sqladmin, instance, bad_uri, database)
+        assert refused.value.resp.status == 400 and _reason(refused.value) == "invalid"
+
+
+async def test_a_hold_of_imports_keeps_only_imports_running_and_the_instance_busy(
+    sqladmin: Any,
+    fake: FakeSqlAdmin,
+    instance: str,
+    bucket: storage.Bucket,
+    source_db: str,
+    stack: LocalStack,
+    unique: str,
+) -> None:
+    uri = f"gs://{bucket.name}/held.sql.gz"
+    fake.hold(True, types=["IMPORT"])
+    try:
+        assert "error" not in await _done(sqladmin, _export(sqladmin, instance, uri, [source_db])["name"])
+        target = f"held_{unique}"
+        assert "error" not in await _done(sqladmin, _create_database(sqladmin, instance, target)["name"])
+        operation = _import(sqladmin, instance, uri, target)
+
+        def loaded() -> bool:
+            assert _row_counts(stack, target) == TABLES
+            return True
+
+        await eventually(loaded, timeout=15, what="the held import's rows", tolerate=(StackError,))
+        assert _operation(sqladmin, operation["name"])["status"] == "RUNNING"
+        with pytest.raises(HttpError) as busy:
+            _create_database(sqladmin, instance, f"other_{unique}")
+        assert busy.value.resp.status == 409 and _reason(busy.value) == "operationInProgress"
+    finally:
+        fake.hold(False)
+    assert "error" not in await _done(sqladmin, operation["name"])
 
 
 def test_invalid_export_requests_are_400(sqladmin: Any, instance: str) -> None:

@@ -13,9 +13,11 @@ from googleapiclient.errors import HttpError
 from httplib2 import Response
 
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
-from lc2backup.providers.gcp import InstanceRef, description_of, transfer_job_name
-from lc2backup.providers.gcp.cloudsql import engine_of, operation_failure
+from lc2backup.providers.gcp import InstanceRef, description_of, restore_job_name, transfer_job_name
+from lc2backup.providers.gcp.cloudsql import engine_of
 from lc2backup.providers.gcp.errors import GcpCall, api_status, is_busy
+from lc2backup.providers.gcp.names import restore_description
+from lc2backup.providers.gcp.sqladmin import operation_failure
 
 # STS: "must start with transferJobs/ … end with a letter or a number … no more than 128 characters";
 # non-POSIX jobs must not start with transferJobs/OPI
@@ -34,6 +36,14 @@ def test_transfer_job_names_follow_sts_rules_and_are_stable(backup_id: str) -> N
 
 def test_descriptions_name_the_backup() -> None:
     assert description_of("b-1") == "lc2-backup b-1"
+
+
+def test_a_restores_job_follows_sts_rules_and_is_never_a_backups() -> None:
+    restore_id = "0b9f3c1e-6d0a-5c55-9e1a-5d3c2b1a0f99"
+    name = restore_job_name(restore_id)
+    assert JOB_RULE.match(name) and len(name) <= 128, name
+    assert name == restore_job_name(restore_id) and name != transfer_job_name(restore_id)
+    assert restore_description(restore_id) == f"lc2-restore {restore_id}"
 
 
 @pytest.mark.parametrize(

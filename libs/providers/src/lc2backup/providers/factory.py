@@ -107,7 +107,8 @@ async def restore_providers(settings: ProviderSettings, stack: contextlib.AsyncE
         )
     if "aws" in settings.providers:
         providers["aws"] = await stack.enter_async_context(aws.open_restore_provider(settings.aws))
-    # restore providers: gcp
+    if "gcp" in settings.providers:
+        providers["gcp"] = await stack.enter_async_context(gcp.open_restore_provider(settings.gcp))
     if "azure" in settings.providers:
         providers["azure"] = await stack.enter_async_context(azure.open_restore_provider(settings.azure))
     return providers

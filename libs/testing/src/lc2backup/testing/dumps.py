@@ -1,5 +1,6 @@
 """``pg_dump`` for the stand-ins whose managed exports write a real dump (Cloud SQL's export, Azure's LTR backup),
-and a real copy of a database for those whose managed restores make a new server (Azure's point-in-time restore)."""
+a real copy of a database for those whose managed restores make a new server (Azure's point-in-time restore), and
+``psql`` for those that load a plain dump or manage databases (Cloud SQL's import, its databases)."""
 
 from __future__ import annotations
 
@@ -59,15 +60,15 @@ def with_database(dsn: str, database: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + urllib.parse.quote(database), parts.query, ""))
 
 
-async def _run(argv: list[str], stdin: bytes | None = None) -> None:
+async def _run(argv: list[str], stdin: bytes | None = None) -> bytes:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _, stderr = await proc.communicate(stdin)
+        stdout, stderr = await proc.communicate(stdin)
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -75,16 +76,21 @@ async def _run(argv: list[str], stdin: bytes | None = None) -> None:
         raise
     if proc.returncode != 0:
         raise DumpFailed(f"{Path(argv[0]).name}: {stderr.decode(errors='replace').strip()}")
+    return stdout
 
 
-async def _psql(dsn: str, *statements: str) -> None:
-    argv = [pg_binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", dsn]
-    for statement in statements:  # each its own transaction: CREATE/DROP DATABASE cannot run inside one
+async def psql(dsn: str, *statements: str, script: bytes | None = None) -> str:
+    """``psql`` stopping at the first error: ``statements`` (each its own transaction: CREATE/DROP DATABASE cannot
+    run inside one) or a SQL ``script`` on stdin (a plain dump, as Cloud SQL's import loads it); the output, tuples
+    only and unaligned."""
+    argv = [pg_binary("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "--dbname", dsn]
+    for statement in statements:
         argv += ["-c", statement]
-    await _run(argv)
+    return (await _run(argv, stdin=script)).decode(errors="replace")
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
+    """A SQL identifier, quoted."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -93,7 +99,7 @@ async def copy_database(source_dsn: str, name: str, workdir: Path) -> str:
     into ``pg_restore``), replacing one of that name; its DSN."""
     dump = await pg_dump_bytes(source_dsn, "custom", workdir)
     admin = with_database(source_dsn, "postgres")
-    await _psql(admin, f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)", f"CREATE DATABASE {_quoted(name)}")
+    await psql(admin, f"DROP DATABASE IF EXISTS {quoted(name)} WITH (FORCE)", f"CREATE DATABASE {quoted(name)}")
     target = with_database(source_dsn, name)
     argv = [pg_binary("pg_restore"), "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", target]
     await _run(argv, stdin=dump)
@@ -103,4 +109,4 @@ async def copy_database(source_dsn: str, name: str, workdir: Path) -> str:
 async def drop_database(dsn: str) -> None:
     """Drop the database ``dsn`` names, if it exists (connections to it are ended)."""
     name = urllib.parse.unquote(urllib.parse.urlsplit(dsn).path.lstrip("/"))
-    await _psql(with_database(dsn, "postgres"), f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
+    await psql(with_database(dsn, "postgres"), f"DROP DATABASE IF EXISTS {quoted(name)} WITH (FORCE)")

@@ -5,17 +5,15 @@
 ``gs://<destination>/<backup root>database/<database>.sql.gz`` (gzip, because of the name): restorable with
 ``instances.import`` or psql/mysql, even after the instance is gone. No database byte passes through us.
 
-Cloud SQL runs one admin operation per instance at a time and answers 409 ``operationInProgress`` to a second
-one: that is retried with backoff inside the call, then durably — never a failure. Neither call takes a
-client token, so before starting, a step looks for what an earlier delivery may have started: the backup run
-by its description, the export's operation by its URI (``operations.list`` of the instance).
+Cloud SQL's 409 ``operationInProgress`` is retried, never a failure, and neither call takes a client token: before
+starting, a step looks for what an earlier delivery may have started, the backup run by its description, the
+export's operation by its URI (``sqladmin.SqlAdmin``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from lc2backup.domain.events import DatabaseExportStarted, DatabaseSnapshotStarted
@@ -23,17 +21,15 @@ from lc2backup.domain.state import ExportInfo, SnapshotInfo
 from lc2backup.providers.base import BackupJob, Capabilities, ExportProgress, ExportStatus, SnapshotStatus
 from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
 from lc2backup.providers.gcp.clients import GcpClients
-from lc2backup.providers.gcp.errors import GcpCall, is_busy
 from lc2backup.providers.gcp.names import InstanceRef, description_of
 from lc2backup.providers.gcp.settings import GcpSettings
+from lc2backup.providers.gcp.sqladmin import SqlAdmin, operation_failure
 from lc2backup.providers.gcp.storage import GcsBuckets
 
 FORMAT = "sql.gz"
 RESTORABLE = True
 RUN_FAILED = frozenset({"FAILED", "SKIPPED", "DELETION_PENDING", "DELETION_FAILED", "DELETED"})
 MYSQL_SYSTEM = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
-_LIST_PAGES = 5  # backup runs / operations scanned for ours (newest first: an earlier delivery's is near the top)
-_FIX = "check spec.database.instanceId and LC2_GCP__PROJECT"
 
 
 def engine_of(database_version: str) -> tuple[str | None, str | None]:
@@ -43,14 +39,6 @@ def engine_of(database_version: str) -> tuple[str | None, str | None]:
     return engine, version.replace("_", ".") or None
 
 
-def operation_failure(operation: dict[str, Any]) -> str | None:
-    """The API's message when a DONE operation failed (``error.errors[]``), else None."""
-    errors = (operation.get("error") or {}).get("errors") or []
-    if not errors:
-        return None
-    return "; ".join(f"{e.get('code') or 'error'}: {e.get('message') or '(no message)'}" for e in errors)
-
-
 class CloudSqlDatabaseProvider:
     name = "gcp"
     capabilities = Capabilities(restorable=frozenset({"snapshot", "export"}))  # managed operations, polled
@@ -58,64 +46,22 @@ class CloudSqlDatabaseProvider:
     def __init__(self, clients: GcpClients, settings: GcpSettings) -> None:
         self._clients = clients
         self._settings = settings
+        self._admin = SqlAdmin(clients, settings)
         self._buckets = GcsBuckets(clients)
 
-    def _call(self, permission: str, ref: InstanceRef | str, fix: str = _FIX) -> GcpCall:
-        resource = f"Cloud SQL instance {ref.path!r}" if isinstance(ref, InstanceRef) else ref
-        return GcpCall(permission, resource, fix, self._settings.transient_retry_seconds)
-
     async def _instance(self, job: BackupJob) -> InstanceRef:
-        project = await self._clients.run(lambda: self._clients.project)
-        return InstanceRef.parse(job.spec.database.instance_id, project)
-
-    async def _sql(self, call: GcpCall, build: Callable[[Any], Any]) -> dict[str, Any]:
-        try:
-            return await self._clients.sql(build)
-        except Exception as exc:
-            raise call.translate(exc) from exc
-
-    async def _submit(self, call: GcpCall, build: Callable[[Any], Any]) -> dict[str, Any]:
-        """Start an admin operation, retrying Cloud SQL's 409 (another operation runs) with backoff; when it
-        stays busy, the step is retried durably (transient), never failed."""
-        delay = self._settings.busy_backoff_seconds
-        for attempt in range(self._settings.busy_retries + 1):
-            try:
-                return await self._clients.sql(build)
-            except Exception as exc:
-                if not is_busy(exc):
-                    raise call.translate(exc) from exc
-                if attempt == self._settings.busy_retries:
-                    raise TransientProviderError(
-                        f"{call.resource} is busy with another operation (HTTP 409 operationInProgress): will retry",
-                        self._settings.transient_retry_seconds,
-                    ) from exc
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _listing(collection: str, ref: InstanceRef, token: str | None) -> Callable[[Any], Any]:
-        """One page of ``backupRuns.list`` or ``operations.list`` of the instance, newest first."""
-        return lambda s: getattr(s, collection)().list(
-            project=ref.project, instance=ref.instance, maxResults=100, pageToken=token
-        )
-
-    async def _describe(self, ref: InstanceRef) -> dict[str, Any]:
-        return await self._sql(
-            self._call("cloudsql.instances.get", ref),
-            lambda s: s.instances().get(project=ref.project, instance=ref.instance),
-        )
+        return await self._admin.instance(job.spec.database.instance_id)
 
     # the backup run
 
     async def start_snapshot(self, job: BackupJob) -> DatabaseSnapshotStarted:
         ref = await self._instance(job)
-        await self._describe(ref)  # a wrong name fails here, by name, before anything starts
+        await self._admin.describe(ref)  # a wrong name fails here, by name, before anything starts
         description = description_of(job.backup_id)
         run_id = await self._find_run(ref, description)
         if run_id is None:
-            operation = await self._submit(
-                self._call("cloudsql.backupRuns.create", ref),
+            operation = await self._admin.submit(
+                self._admin.call("cloudsql.backupRuns.create", ref),
                 lambda s: s.backupRuns().insert(
                     project=ref.project, instance=ref.instance, body={"description": description}
                 ),
@@ -132,23 +78,16 @@ class CloudSqlDatabaseProvider:
         )
 
     async def _find_run(self, ref: InstanceRef, description: str) -> str | None:
-        call = self._call("cloudsql.backupRuns.list", ref)
-        token: str | None = None
-        for _ in range(_LIST_PAGES):
-            page = await self._sql(call, self._listing("backupRuns", ref, token))
-            for run in page.get("items", []):
-                if run.get("description") == description:
-                    return str(run["id"])
-            token = page.get("nextPageToken")
-            if not token:
-                return None
-        return None
+        run = await self._admin.find("backupRuns", ref, lambda r: r.get("description") == description)
+        return str(run["id"]) if run is not None else None
 
     async def check_snapshot(self, job: BackupJob, snapshot: SnapshotInfo) -> SnapshotStatus:
         _, project, _, instance, _, run_id = snapshot.snapshot_id.split("/")
         ref = InstanceRef(project, instance)
-        run = await self._sql(
-            self._call("cloudsql.backupRuns.get", f"backup run {snapshot.snapshot_id!r}", "it was deleted meanwhile"),
+        run = await self._admin.request(
+            self._admin.call(
+                "cloudsql.backupRuns.get", f"backup run {snapshot.snapshot_id!r}", "it was deleted meanwhile"
+            ),
             lambda s: s.backupRuns().get(project=project, instance=instance, id=run_id),
         )
         status = str(run.get("status", ""))
@@ -159,7 +98,7 @@ class CloudSqlDatabaseProvider:
             )
         if status != "SUCCESSFUL":
             return SnapshotStatus(done=False)
-        engine, version = engine_of(str((await self._describe(ref)).get("databaseVersion", "")))
+        engine, version = engine_of(str((await self._admin.describe(ref)).get("databaseVersion", "")))
         return SnapshotStatus(
             done=True,
             location=str(run.get("selfLink") or snapshot.snapshot_id),
@@ -172,7 +111,7 @@ class CloudSqlDatabaseProvider:
 
     async def start_export(self, job: BackupJob, snapshot: SnapshotInfo | None) -> DatabaseExportStarted:
         ref, layout = await self._instance(job), job.layout
-        instance = await self._describe(ref)
+        instance = await self._admin.describe(ref)
         await self._buckets.require(layout.bucket, "destination bucket", "spec.documentLibrary.destinationBucket")
         databases = await self._databases(job, ref, str(instance.get("databaseVersion", "")))
         name = job.spec.database.database_name or "all-databases"
@@ -186,8 +125,8 @@ class CloudSqlDatabaseProvider:
                 "databases": databases,
                 "offload": self._settings.export_offload,
             }
-            operation = await self._submit(
-                self._call("cloudsql.instances.export", ref),
+            operation = await self._admin.submit(
+                self._admin.call("cloudsql.instances.export", ref),
                 lambda s: s.instances().export(
                     project=ref.project, instance=ref.instance, body={"exportContext": context}
                 ),
@@ -210,8 +149,8 @@ class CloudSqlDatabaseProvider:
                 f"spec.database.databaseName is required: Cloud SQL exports one PostgreSQL database per SQL file "
                 f"({ref.path} is {version or 'not MySQL'})"
             )
-        listed = await self._sql(
-            self._call("cloudsql.databases.list", ref),
+        listed = await self._admin.request(
+            self._admin.call("cloudsql.databases.list", ref),
             lambda s: s.databases().list(project=ref.project, instance=ref.instance),
         )
         ignore = MYSQL_SYSTEM | set(db.databases_to_ignore)
@@ -222,32 +161,22 @@ class CloudSqlDatabaseProvider:
 
     async def _find_export(self, ref: InstanceRef, uri: str) -> dict[str, Any] | None:
         """The export operation an earlier delivery started for ``uri`` (newest first), if any."""
-        call = self._call("cloudsql.instances.get", ref)
-        token: str | None = None
-        for _ in range(_LIST_PAGES):
-            page = await self._sql(call, self._listing("operations", ref, token))
-            for op in page.get("items", []):
-                if op.get("operationType") == "EXPORT" and (op.get("exportContext") or {}).get("uri") == uri:
-                    found: dict[str, Any] = op
-                    return found
-            token = page.get("nextPageToken")
-            if not token:
-                return None
-        return None
+        return await self._admin.find(
+            "operations",
+            ref,
+            lambda op: op.get("operationType") == "EXPORT" and (op.get("exportContext") or {}).get("uri") == uri,
+        )
 
     async def check_export(self, job: BackupJob, ref: ExportInfo, progress: ExportProgress) -> ExportStatus:
         _, project, _, name = ref.operation_id.split("/")
-        operation = await self._sql(
-            self._call("cloudsql.instances.get", f"Cloud SQL operation {ref.operation_id!r}"),
-            lambda s: s.operations().get(project=project, operation=name),
-        )
+        operation = await self._admin.operation(project, name)
         if operation.get("status") != "DONE":
             return ExportStatus(done=False)
         failure = operation_failure(operation)
         if failure:
             return ExportStatus(done=False, error=f"Cloud SQL export to {ref.location} failed: {failure}")
         size = await self._buckets.size(ref.location)
-        instance = await self._describe(await self._instance(job))
+        instance = await self._admin.describe(await self._instance(job))
         engine, version = engine_of(str(instance.get("databaseVersion", "")))
         return ExportStatus(done=True, size_bytes=size, engine=engine, engine_version=version, percent=100)
 

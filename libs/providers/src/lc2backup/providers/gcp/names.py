@@ -2,7 +2,8 @@
 
 Neither Cloud SQL nor Storage Transfer takes a client token, so the names are the idempotency keys: the
 backup run's description, the export's ``gs://`` URI (unique per backup) and the transfer job's name all
-derive from the backup id, and a redelivered step looks them up before it starts anything.
+derive from the backup id, and a redelivered step looks them up before it starts anything. A restore's transfer
+job derives from the restore id the same way (``transferJobs/lc2-restore-<restore id>``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from lc2backup.providers.errors import PermanentProviderError
 
 DESCRIPTION_PREFIX = "lc2-backup "
+RESTORE_PREFIX = "lc2-restore "
 JOB_PREFIX = "transferJobs/lc2-"
 JOB_MAX = 128
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_-]+")
@@ -25,6 +27,11 @@ def description_of(backup_id: str) -> str:
     return f"{DESCRIPTION_PREFIX}{backup_id}"
 
 
+def restore_description(restore_id: str) -> str:
+    """The description of a restore's transfer job."""
+    return f"{RESTORE_PREFIX}{restore_id}"
+
+
 def transfer_job_name(backup_id: str) -> str:
     """``transferJobs/lc2-<backup id>``: at most 128 characters, ends in a letter or digit, never ``…/OPI``."""
     slug = _NOT_ALLOWED.sub("-", backup_id).strip("-_")
@@ -32,6 +39,11 @@ def transfer_job_name(backup_id: str) -> str:
         digest = hashlib.sha256(backup_id.encode()).hexdigest()[:16]
         slug = f"{slug[: JOB_MAX - len(JOB_PREFIX) - 17].strip('-_')}-{digest}".lstrip("-")
     return f"{JOB_PREFIX}{slug}"
+
+
+def restore_job_name(restore_id: str) -> str:
+    """``transferJobs/lc2-restore-<restore id>``: never a backup's job name (a backup id is a UUID)."""
+    return transfer_job_name(f"restore-{restore_id}")
 
 
 @dataclass(frozen=True)

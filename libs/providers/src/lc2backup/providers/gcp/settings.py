@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 
 class GcpSettings(BaseModel):
-    """The project, the three endpoints, the export's options and the retry budget of a call."""
+    """The project, the three endpoints, the export's options, the retry budget of a call, a restore's polls."""
 
     project: str | None = Field(
         default=None,
@@ -33,6 +33,11 @@ class GcpSettings(BaseModel):
     busy_backoff_seconds: float = Field(default=1.0, gt=0, description="First delay of that retry (doubles)")
     http_retries: int = Field(default=3, ge=0, le=10, description="Retries of a call after a 429 or 5xx")
     timeout_seconds: float = Field(default=60.0, gt=0)
+    restore_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a restore polls its Cloud SQL operations and its Storage Transfer operation",
+    )
     transient_retry_seconds: float | None = Field(
         default=None,
         gt=0,

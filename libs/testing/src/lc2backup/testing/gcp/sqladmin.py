@@ -1,21 +1,31 @@
-"""A Cloud SQL Admin API v1 for the tests: backup runs, exports and operations, over the REST wire format.
+"""A Cloud SQL Admin API v1 for the tests: backup runs, exports, databases, imports and operations, over the REST
+wire format.
 
 The discovery client (``googleapiclient.discovery.build("sqladmin", "v1", ...)`` with ``api_endpoint``) talks to
 it unchanged. Requests need a bearer token from this process's ``/token`` endpoint (``tokens.py``).
 
 Semantics kept from Cloud SQL:
 - Operations move PENDING -> RUNNING -> DONE over time; DONE does not mean success (``error.errors[]``).
-- One admin operation per instance at a time: while one is PENDING or RUNNING, ``backupRuns.insert`` and
-  ``instances.export`` answer 409 ``operationInProgress`` and create nothing.
+- One admin operation per instance at a time: while one is PENDING or RUNNING, ``backupRuns.insert``,
+  ``instances.export``, ``instances.import``, ``databases.insert`` and ``databases.delete`` answer 409
+  ``operationInProgress`` and create nothing.
 - An export is real: ``pg_dump`` (plain SQL, ``--no-owner --no-privileges``) of the named database of the
   PostgreSQL the instance was registered with, gzipped for a ``.gz`` uri, uploaded to fake-gcs-server over its
   JSON API while the operation runs; DONE only after the upload. An existing object, a missing bucket or a
   missing database end the operation DONE with an error, as the API documents for the existing file.
+- Databases are the real ones of that PostgreSQL: ``databases.get`` reads ``pg_database``, ``databases.insert``
+  runs ``CREATE DATABASE`` and ``databases.delete`` ``DROP DATABASE`` while their operation (``CREATE_DATABASE``,
+  ``DELETE_DATABASE``) runs; inserting a name that exists is a 400, as Cloud SQL answers it.
+- An import is real too (``importContext: {uri, database, fileType: SQL}``): the object is read from
+  fake-gcs-server, gunzipped for a ``.gz`` uri, and loaded with ``psql -v ON_ERROR_STOP=1`` into the named database
+  while the ``IMPORT`` operation runs; a missing file or database, or the first failing statement, ends it DONE
+  with the error. Every import accepted is counted per ``<instance>/<database>`` (``counts.imports``).
 - A MySQL instance accepts the export request but there is no MySQL server here: its export ends DONE with an
-  error saying so.
+  error saying so (its databases are the names registered with it).
 
-Test control under ``/_fake/`` (no token needed): register instances, timing, hold (no operation leaves
-RUNNING), injected 409s and export errors, state with effect counts, reset. ``FakeSqlAdmin`` runs it as a process.
+Test control under ``/_fake/`` (no token needed): register instances, timing, hold (no operation, or none of the
+given types, leaves RUNNING), injected 409s and export errors, state with effect counts, reset. ``FakeSqlAdmin``
+runs it as a process.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +53,7 @@ from aiohttp import web
 
 from lc2backup.devstack.ports import LOOPBACK
 from lc2backup.devstack.servers import LoopbackServer, call_json
-from lc2backup.testing.dumps import DumpFailed, pg_dump_bytes
+from lc2backup.testing.dumps import DumpFailed, pg_dump_bytes, psql, quoted, with_database
 from lc2backup.testing.gcp.tokens import TokenIssuer
 
 log = logging.getLogger("lc2backup.testing.gcp.sqladmin")
@@ -55,6 +66,8 @@ IN_PROGRESS_MESSAGE = (
     "Try your request after the current operation is complete."
 )
 NO_INSTANCE_MESSAGE = "The Cloud SQL instance does not exist."
+NO_DATABASE_MESSAGE = "Not Found"
+DATABASE_NAME_MAX = 63
 
 
 def _now() -> str:
@@ -148,7 +161,9 @@ class Settings:
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
-class ExportFailed(Exception):
+class OperationFailed(Exception):
+    """What ends an operation DONE with an error (``error.errors[]``): Cloud SQL's code and message."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -172,13 +187,25 @@ class SqlAdmin:
         self.instances: dict[tuple[str, str], Instance] = {}
         self.backup_runs: list[Obj] = []  # oldest first
         self.operations: list[Obj] = []  # oldest first
-        self.counts = dict.fromkeys(
-            ("backupRuns.insert", "instances.export", "conflicts", "unauthenticated", "exportsWritten"), 0
+        self.counts: Obj = dict.fromkeys(
+            (
+                "backupRuns.insert",
+                "instances.export",
+                "instances.import",
+                "databases.insert",
+                "databases.delete",
+                "conflicts",
+                "unauthenticated",
+                "exportsWritten",
+            ),
+            0,
         )
+        self.counts["imports"] = {}  # "<instance>/<database>" -> imports accepted into it
         self.conflicts_to_inject = 0
         self.export_errors: list[str] = []
         self.released = asyncio.Event()
         self.released.set()
+        self.held_types: set[str] = set()  # empty: every operation type is held
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -230,14 +257,19 @@ class SqlAdmin:
         return web.json_response(instance.resource(self.base))
 
     async def list_databases(self, request: web.Request) -> web.Response:
-        """``databases.list``: the names registered with the instance (``sql#databasesList``)."""
+        """``databases.list`` (``sql#databasesList``): the server's databases, or the names registered with a
+        MySQL instance."""
         instance = self._instance(request)
         if instance is None:
             return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
-        items = [
-            {"kind": "sql#database", "name": name, "instance": instance.name, "project": instance.project}
-            for name in instance.databases
-        ]
+        names = instance.databases
+        if instance.database_version.startswith("POSTGRES"):
+            listed = await _psql(
+                with_database(instance.dsn, "postgres"),
+                "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY datname",
+            )
+            names = listed.split()
+        items = [self._database_resource(instance, name) for name in names]
         return web.json_response({"kind": "sql#databasesList", "items": items})
 
     async def insert_backup_run(self, request: web.Request) -> web.Response:
@@ -306,7 +338,74 @@ class SqlAdmin:
         operation = self._new_operation(instance, "EXPORT")
         operation["exportContext"] = {"kind": "sql#exportContext", **context}
         self.counts["instances.export"] += 1
-        self._spawn(self._drive(operation, export=(instance, operation["exportContext"])))
+        context = operation["exportContext"]
+        self._spawn(self._drive(operation, work=lambda: self._export(instance, context)))
+        return web.json_response(operation)
+
+    async def insert_database(self, request: web.Request) -> web.Response:
+        """``databases.insert``: a CREATE_DATABASE operation that creates the database on the instance's server."""
+        instance = self._instance(request)
+        if instance is None:
+            return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
+        body = await _json_body(request)
+        name = body.get("name") if body is not None else None
+        if not isinstance(name, str) or not name or len(name) > DATABASE_NAME_MAX:
+            return _invalid(f"the database name must be 1 to {DATABASE_NAME_MAX} characters.")
+        if (conflict := self._conflict(instance)) is not None:
+            return conflict
+        if await self._has_database(instance, name):
+            detail = f'failed to create database {name}. Detail: pq: database "{name}" already exists.'
+            return _invalid(detail)
+        operation = self._new_operation(instance, "CREATE_DATABASE")
+        self.counts["databases.insert"] += 1
+        self._spawn(self._drive(operation, work=lambda: self._create_database(instance, name)))
+        return web.json_response(operation)
+
+    async def get_database(self, request: web.Request) -> web.Response:
+        instance = self._instance(request)
+        if instance is None:
+            return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
+        name = request.match_info["database"]
+        if not await self._has_database(instance, name):
+            return google_error(404, "NOT_FOUND", "notFound", NO_DATABASE_MESSAGE)
+        return web.json_response(self._database_resource(instance, name))
+
+    async def delete_database(self, request: web.Request) -> web.Response:
+        """``databases.delete``: a DELETE_DATABASE operation that drops it (its sessions ended)."""
+        instance = self._instance(request)
+        if instance is None:
+            return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
+        name = request.match_info["database"]
+        if not await self._has_database(instance, name):
+            return google_error(404, "NOT_FOUND", "notFound", NO_DATABASE_MESSAGE)
+        if (conflict := self._conflict(instance)) is not None:
+            return conflict
+        operation = self._new_operation(instance, "DELETE_DATABASE")
+        self.counts["databases.delete"] += 1
+        self._spawn(self._drive(operation, work=lambda: self._drop_database(instance, name)))
+        return web.json_response(operation)
+
+    async def import_(self, request: web.Request) -> web.Response:
+        """``instances.import`` of a SQL file: an IMPORT operation that loads it with psql."""
+        instance = self._instance(request)
+        if instance is None:
+            return google_error(404, "NOT_FOUND", "instanceDoesNotExist", NO_INSTANCE_MESSAGE)
+        body = await _json_body(request)
+        context = body.get("importContext") if body is not None else None
+        if not isinstance(context, dict):
+            return _invalid("importContext is required.")
+        problem = _validate_import(context, instance)
+        if problem is not None:
+            return _invalid(problem)
+        if (conflict := self._conflict(instance)) is not None:
+            return conflict
+        operation = self._new_operation(instance, "IMPORT")
+        operation["importContext"] = {"kind": "sql#importContext", **context}
+        self.counts["instances.import"] += 1
+        key = f"{instance.name}/{context['database']}"
+        self.counts["imports"][key] = self.counts["imports"].get(key, 0) + 1
+        imported = operation["importContext"]
+        self._spawn(self._drive(operation, work=lambda: self._import(instance, imported)))
         return web.json_response(operation)
 
     async def get_operation(self, request: web.Request) -> web.Response:
@@ -351,7 +450,7 @@ class SqlAdmin:
         task.add_done_callback(self._tasks.discard)
 
     async def _drive(
-        self, operation: Obj, *, run: Obj | None = None, export: tuple[Instance, Obj] | None = None
+        self, operation: Obj, *, run: Obj | None = None, work: Callable[[], Awaitable[None]] | None = None
     ) -> None:
         await asyncio.sleep(self.settings.pending_seconds)
         operation["status"] = "RUNNING"
@@ -362,15 +461,16 @@ class SqlAdmin:
         running_until = time.monotonic() + self.settings.running_seconds
         error: Obj | None = None
         try:
-            if export is not None:
-                await self._export(*export)
-        except ExportFailed as failed:
+            if work is not None:
+                await work()
+        except OperationFailed as failed:
             error = _operation_error(failed.code, failed.message)
         except Exception as exc:  # the fake reports its own failures as the operation's, never as a lost task
             log.exception("operation %s failed inside the fake", operation["name"])
             error = _operation_error("INTERNAL_ERROR", f"fake sqladmin: {exc}")
         await asyncio.sleep(max(0.0, running_until - time.monotonic()))
-        await self.released.wait()
+        if not self.held_types or operation["operationType"] in self.held_types:
+            await self.released.wait()
         operation["endTime"] = _now()
         if error is not None:
             operation["error"] = error
@@ -383,20 +483,20 @@ class SqlAdmin:
 
     async def _export(self, instance: Instance, context: Obj) -> None:
         if self.export_errors:
-            raise ExportFailed("ERROR_RDBMS", self.export_errors.pop(0))
+            raise OperationFailed("ERROR_RDBMS", self.export_errors.pop(0))
         if not instance.database_version.startswith("POSTGRES"):
             message = f"fake sqladmin cannot dump {instance.database_version}: there is no MySQL server here"
-            raise ExportFailed("ERROR_RDBMS", message)
+            raise OperationFailed("ERROR_RDBMS", message)
         bucket, name = _split_gs_uri(context["uri"])
         assert self._http is not None
         gcs = self.settings.gcs.rstrip("/")
         async with self._http.get(f"{gcs}/storage/v1/b/{_q(bucket)}") as resp:
             if resp.status == 404:
-                raise ExportFailed("INVALID_REQUEST", f"The bucket {bucket} does not exist.")
+                raise OperationFailed("INVALID_REQUEST", f"The bucket {bucket} does not exist.")
             resp.raise_for_status()
         async with self._http.get(f"{gcs}/storage/v1/b/{_q(bucket)}/o/{_q(name)}") as resp:
             if resp.status == 200:
-                raise ExportFailed("INVALID_REQUEST", f"The file {context['uri']} already exists.")
+                raise OperationFailed("INVALID_REQUEST", f"The file {context['uri']} already exists.")
         database = context["databases"][0]
         data = await self._pg_dump(instance, database)
         if name.endswith(".gz"):
@@ -406,15 +506,67 @@ class SqlAdmin:
         url = f"{gcs}/upload/storage/v1/b/{_q(bucket)}/o"
         async with self._http.post(url, params=params, data=data, headers={"Content-Type": content_type}) as resp:
             if resp.status == 412:
-                raise ExportFailed("INVALID_REQUEST", f"The file {context['uri']} already exists.")
+                raise OperationFailed("INVALID_REQUEST", f"The file {context['uri']} already exists.")
             resp.raise_for_status()
         self.counts["exportsWritten"] += 1
 
     async def _pg_dump(self, instance: Instance, database: str) -> bytes:
         try:
-            return await pg_dump_bytes(_with_database(instance.dsn, database), "plain", self.settings.workdir)
+            return await pg_dump_bytes(with_database(instance.dsn, database), "plain", self.settings.workdir)
         except DumpFailed as exc:
-            raise ExportFailed("ERROR_RDBMS", str(exc)) from None
+            raise OperationFailed("ERROR_RDBMS", str(exc)) from None
+
+    # -- databases of the instance's server -----------------------------------------------------------------
+
+    def _database_resource(self, instance: Instance, name: str) -> Obj:
+        return {
+            "kind": "sql#database",
+            "name": name,
+            "charset": "UTF8",
+            "collation": "en_US.UTF8",
+            "instance": instance.name,
+            "project": instance.project,
+            "selfLink": f"{self.base}/v1/projects/{instance.project}/instances/{instance.name}/databases/{_q(name)}",
+        }
+
+    @staticmethod
+    def _postgres(instance: Instance) -> None:
+        if not instance.database_version.startswith("POSTGRES"):
+            message = f"fake sqladmin has no {instance.database_version} server: only its registered names exist"
+            raise OperationFailed("ERROR_RDBMS", message)
+
+    async def _has_database(self, instance: Instance, name: str) -> bool:
+        if not instance.database_version.startswith("POSTGRES"):
+            return name in instance.databases
+        found = await _psql(
+            with_database(instance.dsn, "postgres"), f"SELECT 1 FROM pg_database WHERE datname = {_literal(name)}"
+        )
+        return found.strip() == "1"
+
+    async def _create_database(self, instance: Instance, name: str) -> None:
+        self._postgres(instance)
+        await _psql(with_database(instance.dsn, "postgres"), f"CREATE DATABASE {quoted(name)}")
+
+    async def _drop_database(self, instance: Instance, name: str) -> None:
+        self._postgres(instance)
+        await _psql(with_database(instance.dsn, "postgres"), f"DROP DATABASE {quoted(name)} WITH (FORCE)")
+
+    async def _import(self, instance: Instance, context: Obj) -> None:
+        self._postgres(instance)
+        database = str(context["database"])
+        if not await self._has_database(instance, database):
+            raise OperationFailed("ERROR_RDBMS", f'pq: database "{database}" does not exist')
+        bucket, name = _split_gs_uri(context["uri"])
+        assert self._http is not None
+        url = f"{self.settings.gcs.rstrip('/')}/storage/v1/b/{_q(bucket)}/o/{_q(name)}"
+        async with self._http.get(url, params={"alt": "media"}) as resp:
+            if resp.status == 404:
+                raise OperationFailed("INVALID_REQUEST", f"The file {context['uri']} does not exist.")
+            resp.raise_for_status()
+            data = await resp.read()
+        if name.endswith(".gz"):
+            data = gzip.decompress(data)
+        await _psql(with_database(instance.dsn, database), stdin=data)
 
     # -- test control ---------------------------------------------------------------------------------------
 
@@ -450,10 +602,11 @@ class SqlAdmin:
     async def hold(self, request: web.Request) -> web.Response:
         body = await _json_body(request) or {}
         if body.get("hold"):
+            self.held_types = {str(t) for t in body.get("types") or []}
             self.released.clear()
         else:
             self.released.set()
-        return web.json_response({"hold": not self.released.is_set()})
+        return web.json_response({"hold": not self.released.is_set(), "types": sorted(self.held_types)})
 
     async def inject(self, request: web.Request) -> web.Response:
         body = await _json_body(request) or {}
@@ -487,6 +640,10 @@ class SqlAdmin:
         instance = "/v1/projects/{project}/instances/{instance}"
         app.router.add_get(instance, self.get_instance)
         app.router.add_get(f"{instance}/databases", self.list_databases)
+        app.router.add_post(f"{instance}/databases", self.insert_database)
+        app.router.add_get(instance + "/databases/{database}", self.get_database)
+        app.router.add_delete(instance + "/databases/{database}", self.delete_database)
+        app.router.add_post(f"{instance}/import", self.import_)
         app.router.add_post(f"{instance}/backupRuns", self.insert_backup_run)
         app.router.add_get(f"{instance}/backupRuns", self.list_backup_runs)
         app.router.add_get(instance + "/backupRuns/{id}", self.get_backup_run)
@@ -521,6 +678,31 @@ def _split_gs_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def _validate_import(context: Obj, instance: Instance) -> str | None:
+    if context.get("fileType", "SQL") != "SQL":
+        return f"fileType {context.get('fileType')} is not supported by the fake (SQL only)."
+    uri = context.get("uri")
+    bucket, name = _split_gs_uri(uri) if isinstance(uri, str) and uri.startswith("gs://") else ("", "")
+    if not bucket or not name or name.endswith("/"):
+        return "The URI must be a Cloud Storage path of the form gs://bucketName/fileName."
+    database = context.get("database")
+    if instance.database_version.startswith("POSTGRES") and (not isinstance(database, str) or not database):
+        return "database is required to import a SQL file into PostgreSQL."
+    return None
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def _psql(dsn: str, command: str | None = None, *, stdin: bytes | None = None) -> str:
+    """``psql`` (``lc2backup.testing.dumps.psql``): a failure is the operation's, with psql's message."""
+    try:
+        return await psql(dsn, *([command] if command is not None else []), script=stdin)
+    except DumpFailed as exc:
+        raise OperationFailed("ERROR_RDBMS", str(exc)[-500:]) from None
+
+
 def _validate_export(context: Obj, instance: Instance) -> str | None:
     """The request-time checks; what only the export itself can find out ends the operation with an error."""
     if context.get("fileType", "SQL") != "SQL":
@@ -537,11 +719,6 @@ def _validate_export(context: Obj, instance: Instance) -> str | None:
     if instance.database_version.startswith("POSTGRES") and len(databases) != 1:
         return "Exactly one database must be specified for a PostgreSQL SQL export."
     return None
-
-
-def _with_database(dsn: str, database: str) -> str:
-    parts = urllib.parse.urlsplit(dsn)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + _q(database)))
 
 
 def create_app(settings: Settings, refresh_token: str, base: str) -> web.Application:
@@ -638,9 +815,10 @@ class FakeSqlAdmin(LoopbackServer):
         """Time each new operation spends PENDING and (at least) RUNNING."""
         return self._call("POST", "config", {"pendingSeconds": pending_seconds, "runningSeconds": running_seconds})
 
-    def hold(self, on: bool) -> None:
-        """While held, no operation leaves RUNNING (its export work still runs to completion)."""
-        self._call("POST", "hold", {"hold": on})
+    def hold(self, on: bool, types: list[str] | None = None) -> None:
+        """While held, no operation (of ``types``, e.g. ``["IMPORT"]``; default every type) leaves RUNNING; its
+        work (a dump, an import) still runs to completion."""
+        self._call("POST", "hold", {"hold": on, "types": types or []})
 
     def inject_conflicts(self, n: int) -> None:
         """The next ``n`` backupRuns.insert / instances.export calls answer 409 operationInProgress."""
@@ -651,8 +829,9 @@ class FakeSqlAdmin(LoopbackServer):
         self._call("POST", "inject", {"exportError": message})
 
     def state(self) -> Obj:
-        """``backupRuns``, ``operations`` (oldest first), ``counts`` of effects, ``instances``, ``hold``, and
-        ``issuedTokens``: every access token ``/token`` handed out (to look for leaked credentials)."""
+        """``backupRuns``, ``operations`` (oldest first), ``counts`` of effects (``imports``: per
+        ``<instance>/<database>``), ``instances``, ``hold``, and ``issuedTokens``: every access token ``/token``
+        handed out (to look for leaked credentials)."""
         return self._call("GET", "state")
 
     def reset(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from lc2backup.providers.aws.identifiers import (
@@ -19,7 +17,7 @@ from lc2backup.providers.aws.identifiers import (
 pytestmark = pytest.mark.aws
 
 ODD_IDS = [
-    str(uuid.uuid4()),
+    "6faf4b71-af62-439b-8456-e3d3a8e58492",  # a uuid (fixed: every pytest-xdist worker collects the same ids)
     "ABC--def__ghi",
     "-leading-and-trailing-",
     "9" * 200,

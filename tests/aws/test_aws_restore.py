@@ -34,7 +34,7 @@ from tests.aws.support import (
     request_backup,
     wait_until,
 )
-from tests.restore.test_local_restore import objects_under
+from tests.restore.helpers import objects_under
 from tests.support import ALL_SERVICES, System
 
 pytestmark = [pytest.mark.aws, pytest.mark.restore, pytest.mark.e2e]

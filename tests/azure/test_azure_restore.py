@@ -32,7 +32,7 @@ from tests.azure.support import ACCOUNT, AzureFakes, FlexibleServer, azure_spec,
 from tests.faults.crashing import Case, CrashPoints, crash_system, holding, liferay_database
 from tests.faults.figures import FIGURES
 from tests.faults.harness import eventually, supervising
-from tests.restore.test_local_restore import table_digests
+from tests.restore.helpers import table_digests
 from tests.support import ALL_SERVICES, System
 
 pytestmark = [pytest.mark.azure, pytest.mark.restore, pytest.mark.e2e]

@@ -17,7 +17,7 @@ import pytest
 from lc2backup.devstack import free_port
 from lc2backup.devstack.seeding import LIFERAY_TABLES
 from tests.cli.helpers import lc2
-from tests.restore.test_local_restore import backed_up
+from tests.restore.helpers import backed_up
 from tests.support import ALL_SERVICES, System, row_counts
 
 RESTORE_ID = re.compile(r"restore id\s+([0-9a-f-]{36})")

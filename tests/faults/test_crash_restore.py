@@ -38,7 +38,7 @@ from tests.faults.harness import (
     supervising,
     wait_terminal,
 )
-from tests.restore.test_local_restore import databases_named, table_digests
+from tests.restore.helpers import databases_named, table_digests
 from tests.support import ALL_SERVICES, System, local_spec, stack_s3
 from tests.versions import rewritten, writes
 

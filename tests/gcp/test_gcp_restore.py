@@ -30,7 +30,7 @@ from tests.faults.crashing import Case, CrashPoints, holding, liferay_database
 from tests.faults.harness import eventually, supervising
 from tests.gcp.support import PROJECT, CloudSql, GcpFakes, gcp_spec, seed_gcs
 from tests.polling import eventually as poll
-from tests.restore.test_local_restore import table_digests
+from tests.restore.helpers import table_digests
 from tests.support import ALL_SERVICES, System
 
 pytestmark = [pytest.mark.gcp, pytest.mark.e2e, pytest.mark.restore]

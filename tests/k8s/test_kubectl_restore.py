@@ -27,7 +27,7 @@ from lc2backup.domain.restoring import RESTORE_KIND, RequestRestore, restore_id_
 from lc2backup.domain.wire import decode_envelope
 from lc2backup.eventing import DirectReader, Topology
 from tests.k8s.conftest import Kubectl, Objects, eventually
-from tests.restore.test_local_restore import backed_up, databases_named, objects_under, table_digests
+from tests.restore.helpers import backed_up, databases_named, objects_under, table_digests
 from tests.support import ALL_SERVICES, System
 
 pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.restore]

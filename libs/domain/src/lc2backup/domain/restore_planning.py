@@ -229,4 +229,5 @@ def _document_library_plan(
         target_prefix=prefix,
         merge=wanted.merge,
         account=layout.account,
+        scheme=layout.scheme,
     )

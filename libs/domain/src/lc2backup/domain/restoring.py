@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from lc2backup.domain.layout import location
 from lc2backup.domain.sources import RequestSource
 from lc2backup.domain.spec import (
     INSTANCE_ID,
@@ -131,6 +132,15 @@ class DocumentLibraryPlan(WireModel):
     target_prefix: str
     merge: bool = False
     account: str | None = Field(default=None, description="Azure: the storage account holding both containers")
+    scheme: str = Field(default="s3", description="How the store's locations are written: s3, gs or https (Azure)")
+
+    @property
+    def source_location(self) -> str:
+        return location(self.scheme, self.source_bucket, self.source_prefix, self.account)
+
+    @property
+    def target_location(self) -> str:
+        return location(self.scheme, self.target_bucket, self.target_prefix, self.account)
 
 
 class RestorePlan(WireModel):

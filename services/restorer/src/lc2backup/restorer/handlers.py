@@ -264,8 +264,8 @@ class RestoreWorker:
         assert state.plan is not None and state.plan.document_library is not None
         plan = state.plan.document_library
         started = DocumentLibraryRestoreStarted(
-            source=f"s3://{plan.source_bucket}/{plan.source_prefix}",
-            destination=f"s3://{plan.target_bucket}/{plan.target_prefix}",
+            source=plan.source_location,
+            destination=plan.target_location,
             objects_total=plan.objects,
             bytes_total=plan.bytes,
         )

@@ -103,12 +103,14 @@ async def test_sigkill_mid_dump_and_mid_copy(system: System, s3: Any, buckets: t
     assert sorted(json.loads(line)["key"] for line in lines) == sorted(layout.regular)  # each object once
 
     # Counted by the store: the dump (its interrupted multipart upload never completed), its checksum, the
-    # manifest and metadata.json written once each; the copy, interrupted once, redone at most once per object.
+    # manifest and metadata.json written once each; the copy, interrupted once, redone at most once per object;
+    # the dump's figures at most once per attempt at the dump.
     counts = await writes(s3, destination, f"backups/{backup_id}/")
     copies = [prefix + key for key in layout.regular]
     parts = [key for key in counts if key.startswith(f"{manifest_key.removesuffix('.jsonl')}.parts/")]
     assert parts, sorted(counts)  # the manifest was written in parts as the copy went, each part once
     written_once = [dump_key, f"{dump_key}.sha256", manifest_key, f"backups/{backup_id}/metadata.json", *parts]
-    assert set(counts) == {*copies, *written_once}
+    figures = dump_key.removesuffix(".dump") + ".figures.json"  # taken again with the dump that is redone
+    assert set(counts) == {*copies, *written_once, figures}
     assert rewritten(counts, written_once) == {}
-    assert rewritten(counts, copies, at_most=2) == {}
+    assert rewritten(counts, [*copies, figures], at_most=2) == {}

@@ -15,6 +15,7 @@ import pytest
 from lc2backup.devstack.seeding import (
     LIFERAY_TABLES,
 )
+from tests.polling import eventually
 from tests.restore.helpers import backed_up, databases_named, objects_under, table_digests
 from tests.support import System
 
@@ -148,6 +149,24 @@ async def test_a_damaged_backup_fails_its_restore_and_its_verification_naming_th
     async with system.client() as client:
         resp = await client.get("/api/v1/restorable", params={"projectId": "retail", "environment": "dev"})
     assert resp.json()["backupId"] is None  # a failed verification proves nothing
+
+    # kept for keepFailedHours, then removed: with 0, at once after the end (after RestoreFailed in the log)
+    async with system.client() as client:
+        resp = await client.post(f"/api/v1/backups/{backup_id}/verify", params={"keepFailedHours": 0})
+        assert resp.status_code == 202, resp.text
+        expiring = resp.json()["restoreId"]
+    doc = await system.wait_for_restore(expiring)
+    assert doc["state"] == "Failed" and doc["status"]["verification"]["passed"] is False
+    short_lived = doc["status"]["plan"]["database"]["targetDatabase"]
+
+    async def removed() -> list[str]:
+        types = [e["type"] for e in await _restore_events(system, expiring)]
+        assert types[-2:] == ["RestoreFailed", "ScratchRemoved"], types
+        return types
+
+    await eventually(removed, timeout=30, what="the failed verification's scratch removed", context=system.logs)
+    assert databases_named(system.stack, short_lived) == []
+    assert databases_named(system.stack, scratch) == [scratch]  # the other one is still kept (24 h)
 
     missing = sorted(layout.regular)[3]
     await s3.delete_object(Bucket=destination, Key=f"{folder}documentlibrary/{missing}")

@@ -258,8 +258,10 @@ def _message(s: RestoreState) -> str | None:
 
 
 def evolve_restore(state: RestoreState, event: DomainEvent, at: datetime, version: int = 0) -> RestoreState:
-    """Apply one event. Events after a terminal state are recorded but change nothing else."""
-    nxt = state if state.terminal else _apply(event, state, at)
+    """Apply one event. Events after a terminal state are recorded but change nothing else, but for a failed
+    verification's ``ScratchRemoved`` (its scratch targets are kept a while after the end, then removed)."""
+    after_end = state.terminal and not isinstance(event, ev.ScratchRemoved)
+    nxt = state if after_end else _apply(event, state, at)
     nxt = nxt.model_copy(update={"state": _phase(nxt)})
     return nxt.model_copy(
         update={

@@ -394,12 +394,17 @@ async def verify_backup(
     tenant: Caller,
     backup_id: Annotated[str, Path(max_length=64, pattern=UUID_PATTERN)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
+    keep_failed_hours: Annotated[
+        int, Query(alias="keepFailedHours", ge=0, le=720, description="How long a failed one's scratch is kept")
+    ] = 24,
 ) -> RestoreAccepted:
     """Prove the backup restores: a restore into scratch targets, compared with what the backup recorded (row
-    counts and checksums per table, Liferay smoke queries, objects against the manifest), then removed. The
-    verdict is the restore's ``status.verification``; a passed one makes the backup its environment's
-    ``/restorable`` point."""
-    spec = RestoreRequestSpec.model_validate({"backupId": backup_id.lower(), "purpose": "verification"})
+    counts and checksums per table, Liferay smoke queries, objects against the manifest), then removed (a failed
+    one's after ``keepFailedHours``, for inspection). The verdict is the restore's ``status.verification``; a
+    passed one makes the backup its environment's ``/restorable`` point."""
+    spec = RestoreRequestSpec.model_validate(
+        {"backupId": backup_id.lower(), "purpose": "verification", "keepFailedHours": keep_failed_hours}
+    )
     return await _publish_restore(request, response, tenant, spec, idempotency_key)
 
 

@@ -3,6 +3,7 @@ the restore has already moved on (a redelivery, or a lost race, decides nothing)
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Literal
 
 from lc2backup.domain.events import (
@@ -104,9 +105,18 @@ def record_verdict(
 
 
 def record_scratch_removed(state: RestoreState, removed: list[str]) -> list[DomainEvent]:
-    if state.terminal or state.scratch_removed is not None:
+    """A passed verification's scratch, before it ends; a failed one's once it was kept its time (after the end)."""
+    if not state.verifying or state.scratch_removed is not None or (state.terminal and state.state != "Failed"):
         return []
     return [ScratchRemoved(removed=removed)]
+
+
+def scratch_kept_until(state: RestoreState) -> datetime | None:
+    """When a failed verification's scratch targets are to be removed; None: nothing is kept (or already gone)."""
+    if not (state.verifying and state.state == "Failed" and state.scratch_removed is None and state.plan):
+        return None
+    ended = state.completion_time or state.updated_at
+    return ended + timedelta(hours=state.plan.keep_failed_hours) if ended else None
 
 
 def leftovers(state: RestoreState) -> list[str]:

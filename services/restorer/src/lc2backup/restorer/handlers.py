@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import NoReturn
 
 from nats.aio.msg import Msg
@@ -160,10 +161,13 @@ class RestoreWorker:
             return
         restore_id = admitted.envelope.backup_id
         state, loaded = await self._restores.load(restore_id)
-        if state.terminal or state.plan is None:
-            return
         origin = loaded.origin
         causation = Causation(str(origin.id) if origin else None)
+        if state.terminal:
+            await self._expire_scratch(restore_id, state, causation)
+            return
+        if state.plan is None:
+            return
         key = f"restore.{restore_id}"
         if self._background.running(key):
             raise RetryLater(f"restore {restore_id} runs in this process", delay=self._poll)
@@ -185,6 +189,26 @@ class RestoreWorker:
 
         holder = await self._background.start(key, run)
         raise RetryLater(f"restore {restore_id} runs in {holder or 'this process'}", delay=self._poll)
+
+    async def _expire_scratch(self, restore_id: str, state: RestoreState, causation: Causation) -> None:
+        """A failed verification keeps its scratch targets for inspection ``keepFailedHours``, then removes them:
+        its delivery comes back until then (a durable timer), and is acknowledged once they are gone."""
+        until = domain.scratch_kept_until(state)
+        if until is None or state.plan is None:
+            return
+        wait = (until - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            raise RetryLater(
+                f"scratch of the failed verification {restore_id} kept until {until}", delay=min(wait, 3600)
+            )
+        provider = self._providers.get(state.plan.provider)
+        if provider is None:
+            return
+        try:
+            removed = await provider.remove_scratch(restore_id, state.plan)
+        except TransientProviderError as exc:
+            raise RetryLater(redact(str(exc)), delay=self._poll) from exc
+        await self.record(restore_id, causation, lambda s: domain.record_scratch_removed(s, removed))
 
     async def on_dead_letter(self, msg: Msg, reason: str) -> None:
         try:

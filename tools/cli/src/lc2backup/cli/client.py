@@ -111,9 +111,10 @@ class ProjectionApi:
         accepted: dict[str, Any] = self._json(resp, f"backup {spec.get('backupId')}")
         return accepted
 
-    def verify(self, backup_id: str, idempotency_key: str | None) -> dict[str, Any]:
+    def verify(self, backup_id: str, idempotency_key: str | None, keep_failed_hours: int = 24) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        resp = self._send("POST", f"{API_PREFIX}/backups/{backup_id}/verify", headers=headers)
+        params = {"keepFailedHours": keep_failed_hours}
+        resp = self._send("POST", f"{API_PREFIX}/backups/{backup_id}/verify", headers=headers, params=params)
         accepted: dict[str, Any] = self._json(resp, f"backup {backup_id}")
         return accepted
 

@@ -239,6 +239,9 @@ def restore(
 @handle_errors
 def verify(
     backup_id: Annotated[str, typer.Argument(help="The Succeeded backup to prove")],
+    keep_failed_hours: Annotated[
+        int, typer.Option(min=0, max=720, help="A failed verification's scratch targets are kept this long")
+    ] = 24,
     idempotency_key: KeyOption = None,
     watch: WatchOption = False,
     timeout: TimeoutOption = 3600.0,
@@ -250,7 +253,7 @@ def verify(
     --watch: it passed)."""
     console = make_console()
     with ProjectionApi(api_url(api)) as client:
-        restore_id: str = client.verify(backup_id, idempotency_key)["restoreId"]
+        restore_id: str = client.verify(backup_id, idempotency_key, keep_failed_hours)["restoreId"]
         _accepted(console, quiet, f"verification of backup {backup_id} requested", restore_id, api)
         if watch:
             raise typer.Exit(_watch_to_the_end(client, restore_id, quiet, timeout, interval, {}))

@@ -16,8 +16,10 @@ Beside the dump, ``<databaseName>.figures.json`` holds each table's row count an
 (``lc2backup.providers.local.figures``), against which a restore is checked. They are taken in a
 repeatable-read transaction that exports its snapshot, and ``pg_dump --snapshot`` dumps that very snapshot:
 rows written while the dump runs are in neither, so the figures describe the dump exactly. The transaction
-stays open until ``pg_dump`` has exited. A dump that is redone takes a new snapshot and writes new figures
-over the old; a finished dump found again is not measured again; a dump that fails takes its figures away.
+stays open until ``pg_dump`` has exited; the figures are taken in it while ``pg_dump`` runs (neither waits for
+the other) and are stored before the dump's upload completes, so a finished dump always has its figures. A dump
+that is redone takes a new snapshot and writes new figures over the old; a finished dump found again is not
+measured again; a dump that fails takes its figures away.
 
 ``pg_dump`` dies with db-export (``setpriv --pdeathsig KILL``, util-linux): a killed db-export leaves no
 ``pg_dump`` behind, which would otherwise hold its connection and locks until its next write found the pipe
@@ -160,18 +162,29 @@ class PgDumper:
         figures_key = job.layout.database_key(target.database, FIGURES_EXTENSION)
         # pg_dump imports the snapshot this connection's transaction exports: it stays open until pg_dump exited.
         conn = await connect(target.dsn, target.password, target.database)
+        figures: asyncio.Task[None] | None = None
         try:
-            snapshot = await self._figures(conn, client, bucket, figures_key, target)
-            return await self._run_pg_dump(client, job, key, target, version, db_size, snapshot, figures_key, progress)
+            try:
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                snapshot = str(await conn.fetchval("SELECT pg_export_snapshot()"))
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                raise figures_failed(exc, target.database) from exc
+            # the figures are taken while pg_dump runs, in the snapshot it dumps (pg_dump waits for no one of ours)
+            figures = asyncio.create_task(self._figures(conn, client, bucket, figures_key, target))
+            return await self._run_pg_dump(
+                client, job, key, target, version, db_size, snapshot, (figures, figures_key), progress
+            )
         finally:
+            if figures is not None and not figures.done():
+                figures.cancel()
+                with contextlib.suppress(BaseException):
+                    await figures
             await close(conn)
 
     @staticmethod
-    async def _figures(conn: asyncpg.Connection, client: S3Client, bucket: str, key: str, target: DumpTarget) -> str:
-        """Export a snapshot, write the figures of its tables at ``key``, and return the snapshot's id."""
+    async def _figures(conn: asyncpg.Connection, client: S3Client, bucket: str, key: str, target: DumpTarget) -> None:
+        """Write the figures of the tables in ``conn``'s snapshot at ``key``."""
         try:
-            await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            snapshot = str(await conn.fetchval("SELECT pg_export_snapshot()"))
             figures = await take_figures(conn, target.database)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise figures_failed(exc, target.database) from exc
@@ -180,7 +193,6 @@ class PgDumper:
             await client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
         except Exception as exc:
             raise translate(exc, f"s3://{bucket}/{key}", bucket) from exc
-        return snapshot
 
     async def _run_pg_dump(
         self,
@@ -191,9 +203,12 @@ class PgDumper:
         version: str,
         db_size: int,
         snapshot: str,
-        figures_key: str,
+        figures: tuple[asyncio.Task[None], str],
         progress: ExportProgress,
     ) -> ExportStatus:
+        """Run pg_dump in ``snapshot`` into the dump's upload; the figures (their task, their key) are written before
+        the upload completes, so a finished dump always has its figures beside it."""
+        taking, figures_key = figures
         bucket = job.layout.bucket
         env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
         if target.password:
@@ -239,6 +254,7 @@ class PgDumper:
                 if any(m in stderr for m in _PERMANENT_MARKERS):
                     raise PermanentProviderError(message)
                 raise TransientProviderError(message)
+            await taking  # the figures are stored before the dump exists
             completing = True
             await writer.close()
         except BaseException:

@@ -11,6 +11,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 
 from lc2backup.eventing import LeasedWork, Leases, Topology, ensure_leases
+from lc2backup.eventing.leases import cancelled
 from tests.polling import eventually
 
 
@@ -93,3 +94,27 @@ async def test_a_holder_that_loses_its_lease_stops_its_work(kv: KeyValue) -> Non
 
 async def _settled(work: LeasedWork, key: str) -> bool:
     return not work.running(key)
+
+
+async def test_work_that_swallows_a_cancel_is_cancelled_again_until_it_ends() -> None:
+    """nats-py's publish swallows a ``CancelledError`` that lands in its flush: a lease keeper cancelled there went
+    on renewing for ever and ``stop`` waited on it (seen as a restore past its deadline that never failed)."""
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed == 3:
+                    raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    task.cancel()  # the control: one cancel, swallowed, leaves it running
+    done, _ = await asyncio.wait({task}, timeout=0.2)
+    assert not done and swallowed == 1
+    await asyncio.wait_for(cancelled(task, every=0.05), timeout=5)
+    assert task.cancelled() and swallowed == 3

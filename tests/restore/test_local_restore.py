@@ -7,17 +7,21 @@ objects by size and MD5 of their bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lc2backup.devstack import LocalStack, NatsServer
 from lc2backup.devstack.seeding import (
     LIFERAY_TABLES,
 )
+from tests.faults.proxy import TcpProxy
 from tests.polling import eventually
 from tests.restore.helpers import backed_up, databases_named, objects_under, table_digests
-from tests.support import System
+from tests.support import ALL_SERVICES, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.restore]
 
@@ -188,3 +192,37 @@ async def test_a_damaged_backup_fails_its_restore_and_its_verification_naming_th
     assert doc["state"] == "Failed", json.dumps(doc, indent=1)
     assert f"s3://{destination}/{dump_key}" in doc["status"]["reasons"]["database"]
     assert databases_named(system.stack, f"bad_{unique}") == []  # the target name never held a partial restore
+
+
+async def test_a_restore_past_its_deadline_fails_saying_so_and_stops(
+    stack: LocalStack, nats_server: NatsServer, tmp_path: Path, unique: str, s3: Any, buckets: tuple[str, str]
+) -> None:
+    """A restore that cannot go on (here: the restorer's object store holds every answer) does not stay in progress:
+    past the restorer's deadline the next poll fails it with the reason, and once the store answers again the
+    stopped work records nothing more."""
+    port = int(stack.s3.endpoint.rsplit(":", 1)[1])
+    store = TcpProxy("127.0.0.1", port).start()
+    restorer = {"LC2_S3__ENDPOINT_URL": store.url, "LC2_DEADLINE_HOURS": str(4 / 3600)}  # 4 s
+    system = System.local(
+        stack, nats_server, tmp_path / "logs", unique, service_env={"restorer": restorer}, names=ALL_SERVICES
+    )
+    system.start()
+    try:
+        backup_id, _ = await backed_up(system, s3, buckets, files=10)
+        store.hold()
+        restore_id = await system.restore(
+            {"backupId": backup_id, "target": {"projectId": "retail", "environment": "qa"}}
+        )
+        doc = await system.wait_for_restore(restore_id, timeout=60)
+        assert doc["state"] == "Failed", json.dumps(doc, indent=1)
+        reasons = doc["status"]["reasons"]
+        assert set(reasons) == {"database", "documentLibrary"}
+        assert all("did not finish within 0:00:04" in reason for reason in reasons.values()), reasons
+        store.release()
+        await asyncio.sleep(3)  # the stopped work, had it gone on, would have recorded by now
+        types = [e["type"] for e in await _restore_events(system, restore_id)]
+        assert types[-1] == "RestoreFailed" and "RestoreValidated" not in types, types
+    finally:
+        store.release()
+        system.stop()
+        store.close()

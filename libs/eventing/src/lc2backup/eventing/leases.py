@@ -93,6 +93,15 @@ class Leases:
                 await self._kv.delete(key, last=revision)
 
 
+async def cancelled(task: asyncio.Task[None], every: float = 0.5) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling it again while it runs: a cancellation can be
+    swallowed by a library it awaits (nats-py's flush of a publish catches ``CancelledError``), and one cancel
+    then leaves the task running for good (a lease keeper renewing for ever, its work's ``stop`` waiting on it)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+
+
 class LeasedWork:
     """Work this process runs in the background, one piece per key, each under the key's lease."""
 
@@ -127,9 +136,7 @@ class LeasedWork:
         except Exception:
             log.exception("work %s failed", key)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await cancelled(keeper)
             with contextlib.suppress(Exception):
                 await self._leases.release(key)
             self._tasks.pop(key, None)
@@ -151,9 +158,12 @@ class LeasedWork:
                     task.cancel()
                     return
 
+    async def stop(self, key: str) -> None:
+        """Stop the work of ``key`` if it runs here (it gives its lease up)."""
+        task = self._tasks.get(key)
+        if task is not None:
+            await cancelled(task)
+
     async def close(self) -> None:
         """Stop every piece of work (each gives its lease up, so another process may take it over at once)."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(cancelled(task) for task in list(self._tasks.values())))

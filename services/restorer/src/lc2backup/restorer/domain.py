@@ -86,6 +86,13 @@ def record_completed(
     return [event] if _running(state, branch) else []
 
 
+def overdue(state: RestoreState, now: datetime, deadline: timedelta) -> str | None:
+    """Why the restore must fail now, when it has run past its deadline (counted from its request)."""
+    if state.terminal or state.requested_at is None or now - state.requested_at <= deadline:
+        return None
+    return f"the restore did not finish within {deadline} (LC2_DEADLINE_HOURS of the restorer)"
+
+
 def record_branch_failure(state: RestoreState, branch: Branch, reason: str) -> list[DomainEvent]:
     if state.terminal or getattr(state, branch).ended:
         return []
@@ -126,7 +133,7 @@ def leftovers(state: RestoreState) -> list[str]:
 
 def decide_outcome(state: RestoreState) -> list[DomainEvent]:
     """The end, once it is known: a failed branch or verification fails the restore (no partial success)."""
-    if state.terminal or state.state in ("Pending", "Validating"):
+    if state.terminal:
         return []
     reasons = {
         name: branch.failure or "failed"
@@ -135,6 +142,8 @@ def decide_outcome(state: RestoreState) -> list[DomainEvent]:
     }
     if reasons:
         return [RestoreFailed(reasons=reasons, leftovers=leftovers(state))]
+    if state.state in ("Pending", "Validating"):
+        return []
     if not state.branches_ended:
         return []
     if state.verifying:

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from nats.aio.msg import Msg
@@ -52,7 +52,7 @@ from lc2backup.eventing import (
     consuming_span,
     message_id,
 )
-from lc2backup.providers.errors import PermanentProviderError, TransientProviderError
+from lc2backup.providers.errors import OperationAborted, PermanentProviderError, TransientProviderError
 from lc2backup.providers.restoring import RestoreProvider
 from lc2backup.restorer import domain
 from lc2backup.runtime import redact
@@ -143,12 +143,14 @@ class RestoreWorker:
         *,
         poll_interval: float,
         max_concurrent: int,
+        deadline: timedelta,
     ) -> None:
         self._restores = Repository(store, fold_restore, finished=lambda s: s.terminal)
         self._providers = providers
         self._background = background
         self._poll = poll_interval
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._deadline = deadline
 
     async def record(
         self, restore_id: str, causation: Causation, decide: Callable[[RestoreState], Sequence[DomainEvent]]
@@ -169,6 +171,11 @@ class RestoreWorker:
         if state.plan is None:
             return
         key = f"restore.{restore_id}"
+        late = domain.overdue(state, datetime.now(UTC), self._deadline)
+        if late is not None:  # whoever runs it learns at its next record (OperationAborted); here it stops now
+            await self._background.stop(key)
+            await self._fail_all(restore_id, causation, late)
+            return
         if self._background.running(key):
             raise RetryLater(f"restore {restore_id} runs in this process", delay=self._poll)
         if self._slots.locked():
@@ -215,14 +222,7 @@ class RestoreWorker:
             restore_id = self._restores.store.delivered(msg).envelope.backup_id
         except EventingError:
             return
-        await self.record(
-            restore_id,
-            Causation(None),
-            lambda s: (
-                domain.record_branch_failure(s, "database", f"internal error in restorer: {redact(reason)}")
-                + domain.decide_outcome(s)
-            ),
-        )
+        await self._fail_all(restore_id, Causation(None), f"internal error in restorer: {redact(reason)}")
 
     async def run(self, restore_id: str, causation: Causation) -> None:
         """Carry the restore as far as it goes: validate, both branches at once, verify, end."""
@@ -274,10 +274,15 @@ class RestoreWorker:
         await self.record(restore_id, causation, lambda s: domain.record_started(s, started))
 
         async def progress(done: int, done_bytes: int) -> None:
-            await self.record(restore_id, causation, lambda s: domain.record_progress(s, "database", done, done_bytes))
+            after = await self.record(
+                restore_id, causation, lambda s: domain.record_progress(s, "database", done, done_bytes)
+            )
+            _still_running(after)
 
         try:
             read = await provider.restore_database(restore_id, plan, progress)
+        except OperationAborted:
+            return
         except PermanentProviderError as exc:
             await self._branch_failed(restore_id, causation, "database", redact(str(exc)))
         completed = DatabaseRestoreCompleted(target=target, bytes_read=read)
@@ -296,15 +301,21 @@ class RestoreWorker:
         await self.record(restore_id, causation, lambda s: domain.record_started(s, started))
 
         async def progress(done: int, done_bytes: int) -> None:
-            await self.record(
+            after = await self.record(
                 restore_id, causation, lambda s: domain.record_progress(s, "document_library", done, done_bytes)
             )
+            _still_running(after)
 
+        aborted = False
         try:
             restored = await provider.restore_document_library(restore_id, plan, progress)
+        except* OperationAborted:
+            aborted = True  # the restore ended elsewhere: nothing more to record
         except* PermanentProviderError as group:
             reason = "; ".join(redact(str(exc)) for exc in group.exceptions)
             await self._branch_failed(restore_id, causation, "document_library", reason)
+        if aborted:
+            return
         completed = DocumentLibraryRestoreCompleted(
             objects=restored.objects, bytes=restored.bytes, objects_copied=restored.copied
         )
@@ -345,6 +356,12 @@ class RestoreWorker:
             removed = await provider.remove_scratch(restore_id, plan)
             await self.record(restore_id, causation, lambda s: domain.record_scratch_removed(s, removed))
         await self.record(restore_id, causation, domain.decide_outcome)
+
+
+def _still_running(state: RestoreState) -> None:
+    """Stop a provider's long work when its restore has ended elsewhere (past its deadline, failed by a sibling)."""
+    if state.terminal:
+        raise OperationAborted(f"restore {state.restore_id} is {state.state}")
 
 
 class _BranchFailed(Exception):

@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import uuid
+from datetime import timedelta
 
 from lc2backup.domain import registry
 from lc2backup.domain.events import RestoreAdmitted
@@ -35,6 +36,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             background,
             poll_interval=settings.poll_interval_seconds,
             max_concurrent=settings.max_concurrent_restores,
+            deadline=timedelta(hours=settings.deadline_hours),
         )
         commands = parts.consumer(topology.commands_stream, INTAKE_CONSUMER, topology.restore_subject)
         events = parts.consumer(topology.events_stream, NAME, *topology.events_of_type(RestoreAdmitted.event_type))

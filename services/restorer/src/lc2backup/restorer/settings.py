@@ -11,3 +11,4 @@ class Settings(ServiceSettings, ProviderSettings):
     poll_interval_seconds: float = 5.0  # how often a running restore's delivery comes back to check on it
     lease_seconds: float = 30.0  # a restore's lease: renewed every third of it; a killed holder's runs out after it
     max_concurrent_restores: int = 2
+    deadline_hours: float = 24.0  # counted from the request: then the restore fails, saying so

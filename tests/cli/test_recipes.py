@@ -32,6 +32,9 @@ from tests.support import System, local_spec
 pytestmark = pytest.mark.e2e
 
 RECIPE = re.compile(r"<!-- restore-recipe:begin -->\s*```\n(.*?)```\s*<!-- restore-recipe:end -->", re.DOTALL)
+SERVICE_RECIPE = re.compile(
+    r"<!-- restore-service-recipe:begin -->\s*```\n(.*?)```\s*<!-- restore-service-recipe:end -->", re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,12 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory, stack: LocalStack, own_d
         LocalStack(directory).remove()
 
 
-def test_the_readme_restore_recipe_runs_as_written(dev_stack: DevStack) -> None:
-    """Every line of the README's restore block, pasted into bash in order; the restored rows equal the source's."""
-    found = RECIPE.search((REPO / "README.md").read_text())
-    assert found, "README.md has no restore-recipe block"
-    script = "set -euo pipefail\n" + found.group(1)
-    done = subprocess.run(
-        ["bash", "-c", script],
+def _run_block(dev_stack: DevStack, block: re.Pattern[str], name: str) -> subprocess.CompletedProcess[str]:
+    """The README's block ``name``, pasted into bash in order (set -euo pipefail) in the user's folder."""
+    found = block.search((REPO / "README.md").read_text())
+    assert found, f"README.md has no {name} block"
+    return subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + found.group(1)],
         cwd=dev_stack.cwd,
         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(dev_stack.cwd), "COLUMNS": "100"},
         capture_output=True,
@@ -105,11 +107,27 @@ def test_the_readme_restore_recipe_runs_as_written(dev_stack: DevStack) -> None:
         timeout=300,
         check=False,
     )
+
+
+def test_the_readme_restore_recipe_runs_as_written(dev_stack: DevStack) -> None:
+    """Every line of the README's restore block, pasted into bash in order; the restored rows equal the source's."""
+    done = _run_block(dev_stack, RECIPE, "restore-recipe")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert "lportal.dump: OK" in done.stdout  # sha256sum -c checked the downloaded dump
     source, restored = row_counts(dev_stack.dsn_for("lportal")), row_counts(dev_stack.dsn_for("lportal_restored"))
     print(f"recipe: restored row counts {restored}")
     assert restored == source and sum(source.values()) > 10_000
+
+
+def test_the_readme_restore_through_the_restorer_runs_as_written(dev_stack: DevStack) -> None:
+    """The README's restore, verify and restorable commands, pasted in order: each exits 0 (--watch: Succeeded,
+    the verification passed), the restored database's rows equal the source's, the backup is named restorable."""
+    done = _run_block(dev_stack, SERVICE_RECIPE, "restore-service-recipe")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "Verification  Passed" in done.stdout and "is the last proven restorable" in done.stdout, done.stdout
+    restored = re.search(r"read into liferay-local/(lportal_r[0-9a-f]{8})", done.stdout)
+    assert restored, done.stdout
+    assert row_counts(dev_stack.dsn_for(restored.group(1))) == row_counts(dev_stack.dsn_for("lportal"))
 
 
 def test_make_up_backs_up_the_users_own_database(

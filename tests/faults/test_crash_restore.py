@@ -38,7 +38,7 @@ from tests.faults.harness import (
     supervising,
     wait_terminal,
 )
-from tests.restore.helpers import databases_named, table_digests
+from tests.restore.helpers import RESTORED_ONCE, databases_named, table_digests
 from tests.support import ALL_SERVICES, System, local_spec, stack_s3
 from tests.versions import rewritten, writes
 
@@ -59,16 +59,6 @@ CASES = [
     Case("restorer", "before-append:ScratchRemoved", shape="verification"),
     Case("archiver", "projection:rows-written"),
 ]
-ONCE = (
-    "RestoreRequested",
-    "RestoreAdmitted",
-    "RestoreValidated",
-    "DatabaseRestoreStarted",
-    "DatabaseRestoreCompleted",
-    "DocumentLibraryRestoreStarted",
-    "DocumentLibraryRestoreCompleted",
-    "RestoreSucceeded",
-)
 
 
 @dataclass
@@ -178,7 +168,7 @@ async def test_a_sigkill_at_every_restore_step_loses_and_repeats_nothing(bed: Be
         FIGURES.restarts += len(supervisor.restarted)
         assert state.state == "Succeeded", state.model_dump_json(indent=1)
         types = [e.envelope.type for e in await log.history(restore_id)]
-        for event_type in ONCE:
+        for event_type in RESTORED_ONCE:
             assert types.count(event_type) == 1, (event_type, types)
         assert state.plan is not None and state.plan.database is not None and state.plan.document_library is not None
         if case.shape == "verification":

@@ -30,22 +30,12 @@ from tests.faults.crashing import Case, CrashPoints, holding, liferay_database
 from tests.faults.harness import eventually, supervising
 from tests.gcp.support import PROJECT, CloudSql, GcpFakes, gcp_spec, seed_gcs
 from tests.polling import eventually as poll
-from tests.restore.helpers import table_digests
+from tests.restore.helpers import RESTORED_ONCE, table_digests
 from tests.support import ALL_SERVICES, System
 
 pytestmark = [pytest.mark.gcp, pytest.mark.e2e, pytest.mark.restore]
 
 CRASH = Case("restorer", "restore:import-running")  # SIGKILL while Cloud SQL's IMPORT operation is RUNNING
-ONCE = (
-    "RestoreRequested",
-    "RestoreAdmitted",
-    "RestoreValidated",
-    "DatabaseRestoreStarted",
-    "DatabaseRestoreCompleted",
-    "DocumentLibraryRestoreStarted",
-    "DocumentLibraryRestoreCompleted",
-    "RestoreSucceeded",
-)
 
 
 @dataclass
@@ -151,7 +141,7 @@ async def _restored_equal(bed: Bed, restore_id: str, doc: dict[str, Any], bucket
     written = {k: n for k, n in sts["counts"]["writes"].items() if k.startswith(f"{bucket}/{prefix}")}
     assert sorted(written.values()) == [1] * len(bed.layout.regular), written
     types = await _types(bed.system, restore_id)
-    for event_type in ONCE:
+    for event_type in RESTORED_ONCE:
         assert types.count(event_type) == 1, (event_type, types)
     return database
 

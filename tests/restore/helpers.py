@@ -19,6 +19,18 @@ from lc2backup.devstack.seeding import (
 )
 from tests.support import System
 
+# The decisions a restore that Succeeded records exactly once each, whatever crashed along the way
+RESTORED_ONCE = (
+    "RestoreRequested",
+    "RestoreAdmitted",
+    "RestoreValidated",
+    "DatabaseRestoreStarted",
+    "DatabaseRestoreCompleted",
+    "DocumentLibraryRestoreStarted",
+    "DocumentLibraryRestoreCompleted",
+    "RestoreSucceeded",
+)
+
 
 def table_digests(stack: LocalStack, database: str) -> dict[str, str]:
     """Per Liferay table: row count and an md5 of its rows' text in order (psql, our oracle)."""

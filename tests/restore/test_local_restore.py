@@ -74,13 +74,18 @@ async def _restore_events(system: System, restore_id: str) -> list[dict[str, Any
 async def test_a_live_target_without_confirmation_and_a_busy_target_are_rejected(
     system: System, s3: Any, buckets: tuple[str, str]
 ) -> None:
+    source, _ = buckets
     backup_id, _ = await backed_up(system, s3, buckets, files=10)
+    before = sorted(databases_named(system.stack, "%"))
     restore_id = await system.restore({"backupId": backup_id, "database": {"databaseName": system.source_database}})
     doc = await system.wait_for_restore(restore_id)
     assert doc["state"] == "Rejected", json.dumps(doc, indent=1)
     problems = doc["status"]["problems"]
     assert any("overwrite.confirm" in p["message"] and p["field"] == "spec.database.databaseName" for p in problems)
     assert not any(e["type"].startswith("DatabaseRestore") for e in await _restore_events(system, restore_id))
+    # nothing was written, read at the servers: no database made, nothing under the default restore prefix
+    assert sorted(databases_named(system.stack, "%")) == before
+    assert await objects_under(s3, source, "liferay.restore-") == {}
 
     # one restore per target environment at a time: a second one while the first runs is Rejected naming it,
     # and once the first has ended the target is free again

@@ -154,7 +154,8 @@ class ManagedIdentityEndpoint(LoopbackServer):
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "lc2backup.testing.azure.identity", "--port", str(self.port)]
-        return [*argv, "--secret", self.secret, "--lifetime", str(self.lifetime)]
+        # "--secret=…": a secret that starts with "-" (token_urlsafe may) is otherwise read as an option
+        return [*argv, f"--secret={self.secret}", "--lifetime", str(self.lifetime)]
 
     @property
     def token_url(self) -> str:
